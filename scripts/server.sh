@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Install, start and stop the SecantusDB test server (a MongoDB-compatible
+# server in Python, used only for tests; never linked into the crate).
+#
+#   scripts/server.sh install            venv + pinned secantusdb in .secantus/venv
+#   scripts/server.sh start [ARGS...]    start on a free loopback port; prints
+#                                        "PORT PID" and waits until it listens
+#   scripts/server.sh stop PID           SIGTERM, then wait for the PID to exit
+#
+# Extra start ARGS go to secantusd-py (for example --standalone, or
+# --storage-path DIR for an on-disk store; the default is :memory:).
+set -euo pipefail
+
+SECANTUS_VERSION="0.7.0b3"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DIR="$ROOT/.secantus"
+VENV="$DIR/venv"
+PYTHON="${PYTHON:-python3}"
+
+die() { echo "server.sh: $*" >&2; exit 1; }
+
+install() {
+    local stamp="$VENV/.secantusdb-$SECANTUS_VERSION"
+    [ -f "$stamp" ] && [ -x "$VENV/bin/secantusd-py" ] && return 0
+    mkdir -p "$DIR"
+    echo "server.sh: installing secantusdb==$SECANTUS_VERSION into $VENV" >&2
+    "$PYTHON" -m venv "$VENV" || die "could not create a venv with $PYTHON"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "secantusdb==$SECANTUS_VERSION" ||
+        die "pip install secantusdb==$SECANTUS_VERSION failed"
+    touch "$stamp"
+}
+
+free_port() {
+    "$PYTHON" - <<'PY'
+import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+s.close()
+PY
+}
+
+wait_port() { # PORT PID
+    local i
+    for i in $(seq 1 300); do
+        kill -0 "$2" 2>/dev/null || return 1
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    return 1
+}
+
+start() {
+    install
+    local port="${SECANTUS_PORT:-$(free_port)}" has_storage=0 arg
+    for arg in "$@"; do [ "$arg" = "--storage-path" ] && has_storage=1; done
+    local storage=()
+    [ "$has_storage" = 1 ] || storage=(--storage-path :memory:)
+    local log="$DIR/server-$port.log"
+    "$VENV/bin/secantusd-py" --host 127.0.0.1 --port "$port" "${storage[@]}" \
+        --log-level WARNING "$@" >"$log" 2>&1 </dev/null &
+    local pid=$!
+    if ! wait_port "$port" "$pid"; then
+        kill "$pid" 2>/dev/null || true
+        cat "$log" >&2 || true
+        die "SecantusDB did not start listening on 127.0.0.1:$port"
+    fi
+    echo "$port $pid"
+}
+
+stop() {
+    local pid="${1:?usage: server.sh stop PID}" i
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for i in $(seq 1 300); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    echo "server.sh: PID $pid did not stop after SIGTERM; killing it" >&2
+    kill -KILL "$pid" 2>/dev/null || true
+}
+
+cmd="${1:-}"
+shift || true
+case "$cmd" in
+    install) install ;;
+    start) start "$@" ;;
+    stop) stop "$@" ;;
+    *) die "usage: server.sh install | start [ARGS...] | stop PID" ;;
+esac

@@ -1,0 +1,81 @@
+//! The `timeparanoid` check: is this machine's wall clock close to the
+//! server's? Safety never depends on it (leases are judged in server time and
+//! on the local monotonic clock); it catches misconfigured machines early,
+//! since the times this crate reports would be misleading on them.
+
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+/// Largest accepted offset between the local and the server clock, beyond
+/// half the round trip of the check.
+pub const CLOCK_TOLERANCE: Duration = Duration::from_millis(500);
+
+/// How long a successful check is trusted before the next acquire repeats it.
+pub const CLOCK_CHECK_INTERVAL: Duration = Duration::from_secs(600);
+
+/// Local minus server clock, assuming the server read its clock half way
+/// through the round trip. Returns the offset and the half round trip that
+/// is allowed on top of [`CLOCK_TOLERANCE`].
+pub(crate) fn offset(
+    local_before: DateTime<Utc>,
+    local_after: DateTime<Utc>,
+    server: DateTime<Utc>,
+) -> (TimeDelta, Duration) {
+    let rtt = (local_after - local_before).max(TimeDelta::zero());
+    let midpoint = local_before + rtt / 2;
+    let half_rtt = (rtt / 2).to_std().unwrap_or_default();
+    (midpoint - server, half_rtt)
+}
+
+/// `Err(offset)` when the offset exceeds the tolerance plus half the round trip.
+pub(crate) fn check(
+    local_before: DateTime<Utc>,
+    local_after: DateTime<Utc>,
+    server: DateTime<Utc>,
+) -> Result<(), (TimeDelta, Duration)> {
+    let (off, half_rtt) = offset(local_before, local_after, server);
+    let allowed = CLOCK_TOLERANCE + half_rtt;
+    let within = off
+        .abs()
+        .to_std()
+        .map(|abs| abs <= allowed)
+        .unwrap_or(false);
+    if within {
+        Ok(())
+    } else {
+        Err((off, allowed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(ms: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp_millis(1_700_000_000_000 + ms).unwrap()
+    }
+
+    #[test]
+    fn offset_uses_the_midpoint() {
+        let (off, half) = offset(t(0), t(100), t(50));
+        assert_eq!(off, TimeDelta::zero());
+        assert_eq!(half, Duration::from_millis(50));
+        let (off, _) = offset(t(0), t(100), t(-950));
+        assert_eq!(off, TimeDelta::milliseconds(1000));
+    }
+
+    #[test]
+    fn tolerance_plus_half_round_trip() {
+        assert!(check(t(0), t(0), t(500)).is_ok());
+        assert!(check(t(0), t(0), t(-500)).is_ok());
+        let (off, allowed) = check(t(0), t(0), t(501)).unwrap_err();
+        assert_eq!(off, TimeDelta::milliseconds(-501));
+        assert_eq!(allowed, CLOCK_TOLERANCE);
+        // A slow round trip widens the window by half of it.
+        assert!(check(t(0), t(400), t(900)).is_ok());
+        assert!(check(t(0), t(400), t(901)).is_err());
+        // An hour off is always refused.
+        assert!(check(t(0), t(10), t(3_600_000)).is_err());
+    }
+}

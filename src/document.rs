@@ -1,0 +1,272 @@
+//! The lock document: its field names (those of the Python package, plus
+//! `fence`) and how a stored document is read back into typed values.
+
+use chrono::{DateTime, Utc};
+use mongodb::bson::{Bson, Document};
+
+use crate::error::{Error, Result};
+
+pub(crate) const ID: &str = "_id";
+pub(crate) const LOCKED: &str = "locked";
+pub(crate) const UUID: &str = "uuid";
+pub(crate) const HOST: &str = "host";
+pub(crate) const PID: &str = "pid";
+pub(crate) const TS_CREATED: &str = "ts_created";
+pub(crate) const TS_EXPIRE: &str = "ts_expire";
+pub(crate) const FENCE: &str = "fence";
+/// Server time when the lock was last released (written by release).
+pub(crate) const TS_RELEASED: &str = "ts_released";
+/// Server time of a read, added by the read pipeline (never stored).
+pub(crate) const SERVER_NOW: &str = "_server_now";
+
+/// A lock as stored in MongoDB: who holds it, since when, until when.
+///
+/// Returned by [`MongoLocker::get_current`](crate::MongoLocker::get_current)
+/// for a lock that is held and not expired in server time.
+///
+/// ```
+/// # fn demo(locker: &mongoelector::MongoLocker) -> mongoelector::Result<()> {
+/// if let Some(info) = locker.get_current()? {
+///     println!("{} held by {}@{} (pid {}) until {}, fence {}",
+///              info.key, info.uuid, info.host, info.pid, info.expires, info.fence);
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LockInfo {
+    /// The lock's key (the document's `_id`).
+    pub key: String,
+    /// The holder's owner identity (its [`MongoLocker::uuid`](crate::MongoLocker::uuid)).
+    pub uuid: String,
+    /// The holder's host name.
+    pub host: String,
+    /// The holder's process id.
+    pub pid: u32,
+    /// Server time at which the current holder acquired the lock.
+    pub created: DateTime<Utc>,
+    /// Server time at which the lock expires unless renewed.
+    pub expires: DateTime<Utc>,
+    /// The acquisition's fence token: greater than that of every earlier
+    /// acquisition of this key.
+    pub fence: i64,
+}
+
+/// What a lock document says, before comparing with the server's clock.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum LockRecord {
+    /// Never taken, or released. `fence` is the last one handed out.
+    Free { fence: i64 },
+    /// Taken (possibly expired already: compare `expires` with server time).
+    Taken(LockInfo),
+}
+
+impl LockRecord {
+    /// The holder, if the lock is taken and not expired at server time `now`.
+    pub fn live_at(self, now: DateTime<Utc>) -> Option<LockInfo> {
+        match self {
+            LockRecord::Taken(info) if info.expires > now => Some(info),
+            _ => None,
+        }
+    }
+}
+
+/// Reads fields of one document, naming the field in every error.
+pub(crate) struct Reader<'a> {
+    doc: &'a Document,
+    collection: &'a str,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(doc: &'a Document, collection: &'a str) -> Self {
+        Reader { doc, collection }
+    }
+
+    pub fn malformed(&self, field: &'static str, reason: impl Into<String>) -> Error {
+        Error::MalformedDocument {
+            collection: self.collection.to_owned(),
+            id: self
+                .doc
+                .get(ID)
+                .map(|id| match id {
+                    Bson::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .unwrap_or_else(|| "<no _id>".to_owned()),
+            field,
+            reason: reason.into(),
+        }
+    }
+
+    fn get(&self, field: &'static str) -> Result<&'a Bson> {
+        self.doc
+            .get(field)
+            .ok_or_else(|| self.malformed(field, "is missing"))
+    }
+
+    fn wrong_type(&self, field: &'static str, want: &str, got: &Bson) -> Error {
+        self.malformed(
+            field,
+            format!("should be {want}, found {:?}", got.element_type()),
+        )
+    }
+
+    pub fn string(&self, field: &'static str) -> Result<String> {
+        match self.get(field)? {
+            Bson::String(s) => Ok(s.clone()),
+            other => Err(self.wrong_type(field, "a string", other)),
+        }
+    }
+
+    pub fn bool(&self, field: &'static str) -> Result<bool> {
+        match self.get(field)? {
+            Bson::Boolean(b) => Ok(*b),
+            other => Err(self.wrong_type(field, "a boolean", other)),
+        }
+    }
+
+    pub fn opt_bool(&self, field: &'static str) -> Result<Option<bool>> {
+        match self.doc.get(field) {
+            None | Some(Bson::Null) => Ok(None),
+            Some(_) => self.bool(field).map(Some),
+        }
+    }
+
+    pub fn date(&self, field: &'static str) -> Result<DateTime<Utc>> {
+        match self.get(field)? {
+            Bson::DateTime(d) => DateTime::from_timestamp_millis(d.timestamp_millis())
+                .ok_or_else(|| self.malformed(field, "is out of chrono's date range")),
+            other => Err(self.wrong_type(field, "a date", other)),
+        }
+    }
+
+    pub fn opt_date(&self, field: &'static str) -> Result<Option<DateTime<Utc>>> {
+        match self.doc.get(field) {
+            None | Some(Bson::Null) => Ok(None),
+            Some(_) => self.date(field).map(Some),
+        }
+    }
+
+    pub fn int(&self, field: &'static str) -> Result<i64> {
+        match self.get(field)? {
+            Bson::Int32(i) => Ok(i64::from(*i)),
+            Bson::Int64(i) => Ok(*i),
+            other => Err(self.wrong_type(field, "an integer", other)),
+        }
+    }
+
+    pub fn opt_int(&self, field: &'static str) -> Result<Option<i64>> {
+        match self.doc.get(field) {
+            None | Some(Bson::Null) => Ok(None),
+            Some(_) => self.int(field).map(Some),
+        }
+    }
+
+    pub fn pid(&self, field: &'static str) -> Result<u32> {
+        let pid = self.int(field)?;
+        u32::try_from(pid).map_err(|_| self.malformed(field, format!("is out of range: {pid}")))
+    }
+}
+
+/// Parses a lock document. A missing `locked` reads as free, as the acquire
+/// pipeline reads it; a taken lock must carry every field.
+pub(crate) fn parse_lock(doc: &Document, collection: &str) -> Result<LockRecord> {
+    let r = Reader::new(doc, collection);
+    let key = r.string(ID)?;
+    let fence = r.opt_int(FENCE)?.unwrap_or(0);
+    if fence < 0 {
+        return Err(r.malformed(FENCE, format!("is negative: {fence}")));
+    }
+    if !r.opt_bool(LOCKED)?.unwrap_or(false) {
+        return Ok(LockRecord::Free { fence });
+    }
+    Ok(LockRecord::Taken(LockInfo {
+        key,
+        uuid: r.string(UUID)?,
+        host: r.string(HOST)?,
+        pid: r.pid(PID)?,
+        created: r.date(TS_CREATED)?,
+        expires: r.date(TS_EXPIRE)?,
+        fence,
+    }))
+}
+
+/// The server time a read pipeline added to its answer.
+pub(crate) fn server_now(doc: &Document, collection: &str) -> Result<DateTime<Utc>> {
+    Reader::new(doc, collection).date(SERVER_NOW)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mongodb::bson::{doc, DateTime as BsonDate};
+
+    fn field_of(r: Result<LockRecord>) -> &'static str {
+        match r {
+            Err(Error::MalformedDocument { field, .. }) => field,
+            other => panic!("expected MalformedDocument, got {other:?}"),
+        }
+    }
+
+    fn taken() -> Document {
+        doc! {
+            "_id": "k", "locked": true, "uuid": "u", "host": "h", "pid": 42_i32,
+            "ts_created": BsonDate::from_millis(1_000), "ts_expire": BsonDate::from_millis(2_000),
+            "fence": 7_i64,
+        }
+    }
+
+    #[test]
+    fn reads_a_taken_lock() {
+        let LockRecord::Taken(info) = parse_lock(&taken(), "c").unwrap() else {
+            panic!("not taken")
+        };
+        assert_eq!(info.fence, 7);
+        assert_eq!(info.pid, 42);
+        assert_eq!(info.expires.timestamp_millis(), 2_000);
+        let now = DateTime::from_timestamp_millis(1_999).unwrap();
+        assert!(LockRecord::Taken(info.clone()).live_at(now).is_some());
+        let now = DateTime::from_timestamp_millis(2_000).unwrap();
+        assert!(LockRecord::Taken(info).live_at(now).is_none());
+    }
+
+    #[test]
+    fn free_and_python_era_documents() {
+        assert_eq!(
+            parse_lock(&doc! {"_id": "k", "locked": false, "fence": 3_i64}, "c").unwrap(),
+            LockRecord::Free { fence: 3 }
+        );
+        assert_eq!(
+            parse_lock(&doc! {"_id": "k"}, "c").unwrap(),
+            LockRecord::Free { fence: 0 }
+        );
+        let mut python = taken();
+        python.remove("fence");
+        assert!(matches!(
+            parse_lock(&python, "c").unwrap(),
+            LockRecord::Taken(LockInfo { fence: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn names_the_malformed_field() {
+        let cases: [(&str, Bson, &str); 8] = [
+            ("locked", Bson::String("yes".into()), "locked"),
+            ("uuid", Bson::Int32(1), "uuid"),
+            ("host", Bson::Null, "host"),
+            ("pid", Bson::Int64(-1), "pid"),
+            ("ts_created", Bson::String("now".into()), "ts_created"),
+            ("ts_expire", Bson::Int64(5), "ts_expire"),
+            ("fence", Bson::String("1".into()), "fence"),
+            ("fence", Bson::Int64(-4), "fence"),
+        ];
+        for (field, value, expected) in cases {
+            let mut d = taken();
+            d.insert(field, value);
+            assert_eq!(field_of(parse_lock(&d, "c")), expected, "{field}");
+        }
+        let mut d = taken();
+        d.remove("ts_expire");
+        assert_eq!(field_of(parse_lock(&d, "c")), "ts_expire");
+        assert_eq!(field_of(parse_lock(&doc! {"_id": 5}, "c")), "_id");
+    }
+}

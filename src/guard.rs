@@ -1,0 +1,188 @@
+//! [`LockGuard`]: an acquisition that is released when dropped.
+
+use std::fmt;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
+
+use crate::error::Result;
+use crate::lease::Lease;
+use crate::locker::MongoLocker;
+
+/// One acquisition of a [`MongoLocker`], released when the guard is dropped.
+///
+/// Unlike a mutex guard, a lease can run out while the guard is alive (the
+/// process paused, the database was unreachable for a ttl): check
+/// [`is_valid`](Self::is_valid) before acting, renew long work with
+/// [`touch`](Self::touch), and pass [`fence`](Self::fence) to the resource
+/// you write so that it can refuse a holder that was too late.
+///
+/// # Examples
+///
+/// ```no_run
+/// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
+/// let locker = mongoelector::MongoLocker::new("jobs", &db)?;
+/// let guard = locker.lock()?;
+/// for batch in 0..10 {
+///     if !guard.is_valid() {
+///         break; // the lease ran out: someone else may hold the lock now
+///     }
+///     println!("batch {batch} under fence {}", guard.fence());
+///     guard.touch()?;
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[must_use = "dropping the guard releases the lock at once"]
+pub struct LockGuard<'a> {
+    locker: &'a MongoLocker,
+    fence: i64,
+    /// The last expiry this guard saw, for when the locker no longer holds it.
+    expires: Mutex<DateTime<Utc>>,
+}
+
+impl<'a> LockGuard<'a> {
+    pub(crate) fn new(locker: &'a MongoLocker, lease: Lease) -> Self {
+        LockGuard {
+            locker,
+            fence: lease.fence,
+            expires: Mutex::new(lease.expires),
+        }
+    }
+
+    /// This acquisition's lease, while the locker still holds it.
+    fn lease(&self) -> Option<Lease> {
+        self.locker.lease().filter(|l| l.fence == self.fence)
+    }
+
+    /// The acquisition's fence token: greater than that of every earlier
+    /// acquisition of this key, by any locker.
+    ///
+    /// ```no_run
+    /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
+    /// # let locker = mongoelector::MongoLocker::new("jobs", &db)?;
+    /// let first = locker.lock()?.fence(); // guard dropped: released
+    /// let second = locker.lock()?.fence();
+    /// assert!(second > first);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn fence(&self) -> i64 {
+        self.fence
+    }
+
+    /// When the lease expires in server time, unless renewed (the last
+    /// expiry known, once the lease is gone).
+    ///
+    /// ```no_run
+    /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
+    /// # let locker = mongoelector::MongoLocker::new("jobs", &db)?;
+    /// let guard = locker.lock()?;
+    /// println!("held until {}", guard.expires_at());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn expires_at(&self) -> DateTime<Utc> {
+        match self.lease() {
+            Some(lease) => lease.expires,
+            None => *self.expires.lock(),
+        }
+    }
+
+    /// Whether the holder may still act on the lock: the locker still holds
+    /// this acquisition and its local deadline (the monotonic instant the
+    /// last acquire or touch was sent, plus the ttl, minus
+    /// [`lease_margin`](crate::lease_margin)) has not passed. No I/O. It turns
+    /// false before the server could grant the lock to anyone else.
+    ///
+    /// ```no_run
+    /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
+    /// # let locker = mongoelector::MongoLocker::new("jobs", &db)?;
+    /// let guard = locker.lock()?;
+    /// assert!(guard.is_valid());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn is_valid(&self) -> bool {
+        self.lease().is_some_and(|l| l.valid_at(Instant::now()))
+    }
+
+    /// Renews the lease as [`MongoLocker::touch`] does: the new expiry, or
+    /// `None` when this acquisition no longer holds the lock.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`](crate::Error::Database) or
+    /// [`Error::MalformedDocument`](crate::Error::MalformedDocument).
+    ///
+    /// ```no_run
+    /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
+    /// # let locker = mongoelector::MongoLocker::new("jobs", &db)?;
+    /// let guard = locker.lock()?;
+    /// if guard.touch()?.is_none() {
+    ///     println!("lost the lock");
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn touch(&self) -> Result<Option<DateTime<Utc>>> {
+        let renewed = self.locker.touch_fence(Some(self.fence))?;
+        if let Some(expires) = renewed {
+            *self.expires.lock() = expires;
+        }
+        Ok(renewed)
+    }
+
+    /// Releases the lock now, reporting errors that dropping the guard could
+    /// only log. Releasing an acquisition that already lost the lock (expired
+    /// or taken by force) frees nothing and is not an error.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`](crate::Error::Database) or
+    /// [`Error::MalformedDocument`](crate::Error::MalformedDocument).
+    ///
+    /// ```no_run
+    /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
+    /// # let locker = mongoelector::MongoLocker::new("jobs", &db)?;
+    /// let guard = locker.lock()?;
+    /// guard.release()?;
+    /// assert!(!locker.owned()?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn release(self) -> Result<()> {
+        let this = std::mem::ManuallyDrop::new(self);
+        this.locker.release_fence(Some(this.fence)).map(drop)
+    }
+}
+
+impl Drop for LockGuard<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = self.locker.release_fence(Some(self.fence)) {
+            log::warn!(
+                "releasing lock `{}` (fence {}) on drop failed; it stays taken until it expires: {e}",
+                self.locker.key(),
+                self.fence
+            );
+        }
+    }
+}
+
+impl fmt::Debug for LockGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LockGuard")
+            .field("key", &self.locker.key())
+            .field("fence", &self.fence)
+            .field("expires_at", &self.expires_at())
+            .field("is_valid", &self.is_valid())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn guard_is_send_sync() {
+        assert_send_sync::<LockGuard<'static>>();
+    }
+}

@@ -1,0 +1,97 @@
+//! Lease arithmetic: how long this process may act on a lease it holds,
+//! judged only by its own monotonic clock.
+//!
+//! The server writes `ts_expire = server_now + ttl` when it executes the
+//! acquire or touch, which is after the client sent it. So a lease is safe to
+//! act on locally until `sent + ttl`, measured on a monotonic clock; the
+//! [`margin`] taken off covers a difference in clock *rates* between this
+//! machine and the server (not a difference in wall-clock time, which does
+//! not matter).
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+
+/// The safety margin taken off a lease's local deadline: a tenth of the ttl,
+/// at most one second (a rate drift of 0.17% on the default 600 s lease, far
+/// beyond real quartz drift).
+///
+/// ```
+/// use std::time::Duration;
+/// use mongoelector::lease_margin;
+///
+/// assert_eq!(lease_margin(Duration::from_secs(1)), Duration::from_millis(100));
+/// assert_eq!(lease_margin(Duration::from_secs(600)), Duration::from_secs(1));
+/// ```
+pub fn lease_margin(ttl: Duration) -> Duration {
+    (ttl / 10).min(Duration::from_secs(1))
+}
+
+/// This process's view of a lease it holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Lease {
+    /// Fence token of the acquisition.
+    pub fence: i64,
+    /// Expiry in server time, as the server wrote it.
+    pub expires: DateTime<Utc>,
+    /// Local monotonic instant until which the lease may be acted on.
+    pub deadline: Instant,
+}
+
+impl Lease {
+    /// A lease granted (or renewed) by a request sent at `sent`.
+    pub fn granted(fence: i64, expires: DateTime<Utc>, sent: Instant, ttl: Duration) -> Self {
+        Lease {
+            fence,
+            expires,
+            deadline: local_deadline(sent, ttl),
+        }
+    }
+
+    /// Whether the lease may still be acted on at `now`.
+    pub fn valid_at(&self, now: Instant) -> bool {
+        now < self.deadline
+    }
+}
+
+/// `sent + ttl - margin`: the last instant the holder may act.
+pub(crate) fn local_deadline(sent: Instant, ttl: Duration) -> Instant {
+    sent + (ttl - lease_margin(ttl))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn margin_is_a_tenth_capped_at_one_second() {
+        assert_eq!(
+            lease_margin(Duration::from_millis(100)),
+            Duration::from_millis(10)
+        );
+        assert_eq!(
+            lease_margin(Duration::from_secs(5)),
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            lease_margin(Duration::from_secs(15)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            lease_margin(Duration::from_secs(600)),
+            Duration::from_secs(1)
+        );
+    }
+
+    #[test]
+    fn deadline_is_before_the_server_expiry() {
+        let sent = Instant::now();
+        let ttl = Duration::from_secs(2);
+        let lease = Lease::granted(3, Utc::now(), sent, ttl);
+        assert_eq!(lease.deadline, sent + Duration::from_millis(1800));
+        assert!(lease.valid_at(sent));
+        assert!(lease.valid_at(sent + Duration::from_millis(1799)));
+        assert!(!lease.valid_at(sent + Duration::from_millis(1800)));
+        assert!(!lease.valid_at(sent + ttl));
+    }
+}

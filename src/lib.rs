@@ -1,0 +1,58 @@
+//! Distributed locks and leader election backed by MongoDB, for blocking
+//! (non-async) programs on plain threads.
+//!
+//! A Rust port of the Python package `mongoelector`, with what it lacks: an
+//! expired lock is taken over at once (never after MongoDB's 60 s TTL sweep),
+//! every expiry is written and compared in the server's clock, a holder knows
+//! from its own monotonic clock when it must stop, and every acquisition
+//! carries a fence token.
+//!
+//! - [`MongoLocker`]: a lock with Python `threading.Lock` semantics
+//!   ([`acquire`](MongoLocker::acquire), [`release`](MongoLocker::release))
+//!   and an RAII [`LockGuard`] ([`lock`](MongoLocker::lock),
+//!   [`try_lock`](MongoLocker::try_lock), [`try_lock_for`](MongoLocker::try_lock_for)).
+//!
+//! The crate uses the `mongodb` driver's blocking `sync` API, which drives an
+//! internal async runtime: do not call it from inside an async runtime's
+//! worker thread.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use mongoelector::MongoLocker;
+//!
+//! let client = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?;
+//! let locker = MongoLocker::new("nightly-report", &client.database("app"))?;
+//! if let Some(guard) = locker.try_lock()? {
+//!     // Only one process in the cluster gets here at a time. Give the fence
+//!     // to whatever you write, so it can refuse a holder that was too late.
+//!     println!("writing the report with fence {}", guard.fence());
+//! } // the guard is dropped: released
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod clock;
+mod document;
+mod error;
+mod guard;
+mod lease;
+mod locker;
+mod store;
+mod validate;
+
+pub use clock::{CLOCK_CHECK_INTERVAL, CLOCK_TOLERANCE};
+pub use document::LockInfo;
+pub use error::{Error, Result};
+pub use guard::LockGuard;
+pub use lease::lease_margin;
+pub use locker::{
+    LockStatus, LockerBuilder, MongoLocker, DEFAULT_COLLECTION, DEFAULT_STEP, DEFAULT_TTL,
+};
+pub use validate::{MAX_STEP, MAX_TTL, MIN_STEP, MIN_TTL};
+
+/// The README's examples, compiled as doc tests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

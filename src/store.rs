@@ -1,0 +1,306 @@
+//! Every database call a lock makes, one round trip each. The update
+//! pipelines are built by pure functions so their shape can be unit-tested.
+//!
+//! Server time decides: every expiry is written as `$$NOW + ttl` and compared
+//! with `$$NOW`, always through `$toLong` (dates compared directly inside
+//! `$expr` are unreliable on some servers; millisecond integers never are).
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use mongodb::bson::{doc, Bson, Document};
+use mongodb::options::{
+    Acknowledgment, CollectionOptions, ReadConcern, ReadPreference, ReturnDocument,
+    SelectionCriteria, WriteConcern,
+};
+use mongodb::sync::{Collection, Database};
+
+use crate::document::{
+    parse_lock, server_now, LockInfo, LockRecord, Reader, FENCE, HOST, ID, LOCKED, PID, SERVER_NOW,
+    TS_CREATED, TS_EXPIRE, TS_RELEASED, UUID,
+};
+use crate::error::{is_duplicate_key, Result};
+
+/// Who is asking: one [`MongoLocker`](crate::MongoLocker)'s identity.
+#[derive(Clone, Debug)]
+pub(crate) struct Owner {
+    pub uuid: String,
+    pub host: String,
+    pub pid: u32,
+}
+
+/// How often an acquire attempt is repeated at once after losing an insert
+/// race (E11000, or the null answer some servers give the loser).
+const RACE_RETRIES: usize = 3;
+
+/// Majority, journaled writes; majority reads from the primary. Set on the
+/// collection, whatever the caller's `Database` carries, so that a lock
+/// write cannot be rolled back by a failover.
+pub(crate) fn safe_collection(db: &Database, name: &str) -> Collection<Document> {
+    let options = CollectionOptions::builder()
+        .write_concern(
+            WriteConcern::builder()
+                .w(Acknowledgment::Majority)
+                .journal(true)
+                .build(),
+        )
+        .read_concern(ReadConcern::majority())
+        .selection_criteria(SelectionCriteria::ReadPreference(ReadPreference::Primary))
+        .build();
+    db.collection_with_options(name, options)
+}
+
+/// `{$toLong: x}`: dates as milliseconds, comparable everywhere.
+fn millis(expr: impl Into<Bson>) -> Bson {
+    Bson::Document(doc! { "$toLong": expr.into() })
+}
+
+/// `$$NOW + ttl`, as a date.
+fn now_plus(ttl: Duration) -> Bson {
+    let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+    Bson::Document(doc! { "$toDate": { "$add": [millis("$$NOW"), ttl_ms] } })
+}
+
+/// `ts_expire > $$NOW`, in server time.
+fn unexpired() -> Document {
+    doc! { "$gt": [millis(format!("${TS_EXPIRE}")), millis("$$NOW")] }
+}
+
+/// The condition under which an acquire takes the lock, evaluated by the
+/// server on the document as it was (or on `{_id}` when there is none, whose
+/// missing fields read as free):
+///
+/// fence well-formed AND (force OR (shape well-formed AND (free OR expired OR already mine)))
+///
+/// A malformed document is never taken (except that `force` ignores all but
+/// the fence, which it must increment); it comes back unchanged and the
+/// caller reports it.
+pub(crate) fn take_condition(uuid: &str, force: bool) -> Document {
+    let field = |f: &str| format!("${f}");
+    let type_in = |f: &str, types: &[&str]| doc! { "$in": [{ "$type": field(f) }, types.to_vec()] };
+    let fence_ok = doc! { "$and": [
+        type_in(FENCE, &["missing", "int", "long"]),
+        { "$gte": [{ "$ifNull": [field(FENCE), 0_i64] }, 0_i64] },
+    ]};
+    let shape_ok = doc! { "$and": [
+        type_in(LOCKED, &["missing", "bool"]),
+        type_in(TS_EXPIRE, &["missing", "date"]),
+    ]};
+    let free = doc! { "$ne": [field(LOCKED), true] };
+    let expired = doc! { "$and": [
+        { "$eq": [{ "$type": field(TS_EXPIRE) }, "date"] },
+        { "$lte": [millis(field(TS_EXPIRE)), millis("$$NOW")] },
+    ]};
+    let mine = doc! { "$eq": [field(UUID), uuid] };
+    doc! { "$and": [
+        fence_ok,
+        { "$or": [force, { "$and": [shape_ok, { "$or": [free, expired, mine] }] }] },
+    ]}
+}
+
+/// The acquire pipeline: every field becomes ours when [`take_condition`]
+/// holds, and stays as it was otherwise. All expressions of one `$set` stage
+/// see the document as it was, so the condition is evaluated once per field
+/// on the same input.
+pub(crate) fn acquire_pipeline(owner: &Owner, ttl: Duration, force: bool) -> Vec<Document> {
+    let take = take_condition(&owner.uuid, force);
+    let pick = |new: Bson, field: &str| -> Bson {
+        Bson::Document(doc! { "$cond": [take.clone(), new, format!("${field}")] })
+    };
+    let next_fence =
+        doc! { "$add": [{ "$toLong": { "$ifNull": [format!("${FENCE}"), 0_i64] } }, 1_i64] };
+    vec![doc! { "$set": {
+        LOCKED: pick(Bson::Boolean(true), LOCKED),
+        UUID: pick(owner.uuid.clone().into(), UUID),
+        HOST: pick(owner.host.clone().into(), HOST),
+        PID: pick(Bson::Int64(i64::from(owner.pid)), PID),
+        TS_CREATED: pick("$$NOW".into(), TS_CREATED),
+        TS_EXPIRE: pick(now_plus(ttl), TS_EXPIRE),
+        FENCE: pick(Bson::Document(next_fence), FENCE),
+    }}]
+}
+
+/// A lock collection and the operations on one of its documents.
+#[derive(Clone, Debug)]
+pub(crate) struct LockStore {
+    db: Database,
+    coll: Collection<Document>,
+}
+
+impl LockStore {
+    pub fn new(db: &Database, collection: &str) -> Self {
+        LockStore {
+            db: db.clone(),
+            coll: safe_collection(db, collection),
+        }
+    }
+
+    pub fn collection_name(&self) -> &str {
+        self.coll.name()
+    }
+
+    fn parse(&self, doc: &Document) -> Result<LockRecord> {
+        parse_lock(doc, self.coll.name())
+    }
+
+    /// One acquire attempt: the lock document after the attempt, which says
+    /// whether `owner` won. `None` only when a lost insert race left no
+    /// answer even after [`RACE_RETRIES`] immediate retries.
+    pub fn try_acquire(
+        &self,
+        key: &str,
+        owner: &Owner,
+        ttl: Duration,
+        force: bool,
+    ) -> Result<Option<LockRecord>> {
+        let pipeline = acquire_pipeline(owner, ttl, force);
+        for attempt in 1..=RACE_RETRIES {
+            let result = self
+                .coll
+                .find_one_and_update(doc! { ID: key }, pipeline.clone())
+                .upsert(true)
+                .return_document(ReturnDocument::After)
+                .run();
+            match result {
+                Ok(Some(doc)) => return self.parse(&doc).map(Some),
+                // Lost the race to create the document: it exists now, look again.
+                Ok(None) => log::debug!("acquire `{key}`: empty answer (attempt {attempt})"),
+                Err(e) if is_duplicate_key(&e) => {
+                    log::debug!("acquire `{key}`: E11000 (attempt {attempt})")
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Extends the lease of acquisition (`uuid`, `fence`) to `$$NOW + ttl`,
+    /// if it still holds the lock. Returns the new expiry.
+    pub fn touch(
+        &self,
+        key: &str,
+        uuid: &str,
+        fence: i64,
+        ttl: Duration,
+    ) -> Result<Option<DateTime<Utc>>> {
+        let filter = doc! { ID: key, UUID: uuid, FENCE: fence, LOCKED: true, "$expr": unexpired() };
+        let update = vec![doc! { "$set": { TS_EXPIRE: now_plus(ttl) } }];
+        let after = self
+            .coll
+            .find_one_and_update(filter, update)
+            .return_document(ReturnDocument::After)
+            .run()?;
+        after
+            .map(|doc| Reader::new(&doc, self.coll.name()).date(TS_EXPIRE))
+            .transpose()
+    }
+
+    /// Marks the lock free: only acquisition (`uuid`, `fence`) when given,
+    /// whoever holds it otherwise. True when the lock was held (taken and
+    /// not expired) at the moment it was freed.
+    pub fn release(&self, key: &str, holder: Option<(&str, i64)>) -> Result<bool> {
+        let mut filter = doc! { ID: key, LOCKED: true };
+        if let Some((uuid, fence)) = holder {
+            filter.insert(UUID, uuid);
+            filter.insert(FENCE, fence);
+        }
+        let update = vec![doc! { "$set": { LOCKED: false, TS_RELEASED: "$$NOW" } }];
+        let Some(after) = self
+            .coll
+            .find_one_and_update(filter, update)
+            .return_document(ReturnDocument::After)
+            .run()?
+        else {
+            return Ok(false);
+        };
+        let r = Reader::new(&after, self.coll.name());
+        // A document released after its expiry was no longer held.
+        Ok(match r.opt_date(TS_EXPIRE)? {
+            Some(expires) => expires > r.date(TS_RELEASED)?,
+            None => false,
+        })
+    }
+
+    /// The lock document and the server's clock, read together from the
+    /// primary with majority read concern. `None` when there is no document.
+    pub fn read(&self, key: &str) -> Result<Option<(LockRecord, DateTime<Utc>)>> {
+        let pipeline = vec![
+            doc! { "$match": { ID: key } },
+            doc! { "$addFields": { SERVER_NOW: "$$NOW" } },
+        ];
+        let mut cursor = self.coll.aggregate(pipeline).run()?;
+        let Some(doc) = cursor.next().transpose()? else {
+            return Ok(None);
+        };
+        let now = server_now(&doc, self.coll.name())?;
+        Ok(Some((self.parse(&doc)?, now)))
+    }
+
+    /// The live holder (taken and not expired in server time), if any.
+    pub fn current(&self, key: &str) -> Result<Option<LockInfo>> {
+        Ok(self
+            .read(key)?
+            .and_then(|(record, now)| record.live_at(now)))
+    }
+
+    /// The server's clock from `hello`, with the local wall clock just before
+    /// and after asking.
+    pub fn server_clock(&self) -> Result<(DateTime<Utc>, DateTime<Utc>, DateTime<Utc>)> {
+        let before = Utc::now();
+        let started = Instant::now();
+        let reply = self
+            .db
+            .run_command(doc! { "hello": 1 })
+            .selection_criteria(SelectionCriteria::ReadPreference(ReadPreference::Primary))
+            .run()?;
+        let after = before + started.elapsed();
+        let server = Reader::new(&reply, "$cmd").date("localTime")?;
+        Ok((before, after, server))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pipeline_sets_every_field_from_one_condition() {
+        let owner = Owner {
+            uuid: "u1".into(),
+            host: "h".into(),
+            pid: 9,
+        };
+        let pipeline = acquire_pipeline(&owner, Duration::from_millis(1500), false);
+        assert_eq!(pipeline.len(), 1);
+        let set = pipeline[0].get_document("$set").unwrap();
+        let fields: Vec<&str> = set.keys().map(String::as_str).collect();
+        assert_eq!(
+            fields,
+            [LOCKED, UUID, HOST, PID, TS_CREATED, TS_EXPIRE, FENCE]
+        );
+        let take = Bson::Document(take_condition("u1", false));
+        for (field, value) in set {
+            let cond = value.as_document().unwrap().get_array("$cond").unwrap();
+            assert_eq!(cond[0], take, "{field}");
+            assert_eq!(cond[2], Bson::String(format!("${field}")), "{field}");
+        }
+        let expire = set
+            .get_document(TS_EXPIRE)
+            .unwrap()
+            .get_array("$cond")
+            .unwrap();
+        assert_eq!(
+            expire[1],
+            Bson::Document(doc! { "$toDate": { "$add": [{ "$toLong": "$$NOW" }, 1500_i64] } })
+        );
+    }
+
+    #[test]
+    fn force_is_inside_the_fence_check() {
+        let forced = take_condition("u", true);
+        let and = forced.get_array("$and").unwrap();
+        assert_eq!(and.len(), 2, "fence check, then the rest");
+        let or = and[1].as_document().unwrap().get_array("$or").unwrap();
+        assert_eq!(or[0], Bson::Boolean(true));
+    }
+}
