@@ -41,11 +41,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     );
                     std::thread::sleep(Duration::from_millis(300)); // the critical section
                     assert!(guard.is_valid());
-                    guard.release()?;
+                    // Said before releasing: once released, the other may print first.
                     println!(
-                        "{:>6.3}s {name:>5} released it",
+                        "{:>6.3}s {name:>5} releases it",
                         start.elapsed().as_secs_f64()
                     );
+                    guard.release()?;
                     std::thread::sleep(Duration::from_millis(100)); // let the other one in
                 }
                 Ok(())

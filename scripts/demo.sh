@@ -1,8 +1,80 @@
 #!/usr/bin/env bash
-# The demo: two contenders taking turns on one lock, against MONGODB_URI or,
-# when it is unset, a SecantusDB test server installed and started here.
+# The demo, against MONGODB_URI or, when it is unset, a SecantusDB test
+# server installed and started here (and stopped by PID afterwards):
+#   1. two contenders taking turns on one lock (examples/lock.rs);
+#   2. three elector daemons on one key (examples/elector.rs); the master is
+#      killed with SIGKILL and another takes over; the survivors are stopped
+#      with Ctrl-C (SIGINT) and hand over cleanly.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-[ -n "${MONGODB_URI:-}" ] || scripts/server.sh install
-exec scripts/with-server.sh cargo run --quiet --example lock
+if [ -z "${MONGODB_URI:-}" ]; then
+    scripts/server.sh install
+    exec scripts/with-server.sh "$0" "$@"
+fi
+
+cargo build --quiet --examples
+BIN=target/debug/examples
+TTL=3 RETRY_MS=500
+KEY="demo-$$"
+LOGS="$(mktemp -d)"
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+    rm -rf "$LOGS"
+}
+trap cleanup EXIT
+
+wait_for() { # SECONDS PATTERN FILES... -> prints the first file that matches
+    local end=$((SECONDS + $1)) pattern="$2" f
+    shift 2
+    while [ "$SECONDS" -lt "$end" ]; do
+        for f in "$@"; do
+            if grep -q "$pattern" "$f" 2>/dev/null; then echo "$f"; return 0; fi
+        done
+        sleep 0.1
+    done
+    return 1
+}
+
+echo "== 1. two contenders taking turns on one lock"
+"$BIN/lock"
+echo
+echo "== 2. three electors on key '$KEY' (ttl ${TTL}s, retry ${RETRY_MS}ms)"
+for i in 1 2 3; do
+    "$BIN/elector" "$KEY" "$TTL" "$RETRY_MS" >"$LOGS/node$i.log" 2>&1 &
+    PIDS+=($!)
+done
+master_log=$(wait_for 20 "BECAME MASTER" "$LOGS"/node*.log) || { cat "$LOGS"/*.log; echo "no master elected" >&2; exit 1; }
+sleep 1
+"$BIN/status" "$KEY"
+n=$(basename "$master_log" .log); n=${n#node}
+victim=${PIDS[$((n - 1))]}
+echo
+echo "-- SIGKILL to the master (node $n, pid $victim): no release, its lease must run out"
+killed_at=$(date +%s.%N)
+kill -KILL "$victim"
+wait "$victim" 2>/dev/null || true
+others=()
+for i in 1 2 3; do [ "$i" = "$n" ] || others+=("$LOGS/node$i.log"); done
+new_log=$(wait_for $((TTL + 15)) "BECAME MASTER" "${others[@]}") || { cat "$LOGS"/*.log; echo "no takeover" >&2; exit 1; }
+took=$(echo "$(date +%s.%N) - $killed_at" | bc)
+printf -- "-- %s took over %.1f s after the kill (bound: ttl + retry + 1 s = %.1f s)\n" \
+    "$(basename "$new_log" .log)" "$took" "$(echo "$TTL + $RETRY_MS / 1000 + 1" | bc -l)"
+sleep 0.5
+"$BIN/status" "$KEY"
+echo
+m=$(basename "$new_log" .log); m=${m#node}
+last=$((6 - n - m))
+echo "-- Ctrl-C (SIGINT) to the new master (node $m): it releases on the way out, so node $last"
+echo "   takes over within its retry interval instead of waiting for the lease to expire"
+stopped_at=$(date +%s.%N)
+kill -INT "${PIDS[$((m - 1))]}"
+wait "${PIDS[$((m - 1))]}" || { echo "node $m did not exit cleanly" >&2; exit 1; }
+wait_for 10 "BECAME MASTER" "$LOGS/node$last.log" >/dev/null || { cat "$LOGS"/*.log; echo "no handover" >&2; exit 1; }
+printf -- "-- node%s took over %.2f s after the Ctrl-C\n" "$last" "$(echo "$(date +%s.%N) - $stopped_at" | bc)"
+kill -INT "${PIDS[$((last - 1))]}"
+wait "${PIDS[$((last - 1))]}" || { echo "node $last did not exit cleanly" >&2; exit 1; }
+echo
+echo "== what the three daemons printed, in time order"
+for i in 1 2 3; do sed "s/^/node$i /" "$LOGS/node$i.log"; done | sort -k2,2

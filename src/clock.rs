@@ -3,9 +3,13 @@
 //! on the local monotonic clock); it catches misconfigured machines early,
 //! since the times this crate reports would be misleading on them.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
+use parking_lot::Mutex;
+
+use crate::error::{Error, Result};
+use crate::store::LockStore;
 
 /// Largest accepted offset between the local and the server clock, beyond
 /// half the round trip of the check.
@@ -45,6 +49,39 @@ pub(crate) fn check(
         Ok(())
     } else {
         Err((off, allowed))
+    }
+}
+
+/// The `timeparanoid` policy: check on first use, then at most every
+/// [`CLOCK_CHECK_INTERVAL`]; a failed check is repeated on the next call.
+#[derive(Debug)]
+pub(crate) struct ClockCheck {
+    enabled: bool,
+    passed_at: Mutex<Option<Instant>>,
+}
+
+impl ClockCheck {
+    pub fn new(enabled: bool) -> Self {
+        ClockCheck {
+            enabled,
+            passed_at: Mutex::new(None),
+        }
+    }
+
+    /// One `hello` round trip when a check is due; nothing otherwise.
+    pub fn check_if_due(&self, store: &LockStore) -> Result<()> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let mut passed_at = self.passed_at.lock();
+        if matches!(*passed_at, Some(at) if at.elapsed() < CLOCK_CHECK_INTERVAL) {
+            return Ok(());
+        }
+        let (before, after, server) = store.server_clock()?;
+        check(before, after, server)
+            .map_err(|(offset, tolerance)| Error::ClockSkew { offset, tolerance })?;
+        *passed_at = Some(Instant::now());
+        Ok(())
     }
 }
 

@@ -1,6 +1,7 @@
 //! The crate's one error type.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// `Result<T, mongoelector::Error>`.
@@ -29,7 +30,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// }
 /// # let _ = explain;
 /// ```
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum Error {
     /// A parameter was empty, out of range, or inconsistent with another one.
@@ -73,7 +74,7 @@ pub enum Error {
         key: String,
     },
     /// The elector's thread could not be spawned.
-    Spawn(std::io::Error),
+    Spawn(Arc<std::io::Error>),
     /// The elector's thread panicked; its panic was caught when it was joined.
     ThreadPanicked {
         /// The elector's key.
@@ -134,7 +135,7 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Spawn(e) => Some(e),
+            Error::Spawn(e) => Some(&**e),
             Error::Database(e) => Some(e),
             _ => None,
         }

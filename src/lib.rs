@@ -11,6 +11,9 @@
 //!   ([`acquire`](MongoLocker::acquire), [`release`](MongoLocker::release))
 //!   and an RAII [`LockGuard`] ([`lock`](MongoLocker::lock),
 //!   [`try_lock`](MongoLocker::try_lock), [`try_lock_for`](MongoLocker::try_lock_for)).
+//! - [`MongoElector`]: master election on a dedicated thread, reporting
+//!   [`Event::BecameMaster`], [`Event::LostMaster`] and each poll over a
+//!   crossbeam channel.
 //!
 //! The crate uses the `mongodb` driver's blocking `sync` API, which drives an
 //! internal async runtime: do not call it from inside an async runtime's
@@ -35,6 +38,7 @@
 
 mod clock;
 mod document;
+mod elector;
 mod error;
 mod guard;
 mod lease;
@@ -44,6 +48,10 @@ mod validate;
 
 pub use clock::{CLOCK_CHECK_INTERVAL, CLOCK_TOLERANCE};
 pub use document::LockInfo;
+pub use elector::{
+    default_retry_interval, ClusterDetail, ElectorBuilder, Event, LossReason, MongoElector,
+    NodeStatus, DEFAULT_ELECTOR_TTL, DEFAULT_STATUS_COLLECTION, POLL_EVENT_BACKLOG,
+};
 pub use error::{Error, Result};
 pub use guard::LockGuard;
 pub use lease::lease_margin;

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use mongodb::sync::Database;
 use parking_lot::Mutex;
 
-use crate::clock;
+use crate::clock::ClockCheck;
 use crate::document::{LockInfo, LockRecord};
 use crate::error::{Error, Result};
 use crate::guard::LockGuard;
@@ -54,15 +54,13 @@ pub struct MongoLocker {
     owner: Owner,
     ttl: Duration,
     step: Duration,
-    timeparanoid: bool,
     store: LockStore,
+    clock: ClockCheck,
     /// Serialises this locker's acquire attempts, touches and releases, so
     /// that its view of the lease matches the database's.
     op: Mutex<()>,
     /// The acquisition this locker holds, if any. Locked only briefly.
     lease: Mutex<Option<Lease>>,
-    /// When the clock check last passed.
-    clock_checked: Mutex<Option<Instant>>,
 }
 
 /// Builds a [`MongoLocker`] with settings other than the defaults.
@@ -133,17 +131,12 @@ impl LockerBuilder {
         Ok(MongoLocker {
             store: LockStore::new(&self.db, &self.collection),
             key: self.key,
-            owner: Owner {
-                uuid: uuid::Uuid::new_v4().to_string(),
-                host: gethostname::gethostname().to_string_lossy().into_owned(),
-                pid: std::process::id(),
-            },
+            owner: Owner::new(),
             ttl: self.ttl,
             step: self.step,
-            timeparanoid: self.timeparanoid,
+            clock: ClockCheck::new(self.timeparanoid),
             op: Mutex::new(()),
             lease: Mutex::new(None),
-            clock_checked: Mutex::new(None),
         })
     }
 }
@@ -287,7 +280,7 @@ impl MongoLocker {
     ) -> Result<Option<Lease>> {
         validate::acquire_args(blocking, timeout, step)?;
         self.refuse_if_held()?;
-        self.check_clock_if_due()?;
+        self.clock.check_if_due(&self.store)?;
         let give_up = timeout.and_then(|t| Instant::now().checked_add(t));
         loop {
             if let Some(lease) = self.attempt(force)? {
@@ -341,21 +334,6 @@ impl MongoLocker {
             }
             _ => Ok(None),
         }
-    }
-
-    fn check_clock_if_due(&self) -> Result<()> {
-        if !self.timeparanoid {
-            return Ok(());
-        }
-        let mut checked = self.clock_checked.lock();
-        if matches!(*checked, Some(at) if at.elapsed() < clock::CLOCK_CHECK_INTERVAL) {
-            return Ok(());
-        }
-        let (before, after, server) = self.store.server_clock()?;
-        clock::check(before, after, server)
-            .map_err(|(offset, tolerance)| Error::ClockSkew { offset, tolerance })?;
-        *checked = Some(Instant::now());
-        Ok(())
     }
 
     /// Frees the lock.

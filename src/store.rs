@@ -29,6 +29,17 @@ pub(crate) struct Owner {
     pub pid: u32,
 }
 
+impl Owner {
+    /// A new identity for this process: a random UUID, the host name, the pid.
+    pub fn new() -> Self {
+        Owner {
+            uuid: uuid::Uuid::new_v4().to_string(),
+            host: gethostname::gethostname().to_string_lossy().into_owned(),
+            pid: std::process::id(),
+        }
+    }
+}
+
 /// How often an acquire attempt is repeated at once after losing an insert
 /// race (E11000, or the null answer some servers give the loser).
 const RACE_RETRIES: usize = 3;
@@ -53,6 +64,12 @@ pub(crate) fn safe_collection(db: &Database, name: &str) -> Collection<Document>
 /// `{$toLong: x}`: dates as milliseconds, comparable everywhere.
 fn millis(expr: impl Into<Bson>) -> Bson {
     Bson::Document(doc! { "$toLong": expr.into() })
+}
+
+/// A string as itself: in a pipeline a string that starts with `$` would
+/// otherwise be read as a field path.
+pub(crate) fn literal(s: &str) -> Bson {
+    Bson::Document(doc! { "$literal": s })
 }
 
 /// `$$NOW + ttl`, as a date.
@@ -91,7 +108,7 @@ pub(crate) fn take_condition(uuid: &str, force: bool) -> Document {
         { "$eq": [{ "$type": field(TS_EXPIRE) }, "date"] },
         { "$lte": [millis(field(TS_EXPIRE)), millis("$$NOW")] },
     ]};
-    let mine = doc! { "$eq": [field(UUID), uuid] };
+    let mine = doc! { "$eq": [field(UUID), literal(uuid)] };
     doc! { "$and": [
         fence_ok,
         { "$or": [force, { "$and": [shape_ok, { "$or": [free, expired, mine] }] }] },
@@ -111,8 +128,8 @@ pub(crate) fn acquire_pipeline(owner: &Owner, ttl: Duration, force: bool) -> Vec
         doc! { "$add": [{ "$toLong": { "$ifNull": [format!("${FENCE}"), 0_i64] } }, 1_i64] };
     vec![doc! { "$set": {
         LOCKED: pick(Bson::Boolean(true), LOCKED),
-        UUID: pick(owner.uuid.clone().into(), UUID),
-        HOST: pick(owner.host.clone().into(), HOST),
+        UUID: pick(literal(&owner.uuid), UUID),
+        HOST: pick(literal(&owner.host), HOST),
         PID: pick(Bson::Int64(i64::from(owner.pid)), PID),
         TS_CREATED: pick("$$NOW".into(), TS_CREATED),
         TS_EXPIRE: pick(now_plus(ttl), TS_EXPIRE),

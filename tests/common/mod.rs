@@ -79,3 +79,98 @@ pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// A SecantusDB server of one test's own, for tests that stop, pause or
+/// restart the database. Started and stopped by `scripts/server.sh`.
+pub struct PrivateServer {
+    pub port: u16,
+    pub pid: u32,
+    args: Vec<String>,
+}
+
+fn server_script() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/server.sh")
+}
+
+impl PrivateServer {
+    pub fn start(args: &[&str]) -> Self {
+        Self::start_on(None, args.iter().map(|s| s.to_string()).collect())
+    }
+
+    fn start_on(port: Option<u16>, args: Vec<String>) -> Self {
+        let mut cmd = std::process::Command::new(server_script());
+        cmd.arg("start").args(&args);
+        if let Some(port) = port {
+            cmd.env("SECANTUS_PORT", port.to_string());
+        }
+        let out = cmd.output().expect("run scripts/server.sh");
+        assert!(
+            out.status.success(),
+            "scripts/server.sh start failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let mut words = text.split_whitespace();
+        let port = words.next().unwrap().parse().unwrap();
+        let pid = words.next().unwrap().parse().unwrap();
+        PrivateServer { port, pid, args }
+    }
+
+    /// A URI that goes straight to this server, failing fast while it is down.
+    pub fn uri(&self) -> String {
+        format!(
+            "mongodb://127.0.0.1:{}/?directConnection=true&serverSelectionTimeoutMS=1000&connectTimeoutMS=1000&heartbeatFrequencyMS=500",
+            self.port
+        )
+    }
+
+    pub fn client(&self) -> Client {
+        Client::with_uri_str(self.uri()).expect("client")
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &self.pid.to_string()])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "kill {sig} {} failed", self.pid);
+    }
+
+    /// SIGSTOP: the server stops answering; connections hang.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT.
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    /// SIGTERM and wait for the process to exit.
+    pub fn stop(&self) {
+        self.resume();
+        let status = std::process::Command::new(server_script())
+            .args(["stop", &self.pid.to_string()])
+            .status()
+            .expect("scripts/server.sh stop");
+        assert!(status.success());
+    }
+
+    /// Starts the server again on the same port with the same arguments.
+    pub fn restart(&mut self) {
+        *self = Self::start_on(Some(self.port), self.args.clone());
+    }
+}
+
+impl Drop for PrivateServer {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-CONT", &self.pid.to_string()])
+            .stderr(std::process::Stdio::null())
+            .status();
+        let _ = std::process::Command::new(server_script())
+            .args(["stop", &self.pid.to_string()])
+            .status();
+    }
+}
