@@ -124,13 +124,6 @@ impl<'a> Reader<'a> {
         }
     }
 
-    pub fn opt_bool(&self, field: &'static str) -> Result<Option<bool>> {
-        match self.doc.get(field) {
-            None | Some(Bson::Null) => Ok(None),
-            Some(_) => self.bool(field).map(Some),
-        }
-    }
-
     pub fn date(&self, field: &'static str) -> Result<DateTime<Utc>> {
         match self.get(field)? {
             Bson::DateTime(d) => DateTime::from_timestamp_millis(d.timestamp_millis())
@@ -172,20 +165,36 @@ impl<'a> Reader<'a> {
 pub(crate) fn parse_lock(doc: &Document, collection: &str) -> Result<LockRecord> {
     let r = Reader::new(doc, collection);
     let key = r.string(ID)?;
-    let fence = r.opt_int(FENCE)?.unwrap_or(0);
+    // Absent fields read as free, as the acquire pipeline reads them; a
+    // field that is present must have its type, locked or not (a damaged
+    // document is never taken, so it must be reported, not read as free).
+    let fence = if doc.contains_key(FENCE) {
+        r.int(FENCE)?
+    } else {
+        0
+    };
     if fence < 0 {
         return Err(r.malformed(FENCE, format!("is negative: {fence}")));
     }
-    if !r.opt_bool(LOCKED)?.unwrap_or(false) {
+    let expires = if doc.contains_key(TS_EXPIRE) {
+        Some(r.date(TS_EXPIRE)?)
+    } else {
+        None
+    };
+    let locked = doc.contains_key(LOCKED) && r.bool(LOCKED)?;
+    if !locked {
         return Ok(LockRecord::Free { fence });
     }
+    let Some(expires) = expires else {
+        return Err(r.malformed(TS_EXPIRE, "is missing"));
+    };
     Ok(LockRecord::Taken(LockInfo {
         key,
         uuid: r.string(UUID)?,
         host: r.string(HOST)?,
         pid: r.pid(PID)?,
         created: r.date(TS_CREATED)?,
-        expires: r.date(TS_EXPIRE)?,
+        expires,
         fence,
     }))
 }
@@ -268,5 +277,21 @@ mod tests {
         d.remove("ts_expire");
         assert_eq!(field_of(parse_lock(&d, "c")), "ts_expire");
         assert_eq!(field_of(parse_lock(&doc! {"_id": 5}, "c")), "_id");
+        // Damage in a free-looking document is reported too.
+        let free_but_damaged = [
+            (
+                doc! {"_id": "k", "locked": false, "ts_expire": "x"},
+                "ts_expire",
+            ),
+            (doc! {"_id": "k", "locked": Bson::Null}, "locked"),
+            (doc! {"_id": "k", "ts_expire": Bson::Null}, "ts_expire"),
+            (
+                doc! {"_id": "k", "locked": false, "fence": Bson::Null},
+                "fence",
+            ),
+        ];
+        for (d, field) in free_but_damaged {
+            assert_eq!(field_of(parse_lock(&d, "c")), field, "{d}");
+        }
     }
 }

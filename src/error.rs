@@ -125,9 +125,9 @@ impl fmt::Display for Error {
                 "malformed document `{id}` in collection `{collection}`: field `{field}` {reason}"
             ),
             Error::AlreadyRunning { key } => write!(f, "elector `{key}` is already running"),
-            Error::Spawn(_) => write!(f, "could not spawn the elector thread"),
+            Error::Spawn(e) => write!(f, "could not spawn the elector thread: {e}"),
             Error::ThreadPanicked { key } => write!(f, "the thread of elector `{key}` panicked"),
-            Error::Database(_) => write!(f, "MongoDB operation failed"),
+            Error::Database(e) => write!(f, "MongoDB operation failed: {e}"),
         }
     }
 }

@@ -8,9 +8,12 @@ use parking_lot::Mutex;
 
 use crate::error::Result;
 use crate::lease::Lease;
-use crate::locker::MongoLocker;
+use crate::locker::Core;
+use std::sync::Arc;
 
-/// One acquisition of a [`MongoLocker`], released when the guard is dropped.
+/// One acquisition of a [`MongoLocker`](crate::MongoLocker), released when
+/// the guard is dropped. The guard owns what it needs: it can outlive the
+/// borrow of its locker and move to another thread.
 ///
 /// Unlike a mutex guard, a lease can run out while the guard is alive (the
 /// process paused, the database was unreachable for a ttl): check
@@ -34,19 +37,22 @@ use crate::locker::MongoLocker;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[must_use = "dropping the guard releases the lock at once"]
-pub struct LockGuard<'a> {
-    locker: &'a MongoLocker,
+pub struct LockGuard {
+    locker: Arc<Core>,
     fence: i64,
     /// The last expiry this guard saw, for when the locker no longer holds it.
     expires: Mutex<DateTime<Utc>>,
+    /// The last deadline this guard saw, likewise.
+    lost_at: Mutex<Instant>,
 }
 
-impl<'a> LockGuard<'a> {
-    pub(crate) fn new(locker: &'a MongoLocker, lease: Lease) -> Self {
+impl LockGuard {
+    pub(crate) fn new(locker: &Arc<Core>, lease: Lease) -> Self {
         LockGuard {
-            locker,
+            locker: locker.clone(),
             fence: lease.fence,
             expires: Mutex::new(lease.expires),
+            lost_at: Mutex::new(lease.deadline),
         }
     }
 
@@ -104,6 +110,25 @@ impl<'a> LockGuard<'a> {
         self.lease().is_some_and(|l| l.valid_at(Instant::now()))
     }
 
+    /// The local deadline: the monotonic instant until which
+    /// [`is_valid`](Self::is_valid) says true (unless renewed, or the
+    /// acquisition is lost meanwhile). No I/O.
+    ///
+    /// ```no_run
+    /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
+    /// # let locker = mongoelector::MongoLocker::new("jobs", &db)?;
+    /// let guard = locker.lock()?;
+    /// let left = guard.deadline().saturating_duration_since(std::time::Instant::now());
+    /// println!("{left:?} left to act before renewing");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn deadline(&self) -> Instant {
+        match self.lease() {
+            Some(lease) => lease.deadline,
+            None => *self.lost_at.lock(),
+        }
+    }
+
     /// Renews the lease as [`MongoLocker::touch`] does: the new expiry, or
     /// `None` when this acquisition no longer holds the lock.
     ///
@@ -123,8 +148,9 @@ impl<'a> LockGuard<'a> {
     /// ```
     pub fn touch(&self) -> Result<Option<DateTime<Utc>>> {
         let renewed = self.locker.touch_fence(Some(self.fence))?;
-        if let Some(expires) = renewed {
-            *self.expires.lock() = expires;
+        if let Some(lease) = self.lease() {
+            *self.expires.lock() = lease.expires;
+            *self.lost_at.lock() = lease.deadline;
         }
         Ok(renewed)
     }
@@ -152,22 +178,22 @@ impl<'a> LockGuard<'a> {
     }
 }
 
-impl Drop for LockGuard<'_> {
+impl Drop for LockGuard {
     fn drop(&mut self) {
         if let Err(e) = self.locker.release_fence(Some(self.fence)) {
             log::warn!(
                 "releasing lock `{}` (fence {}) on drop failed; it stays taken until it expires: {e}",
-                self.locker.key(),
+                self.locker.key,
                 self.fence
             );
         }
     }
 }
 
-impl fmt::Debug for LockGuard<'_> {
+impl fmt::Debug for LockGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LockGuard")
-            .field("key", &self.locker.key())
+            .field("key", &self.locker.key)
             .field("fence", &self.fence)
             .field("expires_at", &self.expires_at())
             .field("is_valid", &self.is_valid())
@@ -183,6 +209,6 @@ mod tests {
 
     #[test]
     fn guard_is_send_sync() {
-        assert_send_sync::<LockGuard<'static>>();
+        assert_send_sync::<LockGuard>();
     }
 }

@@ -1,5 +1,6 @@
 //! [`MongoLocker`]: the distributed lock, and its builder.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -11,7 +12,7 @@ use crate::document::{LockInfo, LockRecord};
 use crate::error::{Error, Result};
 use crate::guard::LockGuard;
 use crate::lease::Lease;
-use crate::store::{LockStore, Owner};
+use crate::store::{LockStore, Owner, Whose};
 use crate::validate;
 
 /// Default lock collection, as in the Python package.
@@ -50,7 +51,13 @@ pub const DEFAULT_STEP: Duration = Duration::from_millis(250);
 /// ```
 #[derive(Debug)]
 pub struct MongoLocker {
-    key: String,
+    core: Arc<Core>,
+}
+
+/// A locker's identity and state, shared with its guards.
+#[derive(Debug)]
+pub(crate) struct Core {
+    pub(crate) key: String,
     owner: Owner,
     ttl: Duration,
     step: Duration,
@@ -129,14 +136,16 @@ impl LockerBuilder {
         validate::ttl("ttl", self.ttl)?;
         validate::step("step", self.step)?;
         Ok(MongoLocker {
-            store: LockStore::new(&self.db, &self.collection),
-            key: self.key,
-            owner: Owner::new(),
-            ttl: self.ttl,
-            step: self.step,
-            clock: ClockCheck::new(self.timeparanoid),
-            op: Mutex::new(()),
-            lease: Mutex::new(None),
+            core: Arc::new(Core {
+                store: LockStore::new(&self.db, &self.collection),
+                key: self.key,
+                owner: Owner::new(),
+                ttl: self.ttl,
+                step: self.step,
+                clock: ClockCheck::new(self.timeparanoid),
+                op: Mutex::new(()),
+                lease: Mutex::new(None),
+            }),
         })
     }
 }
@@ -205,22 +214,22 @@ impl MongoLocker {
 
     /// The lock's key (the lock document's `_id`).
     pub fn key(&self) -> &str {
-        &self.key
+        &self.core.key
     }
 
     /// This locker's owner identity, a random UUID chosen at creation.
     pub fn uuid(&self) -> &str {
-        &self.owner.uuid
+        &self.core.owner.uuid
     }
 
     /// The lease length of each acquisition.
     pub fn ttl(&self) -> Duration {
-        self.ttl
+        self.core.ttl
     }
 
     /// The name of the collection holding the lock documents.
     pub fn collection(&self) -> &str {
-        self.store.collection_name()
+        self.core.store.collection_name()
     }
 
     /// Takes the lock, with the semantics of Python's `threading.Lock.acquire`.
@@ -279,11 +288,11 @@ impl MongoLocker {
         force: bool,
     ) -> Result<Option<Lease>> {
         validate::acquire_args(blocking, timeout, step)?;
-        self.refuse_if_held()?;
-        self.clock.check_if_due(&self.store)?;
+        self.core.refuse_if_held()?;
+        self.core.clock.check_if_due(&self.core.store)?;
         let give_up = timeout.and_then(|t| Instant::now().checked_add(t));
         loop {
-            if let Some(lease) = self.attempt(force)? {
+            if let Some(lease) = self.core.attempt(force)? {
                 return Ok(Some(lease));
             }
             if !blocking {
@@ -297,42 +306,6 @@ impl MongoLocker {
                 },
             };
             std::thread::sleep(pause);
-        }
-    }
-
-    fn refuse_if_held(&self) -> Result<()> {
-        let mut lease = self.lease.lock();
-        match *lease {
-            Some(l) if l.valid_at(Instant::now()) => Err(Error::AlreadyHeld {
-                key: self.key.clone(),
-                fence: l.fence,
-            }),
-            // Past its local deadline: stale, a new acquisition may replace it.
-            Some(_) => {
-                *lease = None;
-                Ok(())
-            }
-            None => Ok(()),
-        }
-    }
-
-    /// One acquire round trip: the lease, when this locker now holds the lock.
-    fn attempt(&self, force: bool) -> Result<Option<Lease>> {
-        let _op = self.op.lock();
-        // Another thread sharing this locker may have won meanwhile.
-        self.refuse_if_held()?;
-        let sent = Instant::now();
-        match self
-            .store
-            .try_acquire(&self.key, &self.owner, self.ttl, force)?
-        {
-            Some(LockRecord::Taken(info)) if info.uuid == self.owner.uuid => {
-                let lease = Lease::granted(info.fence, info.expires, sent, self.ttl);
-                *self.lease.lock() = Some(lease);
-                log::debug!("acquired `{}` with fence {}", self.key, info.fence);
-                Ok(Some(lease))
-            }
-            _ => Ok(None),
         }
     }
 
@@ -365,30 +338,11 @@ impl MongoLocker {
     /// ```
     pub fn release(&self, force: bool) -> Result<bool> {
         if force {
-            let _op = self.op.lock();
-            self.lease.lock().take();
-            return self.store.release(&self.key, None);
+            let _op = self.core.op.lock();
+            self.core.lease.lock().take();
+            return self.core.store.release(&self.core.key, Whose::Anyone);
         }
-        self.release_fence(None)
-    }
-
-    /// Releases this locker's acquisition; when `fence` is given, only if it
-    /// is that acquisition.
-    pub(crate) fn release_fence(&self, fence: Option<i64>) -> Result<bool> {
-        let _op = self.op.lock();
-        let Some(lease) = self.take_lease_if(fence) else {
-            return Ok(false);
-        };
-        self.store
-            .release(&self.key, Some((&self.owner.uuid, lease.fence)))
-    }
-
-    fn take_lease_if(&self, fence: Option<i64>) -> Option<Lease> {
-        let mut lease = self.lease.lock();
-        match (*lease, fence) {
-            (Some(l), Some(f)) if l.fence != f => None,
-            _ => lease.take(),
-        }
+        self.core.release_fence(None)
     }
 
     /// Renews this locker's acquisition: its expiry becomes server now plus
@@ -417,24 +371,7 @@ impl MongoLocker {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn touch(&self) -> Result<Option<DateTime<Utc>>> {
-        self.touch_fence(None)
-    }
-
-    pub(crate) fn touch_fence(&self, fence: Option<i64>) -> Result<Option<DateTime<Utc>>> {
-        let _op = self.op.lock();
-        let Some(held) = *self.lease.lock() else {
-            return Ok(None);
-        };
-        if fence.is_some_and(|f| f != held.fence) {
-            return Ok(None);
-        }
-        let sent = Instant::now();
-        let renewed = self
-            .store
-            .touch(&self.key, &self.owner.uuid, held.fence, self.ttl)?;
-        let mut lease = self.lease.lock();
-        *lease = renewed.map(|expires| Lease::granted(held.fence, expires, sent, self.ttl));
-        Ok(renewed)
+        self.core.touch_fence(None)
     }
 
     /// Whether anyone (this locker or another) holds the lock now, in server
@@ -478,7 +415,7 @@ impl MongoLocker {
     pub fn owned(&self) -> Result<bool> {
         Ok(self
             .get_current()?
-            .is_some_and(|info| info.uuid == self.owner.uuid))
+            .is_some_and(|info| info.uuid == self.core.owner.uuid))
     }
 
     /// The live lock (taken and not expired in server time), whoever holds it.
@@ -499,7 +436,7 @@ impl MongoLocker {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn get_current(&self) -> Result<Option<LockInfo>> {
-        self.store.current(&self.key)
+        self.core.store.current(&self.core.key)
     }
 
     /// This locker's identity and the lock's state, in one read.
@@ -518,18 +455,20 @@ impl MongoLocker {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn status(&self) -> Result<LockStatus> {
-        let (live, timestamp) = match self.store.read(&self.key)? {
+        let (live, timestamp) = match self.core.store.read(&self.core.key)? {
             Some((record, now)) => (record.live_at(now), now),
             None => (None, Utc::now()),
         };
         Ok(LockStatus {
-            uuid: self.owner.uuid.clone(),
-            key: self.key.clone(),
-            ttl: self.ttl,
+            uuid: self.core.owner.uuid.clone(),
+            key: self.core.key.clone(),
+            ttl: self.core.ttl,
             timestamp,
-            host: self.owner.host.clone(),
-            pid: self.owner.pid,
-            lock_owned: live.as_ref().is_some_and(|i| i.uuid == self.owner.uuid),
+            host: self.core.owner.host.clone(),
+            pid: self.core.owner.pid,
+            lock_owned: live
+                .as_ref()
+                .is_some_and(|i| i.uuid == self.core.owner.uuid),
             lock_created: live.as_ref().map(|i| i.created),
             lock_expires: live.as_ref().map(|i| i.expires),
         })
@@ -553,11 +492,11 @@ impl MongoLocker {
     /// guard.release()?; // or just drop it
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn lock(&self) -> Result<LockGuard<'_>> {
+    pub fn lock(&self) -> Result<LockGuard> {
         loop {
             // Without a timeout this only returns once acquired.
-            if let Some(lease) = self.acquire_lease(true, None, self.step, false)? {
-                return Ok(LockGuard::new(self, lease));
+            if let Some(lease) = self.acquire_lease(true, None, self.core.step, false)? {
+                return Ok(LockGuard::new(&self.core, lease));
             }
         }
     }
@@ -578,9 +517,9 @@ impl MongoLocker {
     /// }
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn try_lock(&self) -> Result<Option<LockGuard<'_>>> {
-        let lease = self.acquire_lease(false, None, self.step, false)?;
-        Ok(lease.map(|lease| LockGuard::new(self, lease)))
+    pub fn try_lock(&self) -> Result<Option<LockGuard>> {
+        let lease = self.acquire_lease(false, None, self.core.step, false)?;
+        Ok(lease.map(|lease| LockGuard::new(&self.core, lease)))
     }
 
     /// Retries every [`step`](LockerBuilder::step) for up to `timeout`: a
@@ -602,9 +541,83 @@ impl MongoLocker {
     /// }
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn try_lock_for(&self, timeout: Duration) -> Result<Option<LockGuard<'_>>> {
-        let lease = self.acquire_lease(true, Some(timeout), self.step, false)?;
-        Ok(lease.map(|lease| LockGuard::new(self, lease)))
+    pub fn try_lock_for(&self, timeout: Duration) -> Result<Option<LockGuard>> {
+        let lease = self.acquire_lease(true, Some(timeout), self.core.step, false)?;
+        Ok(lease.map(|lease| LockGuard::new(&self.core, lease)))
+    }
+}
+
+impl Core {
+    fn refuse_if_held(&self) -> Result<()> {
+        let mut lease = self.lease.lock();
+        match *lease {
+            Some(l) if l.valid_at(Instant::now()) => Err(Error::AlreadyHeld {
+                key: self.key.clone(),
+                fence: l.fence,
+            }),
+            // Past its local deadline: stale, a new acquisition may replace it.
+            Some(_) => {
+                *lease = None;
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// One acquire round trip: the lease, when this locker now holds the lock.
+    fn attempt(&self, force: bool) -> Result<Option<Lease>> {
+        let _op = self.op.lock();
+        // Another thread sharing this locker may have won meanwhile.
+        self.refuse_if_held()?;
+        let sent = Instant::now();
+        match self
+            .store
+            .try_acquire(&self.key, &self.owner, self.ttl, force)?
+        {
+            Some(LockRecord::Taken(info)) if info.uuid == self.owner.uuid => {
+                let lease = Lease::granted(info.fence, info.expires, sent, self.ttl);
+                *self.lease.lock() = Some(lease);
+                log::debug!("acquired `{}` with fence {}", self.key, info.fence);
+                Ok(Some(lease))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Releases this locker's acquisition; when `fence` is given, only if it
+    /// is that acquisition.
+    pub(crate) fn release_fence(&self, fence: Option<i64>) -> Result<bool> {
+        let _op = self.op.lock();
+        let Some(lease) = self.take_lease_if(fence) else {
+            return Ok(false);
+        };
+        self.store
+            .release(&self.key, Whose::Acquisition(&self.owner.uuid, lease.fence))
+    }
+
+    fn take_lease_if(&self, fence: Option<i64>) -> Option<Lease> {
+        let mut lease = self.lease.lock();
+        match (*lease, fence) {
+            (Some(l), Some(f)) if l.fence != f => None,
+            _ => lease.take(),
+        }
+    }
+
+    pub(crate) fn touch_fence(&self, fence: Option<i64>) -> Result<Option<DateTime<Utc>>> {
+        let _op = self.op.lock();
+        let Some(held) = *self.lease.lock() else {
+            return Ok(None);
+        };
+        if fence.is_some_and(|f| f != held.fence) {
+            return Ok(None);
+        }
+        let sent = Instant::now();
+        let renewed = self
+            .store
+            .touch(&self.key, &self.owner.uuid, held.fence, self.ttl)?;
+        let mut lease = self.lease.lock();
+        *lease = renewed.map(|expires| Lease::granted(held.fence, expires, sent, self.ttl));
+        Ok(renewed)
     }
 
     /// This locker's current acquisition, as it knows it locally.

@@ -40,6 +40,17 @@ impl Owner {
     }
 }
 
+/// Which holder a release may free.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Whose<'a> {
+    /// Whoever holds the lock (a forced release).
+    Anyone,
+    /// Any acquisition of this owner identity.
+    Owner(&'a str),
+    /// Exactly this acquisition: owner identity and fence.
+    Acquisition(&'a str, i64),
+}
+
 /// How often an acquire attempt is repeated at once after losing an insert
 /// race (E11000, or the null answer some servers give the loser).
 const RACE_RETRIES: usize = 3;
@@ -212,14 +223,19 @@ impl LockStore {
             .transpose()
     }
 
-    /// Marks the lock free: only acquisition (`uuid`, `fence`) when given,
-    /// whoever holds it otherwise. True when the lock was held (taken and
-    /// not expired) at the moment it was freed.
-    pub fn release(&self, key: &str, holder: Option<(&str, i64)>) -> Result<bool> {
+    /// Marks the lock free if `whose` holds it. True when the lock was held
+    /// (taken and not expired) at the moment it was freed.
+    pub fn release(&self, key: &str, whose: Whose<'_>) -> Result<bool> {
         let mut filter = doc! { ID: key, LOCKED: true };
-        if let Some((uuid, fence)) = holder {
-            filter.insert(UUID, uuid);
-            filter.insert(FENCE, fence);
+        match whose {
+            Whose::Anyone => {}
+            Whose::Owner(uuid) => {
+                filter.insert(UUID, uuid);
+            }
+            Whose::Acquisition(uuid, fence) => {
+                filter.insert(UUID, uuid);
+                filter.insert(FENCE, fence);
+            }
         }
         let update = vec![doc! { "$set": { LOCKED: false, TS_RELEASED: "$$NOW" } }];
         let Some(after) = self

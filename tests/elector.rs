@@ -238,11 +238,16 @@ fn database_gone_steps_down_before_the_deadline_and_recovers() {
     assert_eq!((fence, reason), (first_fence, LossReason::RenewalFailed));
     // The last successful renewal was sent before `gone`, so the server
     // could grant the lock to b no earlier than `gone + ttl`.
+    // Safety: before the server could grant the lock to b (no earlier than
+    // `gone + ttl`). Timeliness: at the local deadline (the last renewal's
+    // send + ttl - margin, before `gone`), give or take the deadline
+    // thread's wake-up.
     assert!(
         at - gone < ttl,
         "stepped down {:?} after the database went",
         at - gone
     );
+    assert!(at - gone <= ttl - lease_margin(ttl) + Duration::from_millis(150));
     assert!(!a.is_master() && !b.is_master());
     std::thread::sleep(Duration::from_millis(500));
     server.resume();
@@ -466,7 +471,8 @@ fn status_reports_and_cluster_view() {
     ] {
         assert!(stored.contains_key(field), "{field} missing: {stored}");
     }
-    // A TTL index prunes the reports.
+    // A TTL index prunes the reports (created by start, or a direct report).
+    a.report_status().unwrap();
     let indexes: Vec<_> = db
         .collection::<Document>("elector.status")
         .list_indexes()
@@ -603,7 +609,13 @@ fn masters_never_overlap_under_churn() {
         );
         std::thread::spawn(move || {
             while !done.load(Ordering::Relaxed) {
+                let t = Instant::now();
                 let masters = nodes.iter().filter(|n| n.is_master()).count();
+                // A sweep is a snapshot only if it was not preempted: a
+                // hand-over takes at least two database round trips.
+                if t.elapsed() > Duration::from_micros(300) {
+                    continue;
+                }
                 if masters > 1 {
                     overlaps.fetch_add(1, Ordering::SeqCst);
                 }
@@ -656,4 +668,41 @@ fn masters_never_overlap_under_churn() {
             assert!(f1 > f0, "{log:?}");
         }
     }
+}
+
+#[test]
+fn each_poll_is_one_round_trip_plus_one_status_write() {
+    let (client, commands) = common::monitored_client();
+    let db = common::fresh_db(&client);
+    let quiet = |key| {
+        MongoElector::builder(key, &db)
+            .ttl(Duration::from_secs(30))
+            .report_status(false)
+            .build()
+            .unwrap()
+    };
+    let a = quiet("trips");
+    let b = quiet("trips");
+    commands.take();
+    a.poll().unwrap(); // follower takes the free lock
+    assert_eq!(commands.names(), ["findAndModify"]);
+    assert!(a.is_master());
+    a.poll().unwrap(); // master renews
+    assert_eq!(commands.names(), ["findAndModify"]);
+    b.poll().unwrap(); // follower finds it held
+    assert_eq!(commands.names(), ["findAndModify"]);
+    assert!(!b.is_master());
+    // With status reports: one more write per poll.
+    let c = MongoElector::builder("trips", &db)
+        .ttl(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    commands.take();
+    c.poll().unwrap();
+    assert_eq!(commands.names(), ["findAndModify", "update"]);
+    a.poll().unwrap();
+    c.poll().unwrap();
+    commands.take();
+    c.poll().unwrap();
+    assert_eq!(commands.names(), ["findAndModify", "update"]);
 }

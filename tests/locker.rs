@@ -337,9 +337,16 @@ fn acquiring_a_held_lock_again_is_an_error_not_a_deadlock() {
 fn writes_are_majority_journaled_and_reads_majority_from_primary() {
     let (client, commands) = monitored_client();
     let name = format!("t_{}", uuid::Uuid::new_v4().simple());
-    // The caller's database asks for w:1; the lock must not inherit it.
+    // The caller's database asks for w:1, local reads from a secondary if
+    // possible; the lock must not inherit any of it.
     let weak = mongodb::options::DatabaseOptions::builder()
         .write_concern(WriteConcern::builder().w(Acknowledgment::Nodes(1)).build())
+        .read_concern(mongodb::options::ReadConcern::local())
+        .selection_criteria(mongodb::options::SelectionCriteria::ReadPreference(
+            mongodb::options::ReadPreference::SecondaryPreferred {
+                options: Default::default(),
+            },
+        ))
         .build();
     let db = client.database_with_options(&name, weak);
     let a = MongoLocker::builder("rs", &db)
@@ -420,7 +427,7 @@ fn eight_threads_mutual_exclusion_and_growing_fences() {
             let (inside, seen) = (inside.clone(), seen.clone());
             std::thread::spawn(move || {
                 for _ in 0..SECTIONS {
-                    let guard: LockGuard<'_> = locker.lock().unwrap();
+                    let guard: LockGuard = locker.lock().unwrap();
                     assert_eq!(
                         inside.fetch_add(1, Ordering::SeqCst),
                         0,
@@ -499,12 +506,39 @@ fn status_describes_the_locker_and_the_live_lock() {
 }
 
 #[test]
-fn guard_drop_releases_and_wait_until_helper_works() {
+fn guard_drop_releases_at_once_and_a_guard_can_move_to_another_thread() {
     let db = db();
     let a = locker(&db, "drop", Duration::from_secs(30));
     {
         let _g = a.lock().unwrap();
         assert!(a.locked().unwrap());
     }
-    assert!(wait_until(Duration::from_secs(1), || !a.locked().unwrap()));
+    assert!(!a.locked().unwrap(), "released by the drop");
+    // The guard owns what it needs: it can leave the locker's scope.
+    let guard = a.lock().unwrap();
+    let fence = guard.fence();
+    let handle = std::thread::spawn(move || {
+        assert!(guard.is_valid());
+        guard.fence()
+    });
+    assert_eq!(handle.join().unwrap(), fence);
+    assert!(
+        !a.locked().unwrap(),
+        "dropped on the other thread: released"
+    );
+    assert!(wait_until(Duration::from_millis(1), || true));
+}
+
+#[test]
+fn guard_drop_with_the_database_gone_logs_instead_of_panicking() {
+    let server = common::PrivateServer::start(&[]);
+    let db = server.client().database("gone");
+    let a = locker(&db, "gone", Duration::from_secs(30));
+    let guard = a.lock().unwrap();
+    let second = locker(&db, "gone2", Duration::from_secs(30));
+    let guard2 = second.lock().unwrap();
+    server.stop();
+    drop(guard); // logs the failed release
+    assert!(matches!(guard2.release(), Err(Error::Database(_))));
+    assert!(matches!(a.locked(), Err(Error::Database(_))));
 }

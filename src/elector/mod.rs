@@ -23,7 +23,7 @@ use crate::clock::ClockCheck;
 use crate::document::LockRecord;
 use crate::error::{Error, Result};
 use crate::locker::DEFAULT_COLLECTION;
-use crate::store::{LockStore, Owner};
+use crate::store::{LockStore, Owner, Whose};
 use crate::validate;
 use deadlines::Expire;
 use events::Subscribers;
@@ -153,10 +153,10 @@ impl ElectorBuilder {
         self
     }
 
-    /// Whether polls check that the local clock is within 0.5 s of the
-    /// server's before trying to become master (default `true`, as for
-    /// [`MongoLocker`](crate::MongoLocker); checked once, then every 10
-    /// minutes). Safety never depends on it.
+    /// Whether a follower's poll first checks that the local clock is within
+    /// 0.5 s of the server's (default `false`: the Python elector has no such
+    /// switch; when on, the check is one extra `hello` on the first poll and
+    /// then every 10 minutes). Safety never depends on it.
     pub fn timeparanoid(mut self, on: bool) -> Self {
         self.timeparanoid = on;
         self
@@ -245,6 +245,8 @@ struct State {
     role: Role,
     running: bool,
     stopping: bool,
+    /// Counts starts, so `stop()` waits for the run it stopped, not a later one.
+    run_id: u64,
     last_poll: Option<DateTime<Utc>>,
     subscribers: Subscribers,
 }
@@ -255,6 +257,7 @@ impl Default for State {
             role: Role::Follower,
             running: false,
             stopping: false,
+            run_id: 0,
             last_poll: None,
             subscribers: Subscribers::default(),
         }
@@ -310,14 +313,13 @@ impl Shared {
         };
         let sent = Instant::now();
         let (outcome, master, lock_result) = self.poll_round_trip(polled_as);
-        let is_master = {
+        {
             let mut st = self.state.lock();
             let change =
                 role::after_poll(st.role, polled_as, &outcome, sent, self.ttl, Instant::now());
             self.apply(&mut st, change);
             st.last_poll = Some(Utc::now());
-            matches!(st.role, Role::Master(_))
-        };
+        }
         let result = lock_result.and_then(|()| {
             if self.report {
                 self.report_status()
@@ -332,6 +334,10 @@ impl Shared {
                 error: error.clone(),
             });
         }
+        // Judged now, under the lock that orders events, so a `Polled`
+        // never contradicts a `LostMaster` sent before it.
+        self.expire(&mut st);
+        let is_master = st.role.live_lease(Instant::now()).is_some();
         let master = if is_master {
             Some(self.owner.uuid.clone())
         } else {
@@ -392,13 +398,17 @@ impl Shared {
             self.apply(&mut st, change);
             was
         };
-        match was {
-            Role::Master(lease) => self
-                .locks
-                .release(&self.key, Some((&self.owner.uuid, lease.fence)))
-                .map(drop),
-            Role::Follower => Ok(()),
-        }
+        let uuid = self.owner.uuid.as_str();
+        let whose = match (was, reason) {
+            (Role::Master(lease), _) => Whose::Acquisition(uuid, lease.fence),
+            // A follower can still be named by the lock: a renewal or an
+            // acquisition that succeeded after this node stepped down, or
+            // a poll whose outcome was lost. On stop, free that too, so the
+            // next master need not wait for it to expire.
+            (Role::Follower, LossReason::Stopped) => Whose::Owner(uuid),
+            (Role::Follower, _) => return Ok(()),
+        };
+        self.locks.release(&self.key, whose).map(drop)
     }
 
     fn node_status(&self) -> NodeStatus {
@@ -423,6 +433,16 @@ impl Shared {
     fn report_status(&self) -> Result<()> {
         self.status
             .report(&self.node_status(), self.ttl + self.retry)
+    }
+
+    /// Creates the status TTL index if needed; a failure is only logged
+    /// (the database may be down at start; reports work without it).
+    fn ensure_status_index(&self) {
+        if self.report {
+            if let Err(e) = self.status.ensure_index() {
+                log::warn!("`{}`: could not create the status TTL index: {e}", self.key);
+            }
+        }
     }
 
     fn poll_wait(&self) -> Duration {
@@ -517,7 +537,7 @@ impl MongoElector {
             retry: None,
             app_version: None,
             report_status: true,
-            timeparanoid: true,
+            timeparanoid: false,
             collection: DEFAULT_COLLECTION.to_owned(),
             status_collection: DEFAULT_STATUS_COLLECTION.to_owned(),
         }
@@ -594,7 +614,9 @@ impl MongoElector {
             }
             st.running = true;
             st.stopping = false;
+            st.run_id += 1;
         }
+        self.shared.ensure_status_index();
         // The thread of an earlier run has finished (stop waited for it);
         // collect it.
         if let Some(old) = thread.take() {
@@ -657,7 +679,8 @@ impl MongoElector {
             }
             st.stopping = true;
             self.shared.wake.notify_all();
-            while st.running {
+            let run = st.run_id;
+            while st.running && st.run_id == run {
                 self.shared.wake.wait(&mut st);
             }
         }
@@ -742,6 +765,24 @@ impl MongoElector {
     /// ```
     pub fn is_master(&self) -> bool {
         self.shared.is_master()
+    }
+
+    /// The local deadline of this node's mastership: the monotonic instant
+    /// at which [`is_master`](Self::is_master) turns false unless a renewal
+    /// succeeds first. `None` when not master. No I/O.
+    ///
+    /// ```no_run
+    /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
+    /// # let elector = mongoelector::MongoElector::new("scheduler", &db)?;
+    /// if let Some(deadline) = elector.lease_deadline() {
+    ///     println!("master for at least {:?} more", deadline - std::time::Instant::now());
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn lease_deadline(&self) -> Option<Instant> {
+        let mut st = self.shared.state.lock();
+        self.shared.expire(&mut st);
+        st.role.live_lease(Instant::now()).map(|l| l.deadline)
     }
 
     /// Whether any node (this one or another) holds the election lock now,
@@ -830,6 +871,7 @@ impl MongoElector {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn report_status(&self) -> Result<()> {
+        self.shared.status.ensure_index()?;
         self.shared.report_status()
     }
 }

@@ -15,7 +15,6 @@ use crate::lease::Lease;
 
 /// Why a master stopped being master.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
 pub enum LossReason {
     /// [`MongoElector::stop`](crate::MongoElector::stop) was called (or the
     /// elector was dropped); the lock was released.

@@ -114,8 +114,9 @@ impl StatusStore {
         }
     }
 
-    /// The TTL index that prunes old reports; created once per elector.
-    fn ensure_index(&self) -> Result<()> {
+    /// The TTL index that prunes old reports; created once per elector (by
+    /// `start` and by a direct `report_status`, never inside a poll).
+    pub fn ensure_index(&self) -> Result<()> {
         if self.index_ready.load(Ordering::Acquire) {
             return Ok(());
         }
@@ -131,7 +132,6 @@ impl StatusStore {
     /// Upserts `status` (its `timestamp` is replaced by server time); it
     /// counts as live for `live_for`.
     pub fn report(&self, status: &NodeStatus, live_for: Duration) -> Result<()> {
-        self.ensure_index()?;
         let live_ms = i64::try_from(live_for.as_millis()).unwrap_or(i64::MAX);
         let set = doc! {
             KEY: literal(&status.key),
@@ -171,10 +171,13 @@ impl StatusStore {
     fn parse(&self, doc: &Document) -> Result<NodeStatus> {
         let r = Reader::new(doc, self.coll.name());
         let ttl = match doc.get(TTL) {
-            Some(Bson::Double(s)) if s.is_finite() && *s >= 0.0 => Duration::from_secs_f64(*s),
-            Some(Bson::Int32(s)) if *s >= 0 => Duration::from_secs(*s as u64),
-            Some(Bson::Int64(s)) if *s >= 0 => Duration::from_secs(*s as u64),
-            _ => return Err(r.malformed(TTL, "should be a non-negative number of seconds")),
+            Some(Bson::Double(s)) => Duration::try_from_secs_f64(*s).ok(),
+            Some(Bson::Int32(s)) => u64::try_from(*s).ok().map(Duration::from_secs),
+            Some(Bson::Int64(s)) => u64::try_from(*s).ok().map(Duration::from_secs),
+            _ => None,
+        };
+        let Some(ttl) = ttl else {
+            return Err(r.malformed(TTL, "should be a non-negative number of seconds"));
         };
         let app_version = match doc.get(APP_VERSION) {
             None | Some(Bson::Null) => None,

@@ -1,0 +1,266 @@
+//! The history checker: reads the logs that `examples/worker.rs` appends and
+//! reports every violation of the lock's and the elector's guarantees.
+//!
+//! - two sections (or terms) on one key that both ended valid and overlap;
+//! - a fence that does not grow in the order holders started, per key;
+//! - a fenced write accepted from a lower fence after a higher one was;
+//! - a write begun (validity checked) after the holder's lease deadline.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Section {
+    pub kind: String,
+    pub worker: String,
+    pub key: String,
+    pub fence: i64,
+    pub start: i64,
+    pub end: i64,
+    pub deadline: i64,
+    pub valid: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Write {
+    pub worker: String,
+    pub key: String,
+    pub fence: i64,
+    pub checked: i64,
+    pub done: i64,
+    pub deadline: i64,
+    pub accepted: bool,
+    pub probe: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct History {
+    pub sections: Vec<Section>,
+    pub writes: Vec<Write>,
+    /// `kind` of each error line, with its count.
+    pub errors: BTreeMap<String, usize>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    pub lock_sections: usize,
+    pub master_terms: usize,
+    pub writes: usize,
+    pub rejected_writes: usize,
+    pub probes: usize,
+    pub probes_rejected: usize,
+    pub violations: Vec<String>,
+}
+
+fn fields(line: &str) -> BTreeMap<&str, &str> {
+    let mut map = BTreeMap::new();
+    for word in line.split_whitespace().skip(1) {
+        if let Some((k, v)) = word.split_once('=') {
+            if k == "msg" {
+                break; // the rest of the line is free text
+            }
+            map.insert(k, v);
+        }
+    }
+    map
+}
+
+fn get<T: std::str::FromStr>(f: &BTreeMap<&str, &str>, k: &str, line: &str) -> Result<T, String> {
+    f.get(k)
+        .ok_or_else(|| format!("no `{k}` in: {line}"))?
+        .parse()
+        .map_err(|_| format!("bad `{k}` in: {line}"))
+}
+
+impl History {
+    pub fn parse(text: &str) -> Result<History, String> {
+        let mut h = History::default();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let f = fields(line);
+            let word = |k: &str| get::<String>(&f, k, line);
+            match line.split_whitespace().next() {
+                Some("section") => h.sections.push(Section {
+                    kind: word("kind")?,
+                    worker: word("w")?,
+                    key: word("key")?,
+                    fence: get(&f, "fence", line)?,
+                    start: get(&f, "start", line)?,
+                    end: get(&f, "end", line)?,
+                    deadline: get(&f, "deadline", line)?,
+                    valid: get::<u8>(&f, "valid", line)? == 1,
+                }),
+                Some("write") => h.writes.push(Write {
+                    worker: word("w")?,
+                    key: word("key")?,
+                    fence: get(&f, "fence", line)?,
+                    checked: get(&f, "checked", line)?,
+                    done: get(&f, "done", line)?,
+                    deadline: get(&f, "deadline", line)?,
+                    accepted: get::<u8>(&f, "accepted", line)? == 1,
+                    probe: get::<u8>(&f, "probe", line)? == 1,
+                }),
+                Some("error") => *h.errors.entry(word("kind")?).or_default() += 1,
+                _ => return Err(format!("unknown log line: {line}")),
+            }
+        }
+        Ok(h)
+    }
+
+    /// Every `*.log` file in `dir`, as one history.
+    pub fn read_dir(dir: &Path) -> Result<History, String> {
+        let mut text = String::new();
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .map_err(|e| format!("{}: {e}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "log"))
+            .collect();
+        entries.sort();
+        for path in entries {
+            text.push_str(&std::fs::read_to_string(&path).map_err(|e| e.to_string())?);
+            text.push('\n');
+        }
+        History::parse(&text)
+    }
+
+    pub fn check(&self) -> Report {
+        let mut r = Report {
+            lock_sections: self.sections.iter().filter(|s| s.kind == "lock").count(),
+            master_terms: self.sections.iter().filter(|s| s.kind == "master").count(),
+            writes: self.writes.iter().filter(|w| !w.probe).count(),
+            rejected_writes: self.writes.iter().filter(|w| !w.probe && !w.accepted).count(),
+            probes: self.writes.iter().filter(|w| w.probe).count(),
+            probes_rejected: self.writes.iter().filter(|w| w.probe && !w.accepted).count(),
+            violations: Vec::new(),
+        };
+        let mut by_key: BTreeMap<&str, Vec<&Section>> = BTreeMap::new();
+        for s in &self.sections {
+            by_key.entry(&s.key).or_default().push(s);
+        }
+        for (key, mut sections) in by_key {
+            sections.sort_by_key(|s| (s.start, s.fence));
+            // Overlap of two sections that both ended valid.
+            for (i, a) in sections.iter().enumerate() {
+                for b in &sections[i + 1..] {
+                    if b.start >= a.end {
+                        break; // sorted by start: no later section overlaps `a`
+                    }
+                    if a.valid && b.valid && a.worker != b.worker {
+                        r.violations.push(format!(
+                            "overlap on `{key}`: {} fence {} [{}, {}] and {} fence {} [{}, {}]",
+                            a.worker, a.fence, a.start, a.end, b.worker, b.fence, b.start, b.end
+                        ));
+                    }
+                }
+            }
+            // Fences grow in the order holders started.
+            for pair in sections.windows(2) {
+                if pair[1].fence <= pair[0].fence {
+                    r.violations.push(format!(
+                        "fence on `{key}` did not grow: {} fence {} started before {} fence {}",
+                        pair[0].worker, pair[0].fence, pair[1].worker, pair[1].fence
+                    ));
+                }
+            }
+        }
+        let mut writes_by_key: BTreeMap<&str, Vec<&Write>> = BTreeMap::new();
+        for w in self.writes.iter().filter(|w| w.accepted) {
+            writes_by_key.entry(&w.key).or_default().push(w);
+        }
+        for (key, writes) in writes_by_key {
+            // A lower fence accepted after a higher one had been accepted
+            // (the higher one finished before the lower one was sent).
+            for w in &writes {
+                if let Some(higher) = writes
+                    .iter()
+                    .find(|h| h.fence > w.fence && h.done < w.checked)
+                {
+                    r.violations.push(format!(
+                        "stale write accepted on `{key}`: {} fence {} at {} after {} fence {} at {}",
+                        w.worker, w.fence, w.checked, higher.worker, higher.fence, higher.done
+                    ));
+                }
+            }
+        }
+        for w in self.writes.iter().filter(|w| !w.probe) {
+            if w.deadline < 0 || w.checked >= w.deadline {
+                r.violations.push(format!(
+                    "acted after its deadline on `{}`: {} fence {} checked at {} (deadline {})",
+                    w.key, w.worker, w.fence, w.checked, w.deadline
+                ));
+            }
+        }
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn section(w: &str, fence: i64, start: i64, end: i64, valid: bool) -> String {
+        format!("section kind=lock w={w} key=k fence={fence} start={start} end={end} deadline={} valid={}", end + 50, valid as u8)
+    }
+
+    fn write(w: &str, fence: i64, checked: i64, accepted: bool) -> String {
+        format!("write w={w} key=k fence={fence} checked={checked} done={} deadline={} accepted={} probe=0", checked + 5, checked + 100, accepted as u8)
+    }
+
+    fn check(lines: &[String]) -> Report {
+        History::parse(&lines.join("\n")).unwrap().check()
+    }
+
+    #[test]
+    fn a_clean_history_passes() {
+        let r = check(&[
+            section("a", 1, 0, 100, true),
+            write("a", 1, 10, true),
+            section("b", 2, 110, 200, true),
+            write("b", 2, 120, true),
+            "error w=a key=k kind=Database msg=some text with = signs".to_owned(),
+        ]);
+        assert!(r.violations.is_empty(), "{:?}", r.violations);
+        assert_eq!((r.lock_sections, r.writes), (2, 2));
+    }
+
+    #[test]
+    fn an_overlap_fails() {
+        let r = check(&[section("a", 1, 0, 100, true), section("b", 2, 50, 150, true)]);
+        assert_eq!(r.violations.len(), 1, "{:?}", r.violations);
+        assert!(r.violations[0].starts_with("overlap"));
+        // The same overlap is fine when the first holder knew it had lost.
+        let r = check(&[section("a", 1, 0, 100, false), section("b", 2, 50, 150, true)]);
+        assert!(r.violations.is_empty(), "{:?}", r.violations);
+    }
+
+    #[test]
+    fn a_shrinking_fence_fails() {
+        let r = check(&[section("a", 5, 0, 100, true), section("b", 4, 110, 200, true)]);
+        assert_eq!(r.violations.len(), 1, "{:?}", r.violations);
+        assert!(r.violations[0].starts_with("fence"));
+    }
+
+    #[test]
+    fn a_stale_accepted_write_fails() {
+        let r = check(&[write("b", 2, 100, true), write("a", 1, 200, true)]);
+        assert!(r.violations.iter().any(|v| v.starts_with("stale write")), "{:?}", r.violations);
+        let r = check(&[write("b", 2, 100, true), write("a", 1, 200, false)]);
+        assert!(r.violations.is_empty(), "{:?}", r.violations);
+    }
+
+    #[test]
+    fn acting_after_the_deadline_fails() {
+        let late = "write w=a key=k fence=1 checked=500 done=505 deadline=400 accepted=1 probe=0";
+        let r = check(&[late.to_owned()]);
+        assert!(r.violations[0].starts_with("acted after"), "{:?}", r.violations);
+        // A probe after the deadline is expected, not a violation.
+        let probe = late.replace("probe=0", "probe=1").replace("accepted=1", "accepted=0");
+        assert!(check(&[probe]).violations.is_empty());
+    }
+
+    #[test]
+    fn garbage_is_an_error() {
+        assert!(History::parse("section w=a").is_err());
+        assert!(History::parse("hello").is_err());
+    }
+}
