@@ -154,7 +154,7 @@ fn mono_ns() -> i64 {
     };
     // SAFETY: clock_gettime writes into the timespec we own.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    i64::from(ts.tv_sec) * 1_000_000_000 + i64::from(ts.tv_nsec)
+    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
 }
 
 /// An `Instant` (CLOCK_MONOTONIC on Linux) as `mono_ns` nanoseconds.
