@@ -22,6 +22,9 @@
 //! error   w=.. key=.. kind=.. msg=...
 //! ```
 //!
+//! `start` is when the holder learned it had won, `end` its last validity
+//! check, `valid` that check's answer.
+//!
 //! A section that ends invalid makes one more "probe" write, to show that a
 //! late holder's write is refused. SIGTERM or SIGINT ends the worker cleanly.
 

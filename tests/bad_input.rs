@@ -175,3 +175,290 @@ fn force_does_not_take_a_lock_whose_fence_it_cannot_grow() {
     assert!(locker.acquire(false, None, STEP, true).unwrap());
     assert_eq!(locker.get_current().unwrap().unwrap().fence, 9);
 }
+
+/// What a bad input must produce.
+#[derive(Debug)]
+enum Expect {
+    /// `Error::InvalidArgument` naming this parameter.
+    Parameter(&'static str),
+    /// `Error::MalformedDocument` naming this field.
+    Field(&'static str),
+}
+
+fn matches(result: &mongoelector::Result<()>, expect: &Expect) -> bool {
+    match (result, expect) {
+        (Err(Error::InvalidArgument { parameter, .. }), Expect::Parameter(p)) => parameter == p,
+        (Err(Error::MalformedDocument { field, .. }), Expect::Field(f)) => field == f,
+        _ => false,
+    }
+}
+
+type Call<'a> = Box<dyn Fn() -> mongoelector::Result<()> + 'a>;
+
+/// One table: invalid calls, and documents planted in the lock and status
+/// collections by "someone else". Each gets its typed error naming the
+/// parameter or field; nothing panics; no lock is granted.
+#[test]
+fn every_bad_input_gets_its_typed_error() {
+    use mongoelector::MongoElector;
+    let db = db();
+    let s = Duration::from_secs(5);
+    let unit = |r: mongoelector::Result<MongoLocker>| r.map(drop);
+    let unit_e = |r: mongoelector::Result<MongoElector>| r.map(drop);
+    let locker = |key: &str| {
+        MongoLocker::builder(key, &db)
+            .timeparanoid(false)
+            .build()
+            .unwrap()
+    };
+    let elector = |key: &str| MongoElector::builder(key, &db).build().unwrap();
+    let mut table: Vec<(&str, Call<'_>, Expect)> = vec![
+        (
+            "empty key",
+            Box::new(|| unit(MongoLocker::new("", &db))),
+            Expect::Parameter("key"),
+        ),
+        (
+            "empty collection",
+            Box::new(|| unit(MongoLocker::builder("k", &db).collection("").build())),
+            Expect::Parameter("collection"),
+        ),
+        (
+            "$ in collection",
+            Box::new(|| unit(MongoLocker::builder("k", &db).collection("a$b").build())),
+            Expect::Parameter("collection"),
+        ),
+        (
+            "NUL in collection",
+            Box::new(|| unit(MongoLocker::builder("k", &db).collection("a\0b").build())),
+            Expect::Parameter("collection"),
+        ),
+        (
+            "system. collection",
+            Box::new(|| {
+                unit(
+                    MongoLocker::builder("k", &db)
+                        .collection("system.x")
+                        .build(),
+                )
+            }),
+            Expect::Parameter("collection"),
+        ),
+        (
+            "zero ttl",
+            Box::new(|| unit(MongoLocker::builder("k", &db).ttl(Duration::ZERO).build())),
+            Expect::Parameter("ttl"),
+        ),
+        (
+            "tiny ttl",
+            Box::new(|| {
+                unit(
+                    MongoLocker::builder("k", &db)
+                        .ttl(Duration::from_millis(5))
+                        .build(),
+                )
+            }),
+            Expect::Parameter("ttl"),
+        ),
+        (
+            "absurd ttl",
+            Box::new(|| unit(MongoLocker::builder("k", &db).ttl(Duration::MAX).build())),
+            Expect::Parameter("ttl"),
+        ),
+        (
+            "zero step",
+            Box::new(|| unit(MongoLocker::builder("k", &db).step(Duration::ZERO).build())),
+            Expect::Parameter("step"),
+        ),
+        (
+            "absurd step",
+            Box::new(|| unit(MongoLocker::builder("k", &db).step(Duration::MAX).build())),
+            Expect::Parameter("step"),
+        ),
+        (
+            "timeout without blocking",
+            Box::new(|| locker("k").acquire(false, Some(s), STEP, false).map(drop)),
+            Expect::Parameter("timeout"),
+        ),
+        (
+            "acquire with zero step",
+            Box::new(|| {
+                locker("k")
+                    .acquire(true, Some(s), Duration::ZERO, false)
+                    .map(drop)
+            }),
+            Expect::Parameter("step"),
+        ),
+        (
+            "acquire with absurd step",
+            Box::new(|| {
+                locker("k")
+                    .acquire(true, None, Duration::MAX, true)
+                    .map(drop)
+            }),
+            Expect::Parameter("step"),
+        ),
+        (
+            "elector empty key",
+            Box::new(|| unit_e(MongoElector::new("", &db))),
+            Expect::Parameter("key"),
+        ),
+        (
+            "elector zero ttl",
+            Box::new(|| unit_e(MongoElector::builder("k", &db).ttl(Duration::ZERO).build())),
+            Expect::Parameter("ttl"),
+        ),
+        (
+            "elector zero retry",
+            Box::new(|| {
+                unit_e(
+                    MongoElector::builder("k", &db)
+                        .retry_interval(Duration::ZERO)
+                        .build(),
+                )
+            }),
+            Expect::Parameter("retry_interval"),
+        ),
+        (
+            "elector retry over ttl",
+            Box::new(|| {
+                unit_e(
+                    MongoElector::builder("k", &db)
+                        .ttl(s)
+                        .retry_interval(s * 2)
+                        .build(),
+                )
+            }),
+            Expect::Parameter("retry_interval"),
+        ),
+        (
+            "elector bad collection",
+            Box::new(|| unit_e(MongoElector::builder("k", &db).collection("$x").build())),
+            Expect::Parameter("collection"),
+        ),
+        (
+            "elector bad status collection",
+            Box::new(|| {
+                unit_e(
+                    MongoElector::builder("k", &db)
+                        .status_collection("")
+                        .build(),
+                )
+            }),
+            Expect::Parameter("status_collection"),
+        ),
+        (
+            "elector same collections",
+            Box::new(|| {
+                unit_e(
+                    MongoElector::builder("k", &db)
+                        .collection("c")
+                        .status_collection("c")
+                        .build(),
+                )
+            }),
+            Expect::Parameter("status_collection"),
+        ),
+    ];
+    // Lock documents someone else wrote, each on a key of its own.
+    let lock_docs: Vec<(&str, Document, &'static str)> = vec![
+        ("m-locked", doc! {"locked": "yes"}, "locked"),
+        ("m-expire", doc! {"ts_expire": "soon"}, "ts_expire"),
+        ("m-noexpire", doc! {"ts_expire": Bson::Null}, "ts_expire"),
+        ("m-fence", doc! {"fence": 1.5}, "fence"),
+        ("m-negfence", doc! {"fence": -1_i64}, "fence"),
+        ("m-uuid", doc! {"uuid": [1, 2]}, "uuid"),
+        ("m-pid", doc! {"pid": -5_i64}, "pid"),
+        ("m-created", doc! {"ts_created": true}, "ts_created"),
+        (
+            "m-free-expire",
+            doc! {"locked": false, "ts_expire": 7_i32},
+            "ts_expire",
+        ),
+    ];
+    for (key, overrides, _) in &lock_docs {
+        plant(&db, key, overrides.clone());
+    }
+    let locks = db.collection::<Document>("mongolocker");
+    let planted: std::collections::HashMap<&str, Document> = lock_docs
+        .iter()
+        .map(|(key, _, _)| {
+            (
+                *key,
+                locks.find_one(doc! {"_id": key}).run().unwrap().unwrap(),
+            )
+        })
+        .collect();
+    for (key, _, field) in &lock_docs {
+        let key = *key;
+        table.push((
+            "acquire on a malformed lock",
+            Box::new(move || locker(key).acquire(false, None, STEP, false).map(drop)),
+            Expect::Field(field),
+        ));
+        table.push((
+            "elector poll on a malformed lock",
+            Box::new(move || {
+                let e = elector(key);
+                let r = e.poll();
+                assert!(
+                    !e.is_master(),
+                    "{key}: an elector became master of a malformed lock"
+                );
+                r
+            }),
+            Expect::Field(field),
+        ));
+    }
+    // Status reports someone else wrote, for the key "s".
+    let status = db.collection::<Document>("elector.status");
+    let report = |id: &str, overrides: Document| {
+        let mut d = doc! {
+            "_id": id, "key": "s", "uuid": id, "host": "h", "pid": 1_i64, "ttl": 15.0,
+            "ismaster": false, "running": true, "last_poll": Bson::Null, "app_version": Bson::Null,
+            "timestamp": mongodb::bson::DateTime::now(), "fence": Bson::Null,
+            "ts_expire": mongodb::bson::DateTime::from_millis(mongodb::bson::DateTime::now().timestamp_millis() + 3_600_000),
+        };
+        d.extend(overrides);
+        d
+    };
+    let status_docs: Vec<(Document, &'static str)> = vec![
+        (doc! {"ttl": "long"}, "ttl"),
+        (doc! {"ttl": 1e300}, "ttl"),
+        (doc! {"ismaster": 1_i32}, "ismaster"),
+        (doc! {"pid": -7_i64}, "pid"),
+        (doc! {"timestamp": "now"}, "timestamp"),
+        (doc! {"host": 3_i32}, "host"),
+    ];
+    for (i, (overrides, field)) in status_docs.into_iter().enumerate() {
+        let id = format!("bad-status-{i}");
+        let status = status.clone();
+        let e = elector("s");
+        table.push((
+            "cluster view with a malformed status report",
+            Box::new(move || {
+                status.delete_many(doc! {}).run().unwrap();
+                status
+                    .insert_one(report(&id, overrides.clone()))
+                    .run()
+                    .unwrap();
+                e.cluster_detail().map(drop)
+            }),
+            Expect::Field(field),
+        ));
+    }
+    assert!(table.len() >= 25, "only {} cases", table.len());
+    for (what, call, expect) in &table {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(call))
+            .unwrap_or_else(|_| panic!("{what}: panicked"));
+        assert!(
+            matches(&result, expect),
+            "{what}: expected {expect:?}, got {result:?}"
+        );
+    }
+    // No lock was granted: every planted lock document is as planted.
+    for (key, _, _) in &lock_docs {
+        let now: Document = locks.find_one(doc! {"_id": key}).run().unwrap().unwrap();
+        assert_eq!(Some(&now), planted.get(key), "{key} was changed");
+    }
+}

@@ -2,7 +2,10 @@
 //! reports every violation of the lock's and the elector's guarantees.
 //!
 //! - two sections (or terms) on one key that both ended valid and overlap;
-//! - a fence that does not grow in the order holders started, per key;
+//! - a fence that does not grow in the order holders started (learned they
+//!   had won), per key, among holders that acted: one that learned of its
+//!   lease only after its deadline, or was paused before noting its start,
+//!   never held it usefully and is not ordered;
 //! - a fenced write accepted from a lower fence after a higher one was;
 //! - a write begun (validity checked) after the holder's lease deadline.
 #![allow(dead_code)]
@@ -128,9 +131,17 @@ impl History {
             lock_sections: self.sections.iter().filter(|s| s.kind == "lock").count(),
             master_terms: self.sections.iter().filter(|s| s.kind == "master").count(),
             writes: self.writes.iter().filter(|w| !w.probe).count(),
-            rejected_writes: self.writes.iter().filter(|w| !w.probe && !w.accepted).count(),
+            rejected_writes: self
+                .writes
+                .iter()
+                .filter(|w| !w.probe && !w.accepted)
+                .count(),
             probes: self.writes.iter().filter(|w| w.probe).count(),
-            probes_rejected: self.writes.iter().filter(|w| w.probe && !w.accepted).count(),
+            probes_rejected: self
+                .writes
+                .iter()
+                .filter(|w| w.probe && !w.accepted)
+                .count(),
             violations: Vec::new(),
         };
         let mut by_key: BTreeMap<&str, Vec<&Section>> = BTreeMap::new();
@@ -153,8 +164,17 @@ impl History {
                     }
                 }
             }
-            // Fences grow in the order holders started.
-            for pair in sections.windows(2) {
+            // Fences grow in the order holders that acted started.
+            let mut acted: Vec<&&Section> = sections
+                .iter()
+                .filter(|s| {
+                    self.writes.iter().any(|w| {
+                        !w.probe && w.key == s.key && w.worker == s.worker && w.fence == s.fence
+                    })
+                })
+                .collect();
+            acted.sort_by_key(|s| (s.start, s.fence));
+            for pair in acted.windows(2) {
                 if pair[1].fence <= pair[0].fence {
                     r.violations.push(format!(
                         "fence on `{key}` did not grow: {} fence {} started before {} fence {}",
@@ -225,25 +245,48 @@ mod tests {
 
     #[test]
     fn an_overlap_fails() {
-        let r = check(&[section("a", 1, 0, 100, true), section("b", 2, 50, 150, true)]);
+        let r = check(&[
+            section("a", 1, 0, 100, true),
+            section("b", 2, 50, 150, true),
+        ]);
         assert_eq!(r.violations.len(), 1, "{:?}", r.violations);
         assert!(r.violations[0].starts_with("overlap"));
         // The same overlap is fine when the first holder knew it had lost.
-        let r = check(&[section("a", 1, 0, 100, false), section("b", 2, 50, 150, true)]);
+        let r = check(&[
+            section("a", 1, 0, 100, false),
+            section("b", 2, 50, 150, true),
+        ]);
         assert!(r.violations.is_empty(), "{:?}", r.violations);
     }
 
     #[test]
     fn a_shrinking_fence_fails() {
-        let r = check(&[section("a", 5, 0, 100, true), section("b", 4, 110, 200, true)]);
+        let r = check(&[
+            section("a", 5, 0, 100, true),
+            write("a", 5, 10, true),
+            section("b", 4, 110, 200, true),
+            write("b", 4, 120, false),
+        ]);
         assert_eq!(r.violations.len(), 1, "{:?}", r.violations);
         assert!(r.violations[0].starts_with("fence"));
+        // A holder that never acted (it learned of its lease too late) is
+        // not ordered.
+        let r = check(&[
+            section("a", 5, 0, 100, true),
+            write("a", 5, 10, true),
+            section("b", 4, 110, 200, false),
+        ]);
+        assert!(r.violations.is_empty(), "{:?}", r.violations);
     }
 
     #[test]
     fn a_stale_accepted_write_fails() {
         let r = check(&[write("b", 2, 100, true), write("a", 1, 200, true)]);
-        assert!(r.violations.iter().any(|v| v.starts_with("stale write")), "{:?}", r.violations);
+        assert!(
+            r.violations.iter().any(|v| v.starts_with("stale write")),
+            "{:?}",
+            r.violations
+        );
         let r = check(&[write("b", 2, 100, true), write("a", 1, 200, false)]);
         assert!(r.violations.is_empty(), "{:?}", r.violations);
     }
@@ -252,9 +295,15 @@ mod tests {
     fn acting_after_the_deadline_fails() {
         let late = "write w=a key=k fence=1 checked=500 done=505 deadline=400 accepted=1 probe=0";
         let r = check(&[late.to_owned()]);
-        assert!(r.violations[0].starts_with("acted after"), "{:?}", r.violations);
+        assert!(
+            r.violations[0].starts_with("acted after"),
+            "{:?}",
+            r.violations
+        );
         // A probe after the deadline is expected, not a violation.
-        let probe = late.replace("probe=0", "probe=1").replace("accepted=1", "accepted=0");
+        let probe = late
+            .replace("probe=0", "probe=1")
+            .replace("accepted=1", "accepted=0");
         assert!(check(&[probe]).violations.is_empty());
     }
 

@@ -1,0 +1,541 @@
+//! Fault injection against real processes and the real server: crashes,
+//! pauses, partitions, latency, clock skew and server restarts. Every
+//! scenario runs `examples/worker.rs` processes, injects its fault, stops
+//! them cleanly, and checks the history they logged with
+//! `tests/faults/checker.rs`.
+
+#[path = "faults/checker.rs"]
+mod checker;
+mod common;
+#[path = "faults/proxy.rs"]
+mod proxy;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use checker::{History, Report};
+use common::PrivateServer;
+use mongoelector::{LockInfo, MongoLocker};
+use proxy::Proxy;
+
+/// The worker binary, built by `cargo test` next to this test binary.
+fn worker_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let debug = exe.parent().unwrap().parent().unwrap();
+    let bin = debug.join("examples").join("worker");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo test`, which builds examples",
+        bin.display()
+    );
+    bin
+}
+
+/// Debian's libfaketime (package `faketime`, installed by scripts/test.sh).
+fn libfaketime() -> &'static str {
+    const LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+    assert!(
+        std::path::Path::new(LIB).exists(),
+        "{LIB} is missing: scripts/test.sh installs it (apt-get install faketime)"
+    );
+    LIB
+}
+
+fn uri_of(port: u16) -> String {
+    format!(
+        "mongodb://127.0.0.1:{port}/?directConnection=true&serverSelectionTimeoutMS=1500&connectTimeoutMS=1000&heartbeatFrequencyMS=500"
+    )
+}
+
+struct Worker {
+    name: String,
+    child: Child,
+}
+
+/// A set of worker processes sharing a database and a log directory.
+struct Run {
+    db: String,
+    dir: PathBuf,
+    workers: Vec<Worker>,
+}
+
+impl Run {
+    fn new() -> Run {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let dir = std::env::temp_dir().join(format!("mongoelector-faults-{id}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        Run {
+            db: format!("f_{id}"),
+            dir,
+            workers: Vec::new(),
+        }
+    }
+
+    /// Starts a worker; `faketime` runs it under libfaketime with that offset.
+    fn spawn(&mut self, name: &str, uri: &str, args: &[&str], faketime: Option<&str>) -> u32 {
+        let log = self.dir.join(format!("{name}.log"));
+        let mut cmd = Command::new(worker_bin());
+        if let Some(offset) = faketime {
+            // libfaketime preloaded into the worker itself (the `faketime`
+            // wrapper would stand between us and the worker's pid).
+            cmd.env("LD_PRELOAD", libfaketime())
+                .env("FAKETIME", offset)
+                // Workers' history times come from CLOCK_MONOTONIC: keep it real.
+                .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+        }
+        cmd.args(["--name", name, "--db", &self.db, "--log"])
+            .arg(&log)
+            .args(args)
+            .env("MONGODB_URI", uri)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        let child = cmd.spawn().expect("spawn worker");
+        let pid = child.id();
+        self.workers.push(Worker {
+            name: name.to_owned(),
+            child,
+        });
+        pid
+    }
+
+    fn signal(&self, pid: u32, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig} {pid}");
+    }
+
+    fn name_of(&self, pid: u32) -> Option<&str> {
+        self.workers
+            .iter()
+            .find(|w| w.child.id() == pid)
+            .map(|w| w.name.as_str())
+    }
+
+    /// SIGTERM to every live worker, then waits (SIGKILL after 15 s).
+    fn stop_all(&mut self) {
+        for w in &self.workers {
+            let _ = Command::new("kill")
+                .args(["-CONT", &w.child.id().to_string()])
+                .stderr(Stdio::null())
+                .status();
+            let _ = Command::new("kill")
+                .args(["-TERM", &w.child.id().to_string()])
+                .stderr(Stdio::null())
+                .status();
+        }
+        let end = Instant::now() + Duration::from_secs(15);
+        for w in &mut self.workers {
+            loop {
+                match w.child.try_wait() {
+                    Ok(Some(_)) => break,
+                    _ if Instant::now() > end => {
+                        let _ = w.child.kill();
+                        let _ = w.child.wait();
+                        panic!("worker {} did not stop on SIGTERM", w.name);
+                    }
+                    _ => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        }
+    }
+
+    fn history(&self) -> History {
+        History::read_dir(&self.dir).expect("readable history")
+    }
+
+    /// Stops everything and fails on any violation; the report otherwise.
+    fn finish(mut self) -> (History, Report) {
+        self.stop_all();
+        let history = self.history();
+        let report = history.check();
+        assert!(
+            report.violations.is_empty(),
+            "violations in {}:\n{}",
+            self.dir.display(),
+            report.violations.join("\n")
+        );
+        let _ = std::fs::remove_dir_all(&self.dir);
+        (history, report)
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        for w in &mut self.workers {
+            let _ = w.child.kill();
+            let _ = w.child.wait();
+        }
+    }
+}
+
+fn lock_args<'a>(key: &'a str, ttl_ms: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![
+        "--mode",
+        "lock",
+        "--key",
+        key,
+        "--ttl-ms",
+        ttl_ms,
+        "--retry-ms",
+        "50",
+    ];
+    v.extend_from_slice(extra);
+    v
+}
+
+fn elector_args<'a>(key: &'a str, ttl_ms: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec!["--mode", "elector", "--key", key, "--ttl-ms", ttl_ms];
+    v.extend_from_slice(extra);
+    v
+}
+
+/// The live holder of `key`, read directly from the server.
+fn holder(uri: &str, db: &str, key: &str) -> Option<LockInfo> {
+    let client = mongodb::sync::Client::with_uri_str(uri).unwrap();
+    let locker = MongoLocker::builder(key, &client.database(db))
+        .timeparanoid(false)
+        .build()
+        .unwrap();
+    locker.get_current().ok().flatten()
+}
+
+fn wait_holder(
+    uri: &str,
+    db: &str,
+    key: &str,
+    limit: Duration,
+    mut ok: impl FnMut(&LockInfo) -> bool,
+) -> Option<LockInfo> {
+    let client = mongodb::sync::Client::with_uri_str(uri).unwrap();
+    let locker = MongoLocker::builder(key, &client.database(db))
+        .timeparanoid(false)
+        .build()
+        .unwrap();
+    let end = Instant::now() + limit;
+    loop {
+        if let Ok(Some(info)) = locker.get_current() {
+            if ok(&info) {
+                return Some(info);
+            }
+        }
+        if Instant::now() > end {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn sigkill_of_the_holder_and_of_the_master_is_survived_within_the_bound() {
+    let uri = common::uri();
+    let mut run = Run::new();
+    let ttl = Duration::from_secs(1);
+    let (lock_retry, elector_retry) = (Duration::from_millis(50), Duration::from_millis(100));
+    for i in 0..3 {
+        run.spawn(
+            &format!("lock{i}"),
+            &uri,
+            &lock_args("L", "1000", &["--hold-ms", "100", "--acts", "3"]),
+            None,
+        );
+        run.spawn(
+            &format!("elect{i}"),
+            &uri,
+            &elector_args(
+                "E",
+                "1000",
+                &["--retry-ms", "100", "--hold-ms", "50", "--acts", "0"],
+            ),
+            None,
+        );
+    }
+    for (key, retry) in [("L", lock_retry), ("E", elector_retry)] {
+        let first = wait_holder(&uri, &run.db, key, Duration::from_secs(15), |_| true)
+            .expect("someone holds it");
+        std::thread::sleep(Duration::from_millis(500));
+        let victim = holder(&uri, &run.db, key).unwrap_or(first);
+        let killed = Instant::now();
+        run.signal(victim.pid, "-KILL");
+        let next = wait_holder(&uri, &run.db, key, Duration::from_secs(10), |i| {
+            i.pid != victim.pid
+        })
+        .expect("another worker took over");
+        let took = killed.elapsed();
+        assert!(
+            took <= ttl + retry + Duration::from_secs(1),
+            "{key}: took over after {took:?}"
+        );
+        assert!(next.fence > victim.fence);
+        assert!(run.name_of(next.pid).is_some(), "taken by one of ours");
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let (_, report) = run.finish();
+    // The killed master's term has no record (it died in it); the others do.
+    assert!(
+        report.lock_sections >= 3 && report.master_terms >= 1,
+        "{report:?}"
+    );
+}
+
+#[test]
+fn sigstop_of_the_holder_for_two_ttls_makes_its_late_write_bounce() {
+    let uri = common::uri();
+    let mut run = Run::new();
+    let ttl = Duration::from_secs(1);
+    let args = lock_args("S", "1000", &["--hold-ms", "150", "--acts", "5"]);
+    let a = run.spawn("a", &uri, &args, None);
+    let b = run.spawn("b", &uri, &args, None);
+    let mut paused = Vec::new();
+    for _ in 0..3 {
+        let held =
+            wait_holder(&uri, &run.db, "S", Duration::from_secs(10), |_| true).expect("held");
+        assert!(held.pid == a || held.pid == b);
+        run.signal(held.pid, "-STOP");
+        paused.push(run.name_of(held.pid).unwrap().to_owned());
+        std::thread::sleep(ttl * 2);
+        run.signal(held.pid, "-CONT");
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+    let (history, _) = run.finish();
+    // A paused holder woke up to an invalid lease, did not act on it, and
+    // its deliberate late write was refused: a greater fence was stored.
+    let bounced = history.sections.iter().filter(|s| !s.valid).any(|s| {
+        history.writes.iter().any(|w| {
+            w.probe && w.worker.starts_with(&s.worker) && w.fence == s.fence && !w.accepted
+        })
+    });
+    assert!(
+        bounced,
+        "no late write bounced; paused {paused:?}: {history:?}"
+    );
+}
+
+#[test]
+fn partitioned_master_steps_down_before_anyone_takes_over() {
+    let server = PrivateServer::start(&[]);
+    let proxy = Proxy::start(format!("127.0.0.1:{}", server.port).parse().unwrap()).unwrap();
+    let mut run = Run::new();
+    let direct = uri_of(server.port);
+    let args = elector_args(
+        "P",
+        "2000",
+        &["--retry-ms", "200", "--hold-ms", "50", "--acts", "0"],
+    );
+    let a = run.spawn("a", &uri_of(proxy.port()), &args, None);
+    wait_holder(&direct, &run.db, "P", Duration::from_secs(15), |i| {
+        i.pid == a
+    })
+    .expect("a is master");
+    let b = run.spawn("b", &direct, &args, None);
+    std::thread::sleep(Duration::from_secs(1));
+    proxy.partition();
+    let cut = Instant::now();
+    let taken = wait_holder(&direct, &run.db, "P", Duration::from_secs(10), |i| {
+        i.pid == b
+    })
+    .expect("b took over");
+    assert!(
+        cut.elapsed() >= Duration::from_millis(1500),
+        "not before a's lease ran out"
+    );
+    assert!(taken.fence > 1);
+    std::thread::sleep(Duration::from_secs(1));
+    proxy.pass(); // heal
+    std::thread::sleep(Duration::from_secs(3));
+    let still = holder(&direct, &run.db, "P").expect("a master after healing");
+    assert_eq!(still.pid, b, "healing did not hand mastership back");
+    let (history, _) = run.finish();
+    // a's term ended invalid, and b's began after a's local deadline.
+    let a_term = history
+        .sections
+        .iter()
+        .find(|s| s.worker.starts_with("at") && !s.valid)
+        .expect("a's term ended by losing the lease");
+    let b_term = history
+        .sections
+        .iter()
+        .filter(|s| s.worker.starts_with("bt"))
+        .min_by_key(|s| s.start)
+        .expect("b's term");
+    assert!(
+        a_term.deadline > 0 && b_term.start > a_term.deadline,
+        "{a_term:?} / {b_term:?}"
+    );
+    assert!(history
+        .writes
+        .iter()
+        .filter(|w| w.probe)
+        .all(|w| !w.accepted));
+}
+
+#[test]
+fn latency_spikes_near_the_renewal_interval_cause_no_overlap_and_no_flapping() {
+    let server = PrivateServer::start(&[]);
+    let proxy = Proxy::start(format!("127.0.0.1:{}", server.port).parse().unwrap()).unwrap();
+    let mut run = Run::new();
+    let uri = uri_of(proxy.port());
+    // ttl 1.5 s: a master renews every 500 ms; spikes add 300 ms of round trip.
+    let args = elector_args(
+        "T",
+        "1500",
+        &["--retry-ms", "150", "--hold-ms", "50", "--acts", "0"],
+    );
+    for i in 0..3 {
+        run.spawn(&format!("n{i}"), &uri, &args, None);
+    }
+    wait_holder(
+        &uri_of(server.port),
+        &run.db,
+        "T",
+        Duration::from_secs(15),
+        |_| true,
+    )
+    .expect("a master");
+    for _ in 0..4 {
+        proxy.latency(Duration::from_millis(150));
+        std::thread::sleep(Duration::from_secs(1));
+        proxy.pass();
+        std::thread::sleep(Duration::from_millis(700));
+    }
+    let (_, report) = run.finish();
+    assert!(report.master_terms >= 1);
+    assert!(
+        report.master_terms <= 3,
+        "flapping: {} terms in 7 s",
+        report.master_terms
+    );
+}
+
+#[test]
+fn clients_an_hour_off_never_overlap_and_paranoid_ones_refuse() {
+    let uri = common::uri();
+    let mut run = Run::new();
+    for (name, skew) in [("fast", Some("+1h")), ("slow", Some("-1h")), ("true", None)] {
+        run.spawn(
+            &format!("lock-{name}"),
+            &uri,
+            &lock_args("K", "1000", &["--hold-ms", "50", "--acts", "3"]),
+            skew,
+        );
+        run.spawn(
+            &format!("elect-{name}"),
+            &uri,
+            &elector_args(
+                "C",
+                "1000",
+                &["--retry-ms", "100", "--hold-ms", "50", "--acts", "4"],
+            ),
+            skew,
+        );
+    }
+    run.spawn(
+        "paranoid",
+        &uri,
+        &lock_args("Q", "1000", &["--timeparanoid", "1"]),
+        Some("+1h"),
+    );
+    std::thread::sleep(Duration::from_secs(5));
+    let (history, report) = run.finish();
+    for name in ["fast", "slow", "true"] {
+        let sections = history
+            .sections
+            .iter()
+            .filter(|s| s.worker.starts_with(&format!("lock-{name}")))
+            .count();
+        assert!(sections > 0, "lock-{name} never held the lock");
+    }
+    assert!(report.master_terms >= 3, "{report:?}");
+    assert!(
+        history.errors.get("ClockSkew").copied().unwrap_or(0) >= 1,
+        "{:?}",
+        history.errors
+    );
+    assert!(
+        !history
+            .sections
+            .iter()
+            .any(|s| s.worker.starts_with("paranoid")),
+        "paranoid worker got the lock"
+    );
+}
+
+#[test]
+fn a_server_restart_is_survived_with_one_master_and_growing_fences() {
+    let store = std::env::temp_dir().join(format!(
+        "mongoelector-store-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let store_arg = store.to_string_lossy().into_owned();
+    let mut server = PrivateServer::start(&["--storage-path", &store_arg]);
+    let uri = uri_of(server.port);
+    let mut run = Run::new();
+    let (ttl, retry) = (Duration::from_millis(1500), Duration::from_millis(150));
+    for i in 0..3 {
+        run.spawn(
+            &format!("e{i}"),
+            &uri,
+            &elector_args(
+                "R",
+                "1500",
+                &["--retry-ms", "150", "--hold-ms", "50", "--acts", "6"],
+            ),
+            None,
+        );
+    }
+    for i in 0..2 {
+        run.spawn(
+            &format!("l{i}"),
+            &uri,
+            &lock_args("RL", "1000", &["--hold-ms", "50", "--acts", "2"]),
+            None,
+        );
+    }
+    wait_holder(&uri, &run.db, "R", Duration::from_secs(15), |_| true).expect("a master");
+    std::thread::sleep(Duration::from_secs(2));
+    let before = holder(&uri, &run.db, "R").map_or(0, |i| i.fence);
+    server.stop();
+    std::thread::sleep(Duration::from_secs(1));
+    server.restart();
+    let back = Instant::now();
+    let after = wait_holder(
+        &uri,
+        &run.db,
+        "R",
+        ttl + retry + Duration::from_secs(15),
+        |i| i.fence > before,
+    )
+    .expect("a master again");
+    let recovered = back.elapsed();
+    assert!(
+        after.fence > before,
+        "fences kept growing across the restart"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let (history, report) = run.finish();
+    drop(server);
+    let _ = std::fs::remove_dir_all(&store);
+    // Every lease was long expired when the server came back, so the bound
+    // is the retry interval plus reconnecting; allow for the driver's
+    // server selection and heartbeat (1.5 s, 0.5 s).
+    assert!(
+        recovered <= ttl + retry + Duration::from_secs(4),
+        "recovered after {recovered:?}"
+    );
+    let max_fence = history
+        .sections
+        .iter()
+        .filter(|s| s.key == "R")
+        .map(|s| s.fence)
+        .max()
+        .unwrap();
+    assert!(max_fence > before);
+    assert!(
+        report.lock_sections > 0 && report.master_terms >= 2,
+        "{report:?}"
+    );
+}
