@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite against a real server: installs what the tests need
 # (SecantusDB in .secantus/, Debian's faketime for the clock-skew tests),
-# starts SecantusDB unless MONGODB_URI is set, runs `cargo test` (unit,
-# integration and doc tests), and stops the server by PID.
+# runs `cargo test` (unit, integration and doc tests) against MONGODB_URI
+# or, when it is unset, twice: against a SecantusDB replica set and against
+# a standalone SecantusDB, each started here and stopped by PID.
 #
 #   scripts/test.sh [CARGO TEST ARGS...]
 set -euo pipefail
@@ -21,4 +22,12 @@ if ! command -v faketime >/dev/null 2>&1; then
 fi
 
 scripts/server.sh install
-exec scripts/with-server.sh cargo test "$@"
+if [ -n "${MONGODB_URI:-}" ]; then
+    exec cargo test "$@"
+fi
+# Both server modes: the default replica set (change streams), then a
+# standalone server (no change streams: waiters poll), same tests.
+echo "test.sh: == against SecantusDB as a replica set" >&2
+scripts/with-server.sh cargo test "$@"
+echo "test.sh: == against SecantusDB as a standalone server" >&2
+scripts/with-server.sh --standalone cargo test "$@"

@@ -54,6 +54,31 @@ impl Lease {
     }
 }
 
+/// How far past a holder's expiry a waiter wakes to try again: enough for
+/// the server's clock to have passed it too.
+const EXPIRY_SLACK: Duration = Duration::from_millis(5);
+
+/// How long a waiter pauses before its next attempt: its `step`, cut short
+/// to just after the holder's expiry when that comes first, and to the
+/// time `left` before its timeout. `holder_expires_in` is measured on the
+/// local wall clock; a wrong clock only makes that wake-up early (one more
+/// attempt) or late (no later than `step`).
+pub(crate) fn retry_pause(
+    step: Duration,
+    left: Option<Duration>,
+    holder_expires_in: Option<chrono::TimeDelta>,
+) -> Duration {
+    let until_expiry = holder_expires_in
+        .and_then(|d| d.to_std().ok())
+        .filter(|d| !d.is_zero())
+        .map(|d| d + EXPIRY_SLACK);
+    [Some(step), left, until_expiry]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(step)
+}
+
 /// `sent + ttl - margin`: the last instant the holder may act.
 pub(crate) fn local_deadline(sent: Instant, ttl: Duration) -> Instant {
     sent + (ttl - lease_margin(ttl))
@@ -81,6 +106,25 @@ mod tests {
             lease_margin(Duration::from_secs(600)),
             Duration::from_secs(1)
         );
+    }
+
+    #[test]
+    fn retry_pause_is_the_step_cut_to_expiry_and_timeout() {
+        let step = Duration::from_millis(250);
+        let ms = chrono::TimeDelta::milliseconds;
+        assert_eq!(retry_pause(step, None, None), step);
+        assert_eq!(
+            retry_pause(step, Some(Duration::from_millis(40)), None),
+            Duration::from_millis(40)
+        );
+        assert_eq!(
+            retry_pause(step, None, Some(ms(100))),
+            Duration::from_millis(105)
+        );
+        assert_eq!(retry_pause(step, None, Some(ms(900))), step);
+        // Already expired by our clock (but not the server's): the step, no busy loop.
+        assert_eq!(retry_pause(step, None, Some(ms(-3))), step);
+        assert_eq!(retry_pause(step, None, Some(ms(0))), step);
     }
 
     #[test]

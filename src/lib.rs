@@ -45,6 +45,7 @@ mod lease;
 mod locker;
 mod store;
 mod validate;
+mod watch;
 
 pub use clock::{CLOCK_CHECK_INTERVAL, CLOCK_TOLERANCE};
 pub use document::LockInfo;

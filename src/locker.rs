@@ -1,6 +1,6 @@
 //! [`MongoLocker`]: the distributed lock, and its builder.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -11,9 +11,10 @@ use crate::clock::ClockCheck;
 use crate::document::{LockInfo, LockRecord};
 use crate::error::{Error, Result};
 use crate::guard::LockGuard;
-use crate::lease::Lease;
+use crate::lease::{self, Lease};
 use crate::store::{LockStore, Owner, Whose};
 use crate::validate;
+use crate::watch::{Hub, Interest};
 
 /// Default lock collection, as in the Python package.
 pub const DEFAULT_COLLECTION: &str = "mongolocker";
@@ -68,6 +69,19 @@ pub(crate) struct Core {
     op: Mutex<()>,
     /// The acquisition this locker holds, if any. Locked only briefly.
     lease: Mutex<Option<Lease>>,
+    /// Whether blocking acquires wait on a change stream (where supported).
+    change_streams: bool,
+    /// The process's change stream for this collection, once needed.
+    hub: OnceLock<Arc<Hub>>,
+}
+
+/// One acquire attempt's answer.
+enum Attempt {
+    Won(Lease),
+    /// Held by another (its expiry, when the answer named a holder).
+    Held {
+        expires: Option<DateTime<Utc>>,
+    },
 }
 
 /// Builds a [`MongoLocker`] with settings other than the defaults.
@@ -94,9 +108,21 @@ pub struct LockerBuilder {
     ttl: Duration,
     step: Duration,
     timeparanoid: bool,
+    change_streams: bool,
 }
 
 impl LockerBuilder {
+    /// Whether a blocking acquire waits on a change stream of the lock
+    /// collection, retrying as soon as the lock is released or changes
+    /// hands (default `true`). Where the deployment has no change streams
+    /// (a standalone server) it polls every step all the same; `false`
+    /// always polls. One stream per process and collection serves every
+    /// waiter; a process that never waits opens none.
+    pub fn change_streams(mut self, on: bool) -> Self {
+        self.change_streams = on;
+        self
+    }
+
     /// The collection that holds the lock documents (default `"mongolocker"`).
     pub fn collection(mut self, name: &str) -> Self {
         self.collection = name.to_owned();
@@ -145,6 +171,8 @@ impl LockerBuilder {
                 clock: ClockCheck::new(self.timeparanoid),
                 op: Mutex::new(()),
                 lease: Mutex::new(None),
+                change_streams: self.change_streams,
+                hub: OnceLock::new(),
             }),
         })
     }
@@ -209,6 +237,7 @@ impl MongoLocker {
             ttl: DEFAULT_TTL,
             step: DEFAULT_STEP,
             timeparanoid: true,
+            change_streams: true,
         }
     }
 
@@ -291,21 +320,40 @@ impl MongoLocker {
         self.core.refuse_if_held()?;
         self.core.clock.check_if_due(&self.core.store)?;
         let give_up = timeout.and_then(|t| Instant::now().checked_add(t));
+        // Interest in the key's changes, re-armed before each attempt so a
+        // release between the attempt and the wait still wakes it. Taken
+        // only once the first attempt failed: an acquire that never waits
+        // opens no stream (a release right between that first attempt and
+        // the registration is noticed one step late).
+        let mut interest: Option<Interest> = None;
         loop {
-            if let Some(lease) = self.core.attempt(force)? {
-                return Ok(Some(lease));
+            if let Some(i) = &mut interest {
+                i.rearm();
             }
+            let holder_expires = match self.core.attempt(force)? {
+                Attempt::Won(lease) => return Ok(Some(lease)),
+                Attempt::Held { expires } => expires,
+            };
             if !blocking {
                 return Ok(None);
             }
-            let pause = match give_up {
-                None => step,
+            if interest.is_none() {
+                interest = self.core.hub().map(|hub| hub.interest(&self.core.key));
+            }
+            let left = match give_up {
+                None => None,
                 Some(at) => match at.checked_duration_since(Instant::now()) {
-                    Some(left) if !left.is_zero() => step.min(left),
+                    Some(left) if !left.is_zero() => Some(left),
                     _ => return Ok(None),
                 },
             };
-            std::thread::sleep(pause);
+            let pause = lease::retry_pause(step, left, holder_expires.map(|e| e - Utc::now()));
+            match &mut interest {
+                Some(i) => {
+                    i.wait_until(Instant::now() + pause, || false);
+                }
+                None => std::thread::sleep(pause),
+            }
         }
     }
 
@@ -565,7 +613,7 @@ impl Core {
     }
 
     /// One acquire round trip: the lease, when this locker now holds the lock.
-    fn attempt(&self, force: bool) -> Result<Option<Lease>> {
+    fn attempt(&self, force: bool) -> Result<Attempt> {
         let _op = self.op.lock();
         // Another thread sharing this locker may have won meanwhile.
         self.refuse_if_held()?;
@@ -578,10 +626,19 @@ impl Core {
                 let lease = Lease::granted(info.fence, info.expires, sent, self.ttl);
                 *self.lease.lock() = Some(lease);
                 log::debug!("acquired `{}` with fence {}", self.key, info.fence);
-                Ok(Some(lease))
+                Ok(Attempt::Won(lease))
             }
-            _ => Ok(None),
+            Some(LockRecord::Taken(info)) => Ok(Attempt::Held {
+                expires: Some(info.expires),
+            }),
+            _ => Ok(Attempt::Held { expires: None }),
         }
+    }
+
+    /// The change stream hub to wait on, unless change streams are off.
+    fn hub(&self) -> Option<&Arc<Hub>> {
+        self.change_streams
+            .then(|| self.hub.get_or_init(|| self.store.hub()))
     }
 
     /// Releases this locker's acquisition; when `fence` is given, only if it

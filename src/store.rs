@@ -167,6 +167,11 @@ impl LockStore {
         self.coll.name()
     }
 
+    /// The process's change stream hub for this collection.
+    pub fn hub(&self) -> std::sync::Arc<crate::watch::Hub> {
+        crate::watch::Hub::for_collection(&self.db, self.coll.name())
+    }
+
     fn parse(&self, doc: &Document) -> Result<LockRecord> {
         parse_lock(doc, self.coll.name())
     }

@@ -630,7 +630,7 @@ fn masters_never_overlap_under_churn() {
         round += 1;
         std::thread::sleep(Duration::from_millis(150));
         if let Some(m) = nodes.iter().find(|n| n.is_master()) {
-            if round % 3 == 0 {
+            if round.is_multiple_of(3) {
                 m.stop().unwrap();
                 std::thread::sleep(Duration::from_millis(50));
                 m.start(false).unwrap();

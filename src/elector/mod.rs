@@ -6,7 +6,8 @@ mod events;
 mod role;
 mod status;
 
-use std::sync::{Arc, Weak};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -22,9 +23,11 @@ pub use status::{ClusterDetail, NodeStatus, DEFAULT_STATUS_COLLECTION};
 use crate::clock::ClockCheck;
 use crate::document::LockRecord;
 use crate::error::{Error, Result};
+use crate::lease;
 use crate::locker::DEFAULT_COLLECTION;
 use crate::store::{LockStore, Owner, Whose};
 use crate::validate;
+use crate::watch::{Hub, Interest};
 use deadlines::Expire;
 use events::Subscribers;
 use role::{Outcome, Role, Transition};
@@ -121,6 +124,7 @@ pub struct ElectorBuilder {
     app_version: Option<String>,
     report_status: bool,
     timeparanoid: bool,
+    change_streams: bool,
     collection: String,
     status_collection: String,
 }
@@ -159,6 +163,18 @@ impl ElectorBuilder {
     /// then every 10 minutes). Safety never depends on it.
     pub fn timeparanoid(mut self, on: bool) -> Self {
         self.timeparanoid = on;
+        self
+    }
+
+    /// Whether followers wait on a change stream of the lock collection and
+    /// try at once when the master releases the lock or it changes hands
+    /// (default `true`), and otherwise at the retry interval, or just after
+    /// the master's lease expires when that comes first. Where the
+    /// deployment has no change streams (a standalone server) they poll all
+    /// the same; `false` always polls. One stream per process and collection
+    /// serves every elector and lock in the process.
+    pub fn change_streams(mut self, on: bool) -> Self {
+        self.change_streams = on;
         self
     }
 
@@ -216,11 +232,17 @@ impl ElectorBuilder {
                 poll_lock: Mutex::new(()),
                 state: Mutex::new(State::default()),
                 wake: Condvar::new(),
+                stop_flag: AtomicBool::new(false),
+                change_streams: self.change_streams,
+                hub: OnceLock::new(),
             }),
             thread: Mutex::new(None),
         })
     }
 }
+
+/// Another node holding the lock, as a poll saw it: its uuid and expiry.
+type Holder = (String, DateTime<Utc>);
 
 struct Shared {
     /// Itself, for the deadline thread.
@@ -239,12 +261,20 @@ struct Shared {
     state: Mutex<State>,
     /// Wakes the elector thread (stop) and `stop()` (the loop ended).
     wake: Condvar,
+    /// `stopping`, readable while waiting on the change stream hub.
+    stop_flag: AtomicBool,
+    /// Whether followers wait on a change stream (where supported).
+    change_streams: bool,
+    /// The process's change stream for the lock collection, once needed.
+    hub: OnceLock<Arc<Hub>>,
 }
 
 struct State {
     role: Role,
     running: bool,
     stopping: bool,
+    /// The other holder's expiry, as the last poll saw it.
+    holder_expires: Option<DateTime<Utc>>,
     /// Counts starts, so `stop()` waits for the run it stopped, not a later one.
     run_id: u64,
     last_poll: Option<DateTime<Utc>>,
@@ -257,6 +287,7 @@ impl Default for State {
             role: Role::Follower,
             running: false,
             stopping: false,
+            holder_expires: None,
             run_id: 0,
             last_poll: None,
             subscribers: Subscribers::default(),
@@ -312,9 +343,11 @@ impl Shared {
             st.role
         };
         let sent = Instant::now();
-        let (outcome, master, lock_result) = self.poll_round_trip(polled_as);
+        let (outcome, holder, lock_result) = self.poll_round_trip(polled_as);
+        let (master, holder_expires) = holder.unzip();
         {
             let mut st = self.state.lock();
+            st.holder_expires = holder_expires;
             let change =
                 role::after_poll(st.role, polled_as, &outcome, sent, self.ttl, Instant::now());
             self.apply(&mut st, change);
@@ -352,7 +385,8 @@ impl Shared {
     }
 
     /// The poll's one round trip: renew as master, try to take as follower.
-    fn poll_round_trip(&self, polled_as: Role) -> (Outcome, Option<String>, Result<()>) {
+    /// Also returns the other holder this poll saw (uuid, expiry), if any.
+    fn poll_round_trip(&self, polled_as: Role) -> (Outcome, Option<Holder>, Result<()>) {
         match polled_as {
             Role::Master(lease) => {
                 match self
@@ -378,9 +412,11 @@ impl Shared {
                         None,
                         Ok(()),
                     ),
-                    Ok(Some(LockRecord::Taken(info))) => {
-                        (Outcome::NotAcquired, Some(info.uuid), Ok(()))
-                    }
+                    Ok(Some(LockRecord::Taken(info))) => (
+                        Outcome::NotAcquired,
+                        Some((info.uuid, info.expires)),
+                        Ok(()),
+                    ),
                     Ok(_) => (Outcome::NotAcquired, None, Ok(())),
                     Err(e) => (Outcome::Failed, None, Err(e)),
                 }
@@ -445,6 +481,10 @@ impl Shared {
         }
     }
 
+    fn hub(&self) -> &Arc<Hub> {
+        self.hub.get_or_init(|| self.locks.hub())
+    }
+
     fn poll_wait(&self) -> Duration {
         if self.is_master() {
             self.ttl / 3
@@ -456,15 +496,42 @@ impl Shared {
     /// The elector thread's loop: poll, sleep until the next poll or a stop.
     fn run(&self) {
         let _done = RunGuard(self);
+        let mut interest: Option<Interest> = None;
         loop {
             if self.state.lock().stopping {
                 break;
             }
+            // A follower watches the key, re-armed before each poll so a
+            // release during the poll still wakes it; registered after its
+            // first poll that did not win, so a node that is elected at once
+            // opens no stream.
+            if let Some(i) = &mut interest {
+                i.rearm();
+            }
             // Errors are logged and announced by poll; keep going.
             let _ = self.poll();
-            let next = Instant::now() + self.poll_wait();
+            if self.is_master() {
+                interest = None;
+            } else if interest.is_none() && self.change_streams {
+                interest = Some(self.hub().interest(&self.key));
+            }
+            let pause = match self.is_master() {
+                true => self.ttl / 3,
+                // The retry interval, or just past the holder's expiry if sooner.
+                false => {
+                    let expires = self.state.lock().holder_expires;
+                    lease::retry_pause(self.retry, None, expires.map(|e| e - Utc::now()))
+                }
+            };
+            let next = Instant::now() + pause;
+            let mut on_stream = false;
+            if let (Some(i), false) = (&mut interest, self.is_master()) {
+                // Until the next poll is due, or at once on a change (or stop).
+                i.wait_until(next, || self.stop_flag.load(Ordering::SeqCst));
+                on_stream = true;
+            }
             let mut st = self.state.lock();
-            while !st.stopping && Instant::now() < next {
+            while !on_stream && !st.stopping && Instant::now() < next {
                 self.wake.wait_until(&mut st, next);
             }
             if st.stopping {
@@ -538,6 +605,7 @@ impl MongoElector {
             app_version: None,
             report_status: true,
             timeparanoid: false,
+            change_streams: true,
             collection: DEFAULT_COLLECTION.to_owned(),
             status_collection: DEFAULT_STATUS_COLLECTION.to_owned(),
         }
@@ -615,6 +683,7 @@ impl MongoElector {
             st.running = true;
             st.stopping = false;
             st.run_id += 1;
+            self.shared.stop_flag.store(false, Ordering::SeqCst);
         }
         self.shared.ensure_status_index();
         // The thread of an earlier run has finished (stop waited for it);
@@ -678,7 +747,11 @@ impl MongoElector {
                 return self.shared.surrender(LossReason::Stopped);
             }
             st.stopping = true;
+            self.shared.stop_flag.store(true, Ordering::SeqCst);
             self.shared.wake.notify_all();
+            if let Some(hub) = self.shared.hub.get() {
+                hub.poke();
+            }
             let run = st.run_id;
             while st.running && st.run_id == run {
                 self.shared.wake.wait(&mut st);

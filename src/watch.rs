@@ -1,0 +1,298 @@
+//! Wake on change: one change stream per process and lock collection,
+//! shared by every waiter on it, so that a blocking acquire or a follower
+//! elector retries as soon as a lock it waits for is released or changes
+//! hands, instead of at its next timer tick.
+//!
+//! Waiting is always bounded by the caller's own schedule (its step or
+//! retry interval, or the holder's expiry): a change event only cuts the
+//! wait short. So a deployment without change streams (a standalone
+//! server), a stream that is down, or a missed event costs latency, never
+//! correctness: the caller simply polls.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use mongodb::bson::{doc, Bson, Document};
+use mongodb::change_stream::event::{ChangeStreamEvent, OperationType};
+use mongodb::sync::{Collection, Database};
+use parking_lot::{Condvar, Mutex};
+
+use crate::document::{FENCE, LOCKED, UUID};
+
+/// How long one `getMore` of the stream waits for events; also how soon the
+/// stream's thread notices that nobody needs it any more.
+const AWAIT: Duration = Duration::from_secs(1);
+/// Pause before reopening a stream that failed.
+const REOPEN_AFTER: Duration = Duration::from_secs(1);
+
+/// Whether the deployment can push changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StreamState {
+    /// Opening, or reopening after an error: waiters poll meanwhile.
+    Down,
+    /// Events flow.
+    Live,
+    /// The server has no change streams (standalone): waiters poll for good.
+    Unsupported,
+}
+
+struct Shared {
+    state: Mutex<HubState>,
+    changed: Condvar,
+}
+
+struct HubState {
+    stream: StreamState,
+    /// Change counters of the keys somebody waits on, with their waiters.
+    keys: HashMap<String, (u64, usize)>,
+    stop: bool,
+}
+
+/// One stream's handle. Lockers and electors that have waited hold it;
+/// the stream closes when the last of them is gone.
+pub(crate) struct Hub {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("stream", &self.stream_state())
+            .finish()
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        self.shared.state.lock().stop = true;
+        self.shared.changed.notify_all();
+    }
+}
+
+type Registry = Mutex<HashMap<(String, String), Weak<Hub>>>;
+
+fn registry() -> &'static Registry {
+    static HUBS: OnceLock<Registry> = OnceLock::new();
+    HUBS.get_or_init(Default::default)
+}
+
+impl Hub {
+    /// The process's hub for `collection` of `db`, opening its stream on
+    /// first use. Keyed by database and collection name: lockers on
+    /// same-named databases of two deployments share the first one's
+    /// stream, and the other's waiters then poll.
+    pub fn for_collection(db: &Database, collection: &str) -> Arc<Hub> {
+        let key = (db.name().to_owned(), collection.to_owned());
+        let mut hubs = registry().lock();
+        if let Some(hub) = hubs.get(&key).and_then(Weak::upgrade) {
+            return hub;
+        }
+        hubs.retain(|_, hub| hub.strong_count() > 0);
+        let shared = Arc::new(Shared {
+            state: Mutex::new(HubState {
+                stream: StreamState::Down,
+                keys: HashMap::new(),
+                stop: false,
+            }),
+            changed: Condvar::new(),
+        });
+        let coll = db.collection::<Document>(collection);
+        let for_thread = shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("mongoelector-watch-{collection}"))
+            .spawn(move || run(&for_thread, &coll));
+        if let Err(e) = spawned {
+            log::warn!("could not start the change stream thread; polling instead: {e}");
+            shared.state.lock().stream = StreamState::Unsupported;
+        }
+        let hub = Arc::new(Hub { shared });
+        hubs.insert(key, Arc::downgrade(&hub));
+        hub
+    }
+
+    /// Registers interest in `key`: changes from now on wake `wait`.
+    pub fn interest(self: &Arc<Hub>, key: &str) -> Interest {
+        let mut st = self.shared.state.lock();
+        let entry = st.keys.entry(key.to_owned()).or_insert((0, 0));
+        entry.1 += 1;
+        Interest {
+            hub: self.clone(),
+            key: key.to_owned(),
+            seen: entry.0,
+        }
+    }
+
+    pub fn stream_state(&self) -> StreamState {
+        self.shared.state.lock().stream
+    }
+
+    /// Wakes every waiter, so that they look at their `cancelled` condition.
+    pub fn poke(&self) {
+        self.shared.changed.notify_all();
+    }
+}
+
+/// A waiter's registration on one key. Take it before looking at the lock,
+/// so that a change between the look and the wait is not missed.
+pub(crate) struct Interest {
+    hub: Arc<Hub>,
+    key: String,
+    seen: u64,
+}
+
+impl Interest {
+    /// Waits until the key changes after the last `rearm` (or creation),
+    /// until `until`, or until `cancelled()` says so after a
+    /// [`Hub::poke`]. True when woken by a change.
+    pub fn wait_until(&mut self, until: Instant, cancelled: impl Fn() -> bool) -> bool {
+        let shared = &self.hub.shared;
+        let mut st = shared.state.lock();
+        loop {
+            let version = st.keys.get(&self.key).map_or(self.seen, |k| k.0);
+            if version != self.seen {
+                self.seen = version;
+                return true;
+            }
+            if cancelled() || shared.changed.wait_until(&mut st, until).timed_out() {
+                return false;
+            }
+        }
+    }
+
+    /// Forgets changes seen so far: the next wait is for a newer one.
+    pub fn rearm(&mut self) {
+        let st = self.hub.shared.state.lock();
+        self.seen = st.keys.get(&self.key).map_or(self.seen, |k| k.0);
+    }
+}
+
+impl Drop for Interest {
+    fn drop(&mut self) {
+        let mut st = self.hub.shared.state.lock();
+        if let Some(entry) = st.keys.get_mut(&self.key) {
+            entry.1 -= 1;
+            if entry.1 == 0 {
+                st.keys.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// Whether an event can make a waiter's next attempt succeed: the lock was
+/// created, replaced, deleted, released or taken by someone new. A renewal
+/// (only `ts_expire` changes) cannot.
+fn relevant(event: &ChangeStreamEvent<Document>) -> bool {
+    match event.operation_type {
+        OperationType::Update => event.update_description.as_ref().is_none_or(|d| {
+            [LOCKED, UUID, FENCE].iter().any(|f| {
+                d.updated_fields.contains_key(*f) || d.removed_fields.iter().any(|r| r == f)
+            })
+        }),
+        _ => true,
+    }
+}
+
+fn key_of(event: &ChangeStreamEvent<Document>) -> Option<String> {
+    match event.document_key.as_ref()?.get("_id")? {
+        Bson::String(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// A server that can never serve a change stream (standalone) answers 40573.
+fn unsupported(e: &mongodb::error::Error) -> bool {
+    matches!(&*e.kind, mongodb::error::ErrorKind::Command(c) if c.code == 40573)
+}
+
+/// The stream's thread: open, deliver, reopen after errors; stop when the
+/// last hub handle is gone or the server cannot stream.
+fn run(shared: &Shared, coll: &Collection<Document>) {
+    let set = |s: StreamState| shared.state.lock().stream = s;
+    let stopping = || shared.state.lock().stop;
+    while !stopping() {
+        let pipeline = [
+            doc! { "$match": { "operationType": { "$in": ["insert", "update", "replace", "delete"] } } },
+        ];
+        let mut stream = match coll.watch().pipeline(pipeline).max_await_time(AWAIT).run() {
+            Ok(stream) => stream,
+            Err(e) if unsupported(&e) => {
+                log::debug!("`{}`: no change streams here; polling", coll.name());
+                set(StreamState::Unsupported);
+                return;
+            }
+            Err(e) => {
+                log::debug!(
+                    "`{}`: change stream failed to open; polling: {e}",
+                    coll.name()
+                );
+                set(StreamState::Down);
+                let mut st = shared.state.lock();
+                if !st.stop {
+                    shared.changed.wait_for(&mut st, REOPEN_AFTER);
+                }
+                continue;
+            }
+        };
+        set(StreamState::Live);
+        while !stopping() {
+            match stream.next_if_any() {
+                Ok(Some(event)) => {
+                    let Some(key) = key_of(&event).filter(|_| relevant(&event)) else {
+                        continue;
+                    };
+                    let mut st = shared.state.lock();
+                    if let Some(entry) = st.keys.get_mut(&key) {
+                        entry.0 += 1;
+                        shared.changed.notify_all();
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    log::debug!(
+                        "`{}`: change stream lost; polling until reopened: {e}",
+                        coll.name()
+                    );
+                    set(StreamState::Down);
+                    break;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(op: &str, updated: Option<Document>) -> ChangeStreamEvent<Document> {
+        let mut d = doc! {
+            "_id": { "_data": "00" },
+            "operationType": op,
+            "documentKey": { "_id": "k" },
+        };
+        if let Some(u) = updated {
+            d.insert(
+                "updateDescription",
+                doc! { "updatedFields": u, "removedFields": [] },
+            );
+        }
+        mongodb::bson::from_document(d).unwrap()
+    }
+
+    #[test]
+    fn releases_and_new_holders_are_relevant_renewals_are_not() {
+        assert!(relevant(&event("insert", None)));
+        assert!(relevant(&event("delete", None)));
+        assert!(relevant(&event("update", Some(doc! { "locked": false }))));
+        assert!(relevant(&event(
+            "update",
+            Some(doc! { "uuid": "b", "fence": 2_i64 })
+        )));
+        assert!(!relevant(&event(
+            "update",
+            Some(doc! { "ts_expire": 1_i64 })
+        )));
+        assert_eq!(key_of(&event("update", None)).as_deref(), Some("k"));
+    }
+}

@@ -1,0 +1,271 @@
+//! Wake on change: waiters and followers retry as soon as the lock is
+//! released or changes hands, on a server with change streams; they fall
+//! back to polling, with the same results, where there are none.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{monitored_client, PrivateServer};
+use mongodb::sync::Database;
+use mongoelector::{Event, MongoElector, MongoLocker};
+
+/// Whether the server under test has change streams (a replica set).
+fn has_change_streams(db: &Database) -> bool {
+    let hello = db
+        .run_command(mongodb::bson::doc! {"hello": 1})
+        .run()
+        .unwrap();
+    hello.contains_key("setName")
+}
+
+fn locker(db: &Database, key: &str, streams: bool) -> MongoLocker {
+    MongoLocker::builder(key, db)
+        .ttl(Duration::from_secs(30))
+        .timeparanoid(false)
+        .change_streams(streams)
+        .build()
+        .unwrap()
+}
+
+/// How long a blocked acquire with a long `step` takes to notice a release.
+fn release_to_acquire(db: &Database, key: &str, streams: bool, step: Duration) -> Duration {
+    let holder = locker(db, key, streams);
+    assert!(holder.acquire(false, None, step, false).unwrap());
+    let waiter = Arc::new(locker(db, key, streams));
+    let w = waiter.clone();
+    let blocked = std::thread::spawn(move || {
+        let got = w
+            .acquire(true, Some(Duration::from_secs(20)), step, false)
+            .unwrap();
+        (got, Instant::now())
+    });
+    // Let the waiter make its first attempt and start waiting (and the
+    // stream open).
+    std::thread::sleep(Duration::from_millis(1500));
+    let released = Instant::now();
+    assert!(holder.release(false).unwrap());
+    let (got, at) = blocked.join().unwrap();
+    assert!(got, "the waiter acquired");
+    at - released
+}
+
+#[test]
+fn a_release_wakes_a_blocked_waiter_at_once() {
+    let db = common::db();
+    let step = Duration::from_secs(5);
+    let took = release_to_acquire(&db, "wake", true, step);
+    if has_change_streams(&db) {
+        assert!(
+            took < Duration::from_secs(1),
+            "woke {took:?} after the release (step {step:?})"
+        );
+    } else {
+        // A standalone server: the same outcome, by polling.
+        assert!(took <= step + Duration::from_secs(1), "{took:?}");
+    }
+}
+
+#[test]
+fn with_change_streams_off_it_polls() {
+    let db = common::db();
+    let step = Duration::from_secs(2);
+    let took = release_to_acquire(&db, "poll", false, step);
+    // The first attempt was ~1.5 s before the release; the next comes a
+    // step after it.
+    assert!(took >= Duration::from_millis(300), "{took:?}: not polling?");
+    assert!(took <= step + Duration::from_secs(1), "{took:?}");
+}
+
+#[test]
+fn a_standalone_server_falls_back_to_polling_with_the_same_results() {
+    let server = PrivateServer::start(&["--standalone"]);
+    let db = server.client().database("standalone");
+    let step = Duration::from_secs(2);
+    let took = release_to_acquire(&db, "standalone", true, step);
+    assert!(took <= step + Duration::from_secs(1), "{took:?}");
+    // Expiry still wakes it, without any change event.
+    let abandoned = MongoLocker::builder("expiry", &db)
+        .ttl(Duration::from_secs(1))
+        .timeparanoid(false)
+        .build()
+        .unwrap();
+    assert!(abandoned.acquire(false, None, step, false).unwrap());
+    let expires = abandoned.get_current().unwrap().unwrap().expires;
+    let waiter = locker(&db, "expiry", true);
+    assert!(waiter
+        .acquire(
+            true,
+            Some(Duration::from_secs(10)),
+            Duration::from_secs(10),
+            false
+        )
+        .unwrap());
+    let late = waiter.get_current().unwrap().unwrap().created - expires;
+    assert!(
+        late.num_milliseconds() < 1000,
+        "took over {late} after the expiry, with a 10 s step"
+    );
+}
+
+#[test]
+fn expiry_wakes_a_waiter_without_any_change_event() {
+    let db = common::db();
+    let abandoned = MongoLocker::builder("expiry", &db)
+        .ttl(Duration::from_secs(1))
+        .timeparanoid(false)
+        .build()
+        .unwrap();
+    assert!(abandoned
+        .acquire(false, None, Duration::from_millis(10), false)
+        .unwrap());
+    let expires = abandoned.get_current().unwrap().unwrap().expires;
+    let waiter = locker(&db, "expiry", true);
+    let step = Duration::from_secs(10);
+    assert!(waiter
+        .acquire(true, Some(Duration::from_secs(15)), step, false)
+        .unwrap());
+    let late = waiter.get_current().unwrap().unwrap().created - expires;
+    assert!(
+        late.num_milliseconds() < 1000,
+        "took over {late} after the expiry, with a 10 s step"
+    );
+}
+
+#[test]
+fn a_stopped_master_is_replaced_at_once_not_at_the_retry_interval() {
+    let db = common::db();
+    let ttl = Duration::from_secs(10);
+    let build = |streams| {
+        MongoElector::builder("seat", &db)
+            .ttl(ttl)
+            .retry_interval(ttl) // as slow as allowed: only a change can be quick
+            .change_streams(streams)
+            .build()
+            .unwrap()
+    };
+    let a = build(true);
+    a.poll().unwrap();
+    assert!(a.is_master());
+    let b = build(true);
+    let rx = b.events();
+    b.start(false).unwrap();
+    std::thread::sleep(Duration::from_millis(1500)); // b polled once, now waits
+    let stopped = Instant::now();
+    a.stop().unwrap();
+    let became = loop {
+        match rx
+            .recv_timeout(ttl + Duration::from_secs(5))
+            .expect("b became master")
+        {
+            Event::BecameMaster { .. } => break Instant::now(),
+            _ => continue,
+        }
+    };
+    let took = became - stopped;
+    if has_change_streams(&db) {
+        assert!(
+            took < Duration::from_secs(1),
+            "b took over {took:?} after the stop (retry {ttl:?})"
+        );
+    } else {
+        assert!(took <= ttl + Duration::from_secs(1), "{took:?}");
+    }
+    let t = Instant::now();
+    b.stop().unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "stop wakes a follower waiting on the stream"
+    );
+}
+
+#[test]
+fn one_stream_per_process_and_collection_and_none_when_idle() {
+    let (client, commands) = monitored_client();
+    let db = common::fresh_db(&client);
+    let streams = |commands: &common::Commands| {
+        commands
+            .take()
+            .iter()
+            .filter(|(name, cmd)| {
+                name == "aggregate"
+                    && cmd.get_array("pipeline").is_ok_and(|p| {
+                        p.iter().any(|s| {
+                            s.as_document()
+                                .is_some_and(|d| d.contains_key("$changeStream"))
+                        })
+                    })
+            })
+            .count()
+    };
+    // Lockers that never wait open nothing.
+    let idle: Vec<MongoLocker> = (0..3)
+        .map(|i| locker(&db, &format!("idle{i}"), true))
+        .collect();
+    for l in &idle {
+        assert!(l
+            .acquire(false, None, Duration::from_millis(10), false)
+            .unwrap());
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(streams(&commands), 0, "an idle process opens no stream");
+    // Five waiters on five keys in one process share one stream.
+    let waiters: Vec<_> = (0..5)
+        .map(|i| {
+            let w = locker(&db, &format!("idle{}", i % 3), true);
+            std::thread::spawn(move || {
+                w.acquire(
+                    true,
+                    Some(Duration::from_millis(1500)),
+                    Duration::from_millis(500),
+                    false,
+                )
+                .unwrap()
+            })
+        })
+        .collect();
+    for w in waiters {
+        assert!(!w.join().unwrap(), "still held");
+    }
+    assert_eq!(
+        streams(&commands),
+        1,
+        "one change stream for the whole process"
+    );
+    drop(idle);
+}
+
+#[test]
+fn a_lost_stream_falls_back_to_polling_and_reopens() {
+    let mut server = PrivateServer::start(&[]);
+    let db = server.client().database("lost");
+    let step = Duration::from_secs(3);
+    assert!(release_to_acquire(&db, "before", true, step) < Duration::from_secs(1));
+    // A locker that has waited holds the process's stream for this
+    // collection: it must survive the restart by reopening.
+    let anchor = locker(&db, "before", true);
+    assert!(!anchor
+        .acquire(true, Some(Duration::from_millis(200)), step, false)
+        .unwrap());
+    // Keep a waiter's hub alive across the restart.
+    let keeper = locker(&db, "keeper", true);
+    let other = locker(&db, "keeper", true);
+    assert!(other.acquire(false, None, step, false).unwrap());
+    let w = std::thread::spawn(move || {
+        keeper.acquire(true, Some(Duration::from_secs(30)), step, false)
+    });
+    server.stop();
+    std::thread::sleep(Duration::from_secs(1));
+    server.restart(); // in-memory: the lock is gone, so the waiter wins by polling
+    let result = w.join().unwrap();
+    assert!(
+        result.unwrap(),
+        "the waiter got the lock after the restart, without hanging"
+    );
+    // The stream is reopened: wake-ups are fast again.
+    std::thread::sleep(Duration::from_secs(2));
+    let took = release_to_acquire(&db, "after", true, step);
+    assert!(took < Duration::from_secs(1), "{took:?} after the restart");
+    drop(anchor);
+}
