@@ -24,6 +24,9 @@ if [ -z "${MONGODB_URI:-}" ]; then
     exec scripts/with-server.sh "$0" "$@"
 fi
 
+# bash reports each SIGKILLed daemon ("... Killed ..."): that is the point here.
+exec 2> >(grep --line-buffered -v -E ': line [0-9]+: +[0-9]+ Killed ' >&2)
+
 TTL="${TTL:-2}"
 RETRY_MS="${RETRY_MS:-200}"
 TRIALS="${TRIALS:-10}"
@@ -77,7 +80,8 @@ wait_master() { # -> echoes the slot of the one master, or fails after 30 s
     return 1
 }
 
-trial() { # SIGNAL -> echoes the takeover time in seconds
+trial() { # SIGNAL -> sets RESULT to the takeover time in seconds
+    # (not in a subshell: it restarts the victim, which must stay our child)
     local sig="$1" master others=() before=() i t0 end
     master=$(wait_master) || { cat "$LOGS"/*.log >&2; echo "no master" >&2; exit 1; }
     for i in 0 1 2; do
@@ -106,7 +110,7 @@ trial() { # SIGNAL -> echoes the takeover time in seconds
     else
         wait "${PIDS[$master]}" 2>/dev/null || true
     fi
-    awk -v a="$(became_at "$winner" "$t0")" -v b="$t0" 'BEGIN { printf "%.3f\n", a - b }'
+    RESULT=$(awk -v a="$(became_at "$winner" "$t0")" -v b="$t0" 'BEGIN { printf "%.3f", a - b }')
     start_node "$master"
     sleep 0.3
 }
@@ -114,7 +118,7 @@ trial() { # SIGNAL -> echoes the takeover time in seconds
 stats() { # VALUES... -> "min median max"
     printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END {
         m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2;
-        printf "%.3f %.3f %.3f", v[1], m, v[NR] }'
+        printf "%.3f %.3f %.3f\n", v[1], m, v[NR] }'
 }
 
 for i in 0 1 2; do start_node "$i"; done
@@ -122,11 +126,13 @@ echo "failover.sh: 3 electors on key $KEY, ttl ${TTL} s, retry ${RETRY_MS} ms, $
 
 KILLS=() STOPS=()
 for n in $(seq 1 "$TRIALS"); do
-    KILLS+=("$(trial KILL)")
+    trial KILL
+    KILLS+=("$RESULT")
     echo "  SIGKILL trial $n: ${KILLS[-1]} s" >&2
 done
 for n in $(seq 1 "$TRIALS"); do
-    STOPS+=("$(trial INT)")
+    trial INT
+    STOPS+=("$RESULT")
     echo "  stop    trial $n: ${STOPS[-1]} s" >&2
 done
 
