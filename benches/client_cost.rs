@@ -5,10 +5,13 @@
 //! scripts/with-server.sh cargo bench --bench client_cost
 //! ```
 //!
-//! First `RAW_CYCLES` (default 2,000) cycles of the raw driver's minimal
-//! equivalent (two `find_one_and_update`), then `CYCLES` (default 10,000)
-//! uncontended `acquire` + `release` cycles, each measured with
-//! `getrusage(RUSAGE_SELF)` before and after.
+//! `CYCLES` (default 10,000) uncontended `acquire` + `release` cycles and
+//! `RAW_CYCLES` (default 2,000) cycles of the raw driver's minimal
+//! equivalent (two `find_one_and_update`), interleaved in blocks (so both
+//! see the same server, which slows down as its oplog grows), each block
+//! measured with `getrusage(RUSAGE_SELF)` before and after. Peak RSS is
+//! `VmHWM` (`ru_maxrss` is printed too: on Linux it keeps the high-water
+//! mark from before `execve`, i.e. cargo's).
 
 mod common;
 
@@ -23,22 +26,32 @@ fn env_or(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+#[derive(Default)]
 struct Cost {
-    cpu_per_cycle: Duration,
-    wall_per_cycle: Duration,
+    cycles: u64,
+    cpu: Duration,
+    wall: Duration,
 }
 
-fn measure(cycles: u64, mut cycle: impl FnMut(u64)) -> Cost {
-    let (cpu0, _) = common::rusage();
-    let t0 = Instant::now();
-    for i in 0..cycles {
-        cycle(i);
+impl Cost {
+    fn measure(&mut self, cycles: u64, mut cycle: impl FnMut(u64)) {
+        let (cpu0, _) = common::rusage();
+        let t0 = Instant::now();
+        for _ in 0..cycles {
+            cycle(self.cycles);
+            self.cycles += 1;
+        }
+        self.wall += t0.elapsed();
+        let (cpu1, _) = common::rusage();
+        self.cpu += cpu1 - cpu0;
     }
-    let wall = t0.elapsed();
-    let (cpu1, _) = common::rusage();
-    Cost {
-        cpu_per_cycle: (cpu1 - cpu0) / cycles as u32,
-        wall_per_cycle: wall / cycles as u32,
+
+    fn cpu_per_cycle(&self) -> Duration {
+        self.cpu / self.cycles.max(1) as u32
+    }
+
+    fn wall_per_cycle(&self) -> Duration {
+        self.wall / self.cycles.max(1) as u32
     }
 }
 
@@ -62,17 +75,22 @@ fn main() {
     }
     let rss_start = common::rss_now_kib();
 
-    let raw_cost = measure(raw_cycles, |i| {
-        common::raw_write(&raw, "w", 2 * i as i64);
-        common::raw_write(&raw, "w", 2 * i as i64 + 1);
-    });
-    let lock_cost = measure(cycles, |_| {
-        assert!(locker
-            .acquire(false, None, Duration::from_millis(250), false)
-            .unwrap());
-        assert!(locker.release(false).unwrap());
-    });
-    let (_, peak_kib) = common::rusage();
+    let (mut raw_cost, mut lock_cost) = (Cost::default(), Cost::default());
+    const BLOCKS: u64 = 20;
+    for _ in 0..BLOCKS {
+        raw_cost.measure(raw_cycles / BLOCKS, |i| {
+            common::raw_write(&raw, "w", 2 * i as i64);
+            common::raw_write(&raw, "w", 2 * i as i64 + 1);
+        });
+        lock_cost.measure(cycles / BLOCKS, |_| {
+            assert!(locker
+                .acquire(false, None, Duration::from_millis(250), false)
+                .unwrap());
+            assert!(locker.release(false).unwrap());
+        });
+    }
+    let (_, maxrss_kib) = common::rusage();
+    let peak_kib = common::peak_rss_kib();
     let rss_end = common::rss_now_kib();
     let _ = db.drop().run();
 
@@ -82,24 +100,27 @@ fn main() {
         "| | cycles | client CPU (user+sys) per cycle, µs | wall per cycle, µs | CPU / wall |"
     );
     println!("|---|---|---|---|---|");
-    for (name, n, c) in [
-        ("raw driver: 2 find_one_and_update", raw_cycles, &raw_cost),
-        ("MongoLocker acquire + release", cycles, &lock_cost),
+    for (name, c) in [
+        ("raw driver: 2 find_one_and_update", &raw_cost),
+        ("MongoLocker acquire + release", &lock_cost),
     ] {
         println!(
-            "| {name} | {n} | {:.0} | {:.0} | {:.2} |",
-            us(c.cpu_per_cycle),
-            us(c.wall_per_cycle),
-            c.cpu_per_cycle.as_secs_f64() / c.wall_per_cycle.as_secs_f64()
+            "| {name} | {} | {:.0} | {:.0} | {:.2} |",
+            c.cycles,
+            us(c.cpu_per_cycle()),
+            us(c.wall_per_cycle()),
+            c.cpu_per_cycle().as_secs_f64() / c.wall_per_cycle().as_secs_f64()
         );
     }
     println!(
         "\nClient CPU ratio, MongoLocker to raw: {:.2}",
-        lock_cost.cpu_per_cycle.as_secs_f64() / raw_cost.cpu_per_cycle.as_secs_f64()
+        lock_cost.cpu_per_cycle().as_secs_f64() / raw_cost.cpu_per_cycle().as_secs_f64()
     );
     println!(
-        "Peak RSS (ru_maxrss): {:.1} MiB; RSS after warm-up {:.1} MiB, at the end {:.1} MiB",
+        "Peak RSS (VmHWM): {:.1} MiB (ru_maxrss, inherited from before exec: {:.1} MiB); \
+         RSS after warm-up {:.1} MiB, at the end {:.1} MiB",
         peak_kib as f64 / 1024.0,
+        maxrss_kib as f64 / 1024.0,
         rss_start as f64 / 1024.0,
         rss_end as f64 / 1024.0
     );

@@ -101,7 +101,8 @@ fn main() {
     let (cpu0, _) = common::rusage();
     let t0 = Instant::now();
     std::thread::sleep(Duration::from_secs(secs));
-    let (cpu1, peak_kib) = common::rusage();
+    let (cpu1, _) = common::rusage();
+    let peak_kib = common::peak_rss_kib();
     let wall = t0.elapsed();
     let threads1 = threads();
     let rss_after = common::rss_now_kib();
@@ -156,7 +157,7 @@ fn main() {
         );
     }
     println!(
-        "| memory per elector (RSS growth / {n}) | {:.1} KiB (RSS {:.1} → {:.1} MiB; peak {:.1} MiB) |",
+        "| memory per elector (RSS growth / {n}) | {:.1} KiB (RSS {:.1} → {:.1} MiB; peak, VmHWM, {:.1} MiB) |",
         (rss_after.saturating_sub(rss_before)) as f64 / n as f64,
         rss_before as f64 / 1024.0,
         rss_after as f64 / 1024.0,

@@ -89,8 +89,10 @@ trial() { # SIGNAL -> sets RESULT to the takeover time in seconds
         others+=("$i")
         before+=("$(became "$i")")
     done
-    # Let the followers settle into their polling rhythm.
-    sleep 0.5
+    # Let the followers settle, then signal at a random phase of their
+    # polling: fixed sleeps here would line up with the retry interval of
+    # the node restarted just before and hide the wait for its next poll.
+    sleep "$(awk -v r="$RETRY_MS" -v x="$RANDOM" 'BEGIN { printf "%.3f", 0.5 + (x % r) / 1000 }')"
     t0=$(date +%s.%N)
     kill "-$sig" "${PIDS[$master]}"
     end=$((SECONDS + TTL + 20))

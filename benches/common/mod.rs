@@ -81,6 +81,19 @@ pub fn rusage() -> (Duration, u64) {
     (tv(ru.ru_utime) + tv(ru.ru_stime), ru.ru_maxrss as u64)
 }
 
+/// Peak resident set size of this program in KiB (`VmHWM`). Unlike
+/// `ru_maxrss`, which on Linux keeps the high-water mark of the process
+/// before `execve` (here: cargo's, copied by its fork), this starts at the
+/// program's own start.
+pub fn peak_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM")
+}
+
 /// Current resident set size in KiB, from /proc/self/statm.
 pub fn rss_now_kib() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
