@@ -127,25 +127,31 @@ pub(crate) fn take_condition(uuid: &str, force: bool) -> Document {
 }
 
 /// The acquire pipeline: every field becomes ours when [`take_condition`]
-/// holds, and stays as it was otherwise. All expressions of one `$set` stage
-/// see the document as it was, so the condition is evaluated once per field
-/// on the same input.
+/// holds, and the document stays as it was otherwise.
+///
+/// One `$replaceWith` stage picks between the document with our fields
+/// merged in and the document as it was, so the server evaluates the
+/// condition once per attempt. (A `$set` stage with one `$cond` per field
+/// evaluated it seven times: on SecantusDB an attempt on a held lock cost
+/// 4.4 times a plain `find_one_and_update`, and 1.4 times with one
+/// evaluation; see the README's Performance section.)
 pub(crate) fn acquire_pipeline(owner: &Owner, ttl: Duration, force: bool) -> Vec<Document> {
-    let take = take_condition(&owner.uuid, force);
-    let pick = |new: Bson, field: &str| -> Bson {
-        Bson::Document(doc! { "$cond": [take.clone(), new, format!("${field}")] })
-    };
     let next_fence =
         doc! { "$add": [{ "$toLong": { "$ifNull": [format!("${FENCE}"), 0_i64] } }, 1_i64] };
-    vec![doc! { "$set": {
-        LOCKED: pick(Bson::Boolean(true), LOCKED),
-        UUID: pick(literal(&owner.uuid), UUID),
-        HOST: pick(literal(&owner.host), HOST),
-        PID: pick(Bson::Int64(i64::from(owner.pid)), PID),
-        TS_CREATED: pick("$$NOW".into(), TS_CREATED),
-        TS_EXPIRE: pick(now_plus(ttl), TS_EXPIRE),
-        FENCE: pick(Bson::Document(next_fence), FENCE),
-    }}]
+    let ours = doc! {
+        LOCKED: true,
+        UUID: literal(&owner.uuid),
+        HOST: literal(&owner.host),
+        PID: i64::from(owner.pid),
+        TS_CREATED: "$$NOW",
+        TS_EXPIRE: now_plus(ttl),
+        FENCE: next_fence,
+    };
+    vec![doc! { "$replaceWith": { "$cond": [
+        take_condition(&owner.uuid, force),
+        { "$mergeObjects": ["$$ROOT", ours] },
+        "$$ROOT",
+    ]}}]
 }
 
 /// A lock collection and the operations on one of its documents.
@@ -310,26 +316,29 @@ mod tests {
         };
         let pipeline = acquire_pipeline(&owner, Duration::from_millis(1500), false);
         assert_eq!(pipeline.len(), 1);
-        let set = pipeline[0].get_document("$set").unwrap();
+        let cond = pipeline[0]
+            .get_document("$replaceWith")
+            .unwrap()
+            .get_array("$cond")
+            .unwrap();
+        // The condition appears once: the server evaluates it once.
+        assert_eq!(cond[0], Bson::Document(take_condition("u1", false)));
+        assert_eq!(cond[2], Bson::String("$$ROOT".into()), "else: unchanged");
+        let merge = cond[1]
+            .as_document()
+            .unwrap()
+            .get_array("$mergeObjects")
+            .unwrap();
+        assert_eq!(merge[0], Bson::String("$$ROOT".into()));
+        let set = merge[1].as_document().unwrap();
         let fields: Vec<&str> = set.keys().map(String::as_str).collect();
         assert_eq!(
             fields,
             [LOCKED, UUID, HOST, PID, TS_CREATED, TS_EXPIRE, FENCE]
         );
-        let take = Bson::Document(take_condition("u1", false));
-        for (field, value) in set {
-            let cond = value.as_document().unwrap().get_array("$cond").unwrap();
-            assert_eq!(cond[0], take, "{field}");
-            assert_eq!(cond[2], Bson::String(format!("${field}")), "{field}");
-        }
-        let expire = set
-            .get_document(TS_EXPIRE)
-            .unwrap()
-            .get_array("$cond")
-            .unwrap();
         assert_eq!(
-            expire[1],
-            Bson::Document(doc! { "$toDate": { "$add": [{ "$toLong": "$$NOW" }, 1500_i64] } })
+            set.get(TS_EXPIRE).unwrap(),
+            &Bson::Document(doc! { "$toDate": { "$add": [{ "$toLong": "$$NOW" }, 1500_i64] } })
         );
     }
 

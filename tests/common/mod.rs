@@ -35,12 +35,20 @@ pub fn db() -> Database {
     fresh_db(&client())
 }
 
-/// Every command the client starts, as sent (with its name).
+/// Every command the client starts, as sent (with its name and the instant
+/// it was started).
 #[derive(Clone, Default)]
-pub struct Commands(Arc<Mutex<Vec<(String, Document)>>>);
+pub struct Commands(Arc<Mutex<Vec<(String, Document, Instant)>>>);
 
 impl Commands {
     pub fn take(&self) -> Vec<(String, Document)> {
+        self.take_timed()
+            .into_iter()
+            .map(|(n, d, _)| (n, d))
+            .collect()
+    }
+
+    pub fn take_timed(&self) -> Vec<(String, Document, Instant)> {
         std::mem::take(&mut *self.0.lock().unwrap())
     }
 
@@ -57,10 +65,11 @@ pub fn monitored_client() -> (Client, Commands) {
         .expect("valid MONGODB_URI");
     options.command_event_handler = Some(EventHandler::callback(move |ev: CommandEvent| {
         if let CommandEvent::Started(started) = ev {
-            sink.0
-                .lock()
-                .unwrap()
-                .push((started.command_name.clone(), started.command.clone()));
+            sink.0.lock().unwrap().push((
+                started.command_name.clone(),
+                started.command.clone(),
+                Instant::now(),
+            ));
         }
     }));
     (Client::with_options(options).expect("client"), commands)

@@ -1,0 +1,312 @@
+//! Round trips per public operation, counted exactly through the driver's
+//! command monitoring: any operation that starts sending more commands
+//! fails here. (The benches in `benches/` say what the round trips cost.)
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{monitored_client, Commands};
+use mongoelector::{MongoElector, MongoLocker};
+
+const TTL: Duration = Duration::from_secs(60);
+
+/// The names of the commands `f` sends.
+fn sent<T>(commands: &Commands, f: impl FnOnce() -> T) -> (T, Vec<String>) {
+    commands.take();
+    let out = f();
+    (out, commands.names())
+}
+
+fn assert_trips<T>(commands: &Commands, what: &str, expected: &[&str], f: impl FnOnce() -> T) -> T {
+    let (out, names) = sent(commands, f);
+    assert_eq!(names, expected, "{what}");
+    out
+}
+
+const FAM: &[&str] = &["findAndModify"];
+const READ: &[&str] = &["aggregate"];
+const NONE: &[&str] = &[];
+
+fn locker(db: &mongodb::sync::Database, key: &str) -> MongoLocker {
+    MongoLocker::builder(key, db)
+        .ttl(TTL)
+        .timeparanoid(false)
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn each_lock_operation_is_one_round_trip() {
+    let (client, commands) = monitored_client();
+    let db = common::fresh_db(&client);
+    let a = locker(&db, "k");
+    let b = locker(&db, "k");
+    let step = Duration::from_millis(50);
+
+    assert!(assert_trips(&commands, "acquire", FAM, || a
+        .acquire(false, None, step, false)
+        .unwrap()));
+    assert!(assert_trips(&commands, "touch", FAM, || a.touch().unwrap()).is_some());
+    assert!(assert_trips(&commands, "locked", READ, || a
+        .locked()
+        .unwrap()));
+    assert!(assert_trips(&commands, "owned", READ, || a
+        .owned()
+        .unwrap()));
+    assert!(assert_trips(&commands, "get_current", READ, || a.get_current().unwrap()).is_some());
+    assert!(assert_trips(&commands, "status", READ, || a.status().unwrap()).lock_owned);
+    assert!(assert_trips(&commands, "try_lock on a held lock", FAM, || b
+        .try_lock()
+        .unwrap())
+    .is_none());
+    assert!(!assert_trips(
+        &commands,
+        "non-blocking acquire on a held lock",
+        FAM,
+        || b.acquire(false, None, step, false).unwrap()
+    ));
+    assert!(!assert_trips(
+        &commands,
+        "touch without holding",
+        NONE,
+        || b.touch().unwrap().is_some()
+    ));
+    assert!(assert_trips(&commands, "release", FAM, || a
+        .release(false)
+        .unwrap()));
+    assert!(!assert_trips(
+        &commands,
+        "release holding nothing",
+        NONE,
+        || a.release(false).unwrap()
+    ));
+    assert!(!assert_trips(
+        &commands,
+        "locked on a free lock",
+        READ,
+        || a.locked().unwrap()
+    ));
+
+    // The guard API.
+    let guard = assert_trips(&commands, "lock on a free lock", FAM, || a.lock().unwrap());
+    assert_trips(&commands, "guard.is_valid", NONE, || {
+        assert!(guard.is_valid())
+    });
+    assert_trips(&commands, "guard.touch", FAM, || guard.touch().unwrap());
+    assert_trips(&commands, "guard drop", FAM, || drop(guard));
+    let guard = assert_trips(&commands, "try_lock on a free lock", FAM, || {
+        a.try_lock().unwrap().unwrap()
+    });
+    assert_trips(&commands, "guard.release", FAM, || guard.release().unwrap());
+    let guard = assert_trips(&commands, "try_lock_for on a free lock", FAM, || {
+        a.try_lock_for(Duration::from_secs(1)).unwrap().unwrap()
+    });
+    // Forced acquire and release: one round trip each as well.
+    assert!(assert_trips(&commands, "forced acquire", FAM, || b
+        .acquire(false, None, step, true)
+        .unwrap()));
+    assert!(assert_trips(&commands, "forced release", FAM, || a
+        .release(true)
+        .unwrap()));
+    drop(guard); // a's stale acquisition: one (no-op) release
+    commands.take();
+}
+
+fn quiet_elector(db: &mongodb::sync::Database, key: &str, report: bool) -> MongoElector {
+    MongoElector::builder(key, db)
+        .ttl(TTL)
+        .report_status(report)
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn each_elector_poll_is_one_round_trip_plus_one_with_status() {
+    let (client, commands) = monitored_client();
+    let db = common::fresh_db(&client);
+
+    let a = quiet_elector(&db, "e", false);
+    let b = quiet_elector(&db, "e", false);
+    assert_trips(&commands, "poll: follower takes the free lock", FAM, || {
+        a.poll().unwrap()
+    });
+    assert!(a.is_master());
+    assert_trips(&commands, "poll: master renews", FAM, || a.poll().unwrap());
+    assert_trips(&commands, "poll: follower finds it held", FAM, || {
+        b.poll().unwrap()
+    });
+    assert_trips(&commands, "is_master, poll_wait, node_status", NONE, || {
+        assert!(!b.is_master());
+        assert_eq!(a.poll_wait(), TTL / 3);
+        assert!(a.node_status().unwrap().is_master);
+    });
+    assert!(assert_trips(&commands, "master_exists", READ, || b
+        .master_exists()
+        .unwrap()));
+    assert_trips(&commands, "release (surrender)", FAM, || {
+        a.release().unwrap()
+    });
+    assert_trips(&commands, "release when not master", NONE, || {
+        a.release().unwrap()
+    });
+
+    // With status reports: one more write per poll, whatever the role.
+    let c = quiet_elector(&db, "s", true);
+    let d = quiet_elector(&db, "s", true);
+    let status_poll: &[&str] = &["findAndModify", "update"];
+    assert_trips(
+        &commands,
+        "poll with status: follower takes",
+        status_poll,
+        || c.poll().unwrap(),
+    );
+    assert_trips(
+        &commands,
+        "poll with status: master renews",
+        status_poll,
+        || c.poll().unwrap(),
+    );
+    assert_trips(&commands, "poll with status: follower", status_poll, || {
+        d.poll().unwrap()
+    });
+    // The TTL index is created once per elector, never inside a poll.
+    assert_trips(
+        &commands,
+        "first report_status",
+        &["createIndexes", "update"],
+        || d.report_status().unwrap(),
+    );
+    assert_trips(&commands, "report_status", &["update"], || {
+        d.report_status().unwrap()
+    });
+    let cluster = assert_trips(&commands, "cluster_detail", &["find", "aggregate"], || {
+        d.cluster_detail().unwrap()
+    });
+    assert_eq!(cluster.members.len(), 2);
+
+    // timeparanoid: one `hello` on the first follower poll, counted apart.
+    let p = MongoElector::builder("s", &db)
+        .ttl(TTL)
+        .report_status(false)
+        .timeparanoid(true)
+        .build()
+        .unwrap();
+    assert_trips(
+        &commands,
+        "first paranoid poll",
+        &["hello", "findAndModify"],
+        || p.poll().unwrap(),
+    );
+    assert_trips(&commands, "later paranoid poll", FAM, || p.poll().unwrap());
+    c.stop().unwrap();
+    d.stop().unwrap();
+    p.stop().unwrap();
+}
+
+/// Checks that the commands of a blocking acquire are one `findAndModify`
+/// per attempt, attempts spaced by `step` (the last pause may be cut short
+/// by the timeout); `hello`s are returned apart. Returns the attempt count.
+fn attempts_of(
+    sent: Vec<(String, mongodb::bson::Document, Instant)>,
+    step: Duration,
+) -> (usize, usize) {
+    let hellos = sent.iter().filter(|(n, _, _)| n == "hello").count();
+    assert!(
+        sent.iter().take(hellos).all(|(n, _, _)| n == "hello"),
+        "a clock check comes first"
+    );
+    let attempts: Vec<Instant> = sent
+        .iter()
+        .skip(hellos)
+        .map(|(n, _, at)| {
+            assert_eq!(n, "findAndModify", "only acquire attempts");
+            *at
+        })
+        .collect();
+    // A second command inside one attempt would start less than a step
+    // after the one before it.
+    let gaps: Vec<Duration> = attempts.windows(2).map(|w| w[1] - w[0]).collect();
+    if let Some((_last, full)) = gaps.split_last() {
+        for gap in full {
+            assert!(
+                *gap >= step,
+                "attempts {gap:?} apart, step {step:?}: {gaps:?}"
+            );
+        }
+    }
+    (attempts.len(), hellos)
+}
+
+#[test]
+fn a_blocking_acquire_is_one_round_trip_per_attempt() {
+    let (client, commands) = monitored_client();
+    let db = common::fresh_db(&client);
+    let holder = locker(&db, "b");
+    assert!(holder
+        .acquire(false, None, Duration::from_millis(50), false)
+        .unwrap());
+    // timeparanoid on (the default): its `hello` is counted apart.
+    let step = Duration::from_millis(100);
+    let contender = MongoLocker::builder("b", &db)
+        .ttl(TTL)
+        .step(step)
+        .build()
+        .unwrap();
+    let timeout = Duration::from_secs(1);
+    let most = (timeout.as_millis() / step.as_millis()) as usize + 1;
+    // Even with 50 ms round trips, each attempt-and-pause fits 150 ms.
+    let least = (timeout.as_millis() / (step + Duration::from_millis(50)).as_millis()) as usize;
+
+    commands.take();
+    let t = Instant::now();
+    assert!(!contender.acquire(true, Some(timeout), step, false).unwrap());
+    let took = t.elapsed();
+    assert!(took >= timeout, "{took:?}");
+    let (attempts, hellos) = attempts_of(commands.take_timed(), step);
+    assert_eq!(
+        hellos, 1,
+        "timeparanoid: one clock check on the first acquire"
+    );
+    assert!(
+        (least..=most).contains(&attempts),
+        "{attempts} attempts in {took:?} with step {step:?}, expected {least}..={most}"
+    );
+
+    // try_lock_for: the builder's step; no second clock check.
+    commands.take();
+    assert!(contender.try_lock_for(timeout).unwrap().is_none());
+    let (attempts, hellos) = attempts_of(commands.take_timed(), step);
+    assert_eq!(
+        hellos, 0,
+        "the clock check is not repeated within 10 minutes"
+    );
+    assert!((least..=most).contains(&attempts), "{attempts} attempts");
+
+    // lock(): attempts until the holder lets go after about 450 ms.
+    commands.take();
+    let released = std::thread::scope(|s| {
+        let h = s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(450));
+            assert!(holder.release(false).unwrap());
+            Instant::now()
+        });
+        let guard = contender.lock().unwrap();
+        let got = Instant::now();
+        let released = h.join().unwrap();
+        drop(guard);
+        (released, got)
+    });
+    let sent = commands.take_timed();
+    // The holder's release and the guard's drop are the two non-attempts.
+    let attempts: Vec<_> = sent
+        .into_iter()
+        .filter(|(_, cmd, _)| cmd.get_bool("upsert").unwrap_or(false))
+        .collect();
+    let (n, _) = attempts_of(attempts, step);
+    assert!(released.1 >= released.0, "acquired after the release");
+    assert!(
+        (4..=6).contains(&n),
+        "{n} attempts for a 450 ms wait with a 100 ms step"
+    );
+}
