@@ -1,6 +1,6 @@
 //! [`MongoLocker`]: the distributed lock, and its builder.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -71,8 +71,6 @@ pub(crate) struct Core {
     lease: Mutex<Option<Lease>>,
     /// Whether blocking acquires wait on a change stream (where supported).
     change_streams: bool,
-    /// The process's change stream for this collection, once needed.
-    hub: OnceLock<Arc<Hub>>,
 }
 
 /// One acquire attempt's answer.
@@ -172,7 +170,6 @@ impl LockerBuilder {
                 op: Mutex::new(()),
                 lease: Mutex::new(None),
                 change_streams: self.change_streams,
-                hub: OnceLock::new(),
             }),
         })
     }
@@ -636,9 +633,9 @@ impl Core {
     }
 
     /// The change stream hub to wait on, unless change streams are off.
-    fn hub(&self) -> Option<&Arc<Hub>> {
-        self.change_streams
-            .then(|| self.hub.get_or_init(|| self.store.hub()))
+    /// Only the waiter's `Interest` keeps it: it closes when nobody waits.
+    fn hub(&self) -> Option<Arc<Hub>> {
+        self.change_streams.then(|| self.store.hub())
     }
 
     /// Releases this locker's acquisition; when `fence` is given, only if it

@@ -173,9 +173,15 @@ impl LockStore {
         self.coll.name()
     }
 
-    /// The process's change stream hub for this collection.
+    /// The process's change stream hub for this collection (opened if
+    /// nothing waits on it yet).
     pub fn hub(&self) -> std::sync::Arc<crate::watch::Hub> {
         crate::watch::Hub::for_collection(&self.db, self.coll.name())
+    }
+
+    /// The hub, only if something waits on it now.
+    pub fn existing_hub(&self) -> Option<std::sync::Arc<crate::watch::Hub>> {
+        crate::watch::Hub::existing(&self.db, self.coll.name())
     }
 
     fn parse(&self, doc: &Document) -> Result<LockRecord> {

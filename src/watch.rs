@@ -49,8 +49,9 @@ struct HubState {
     stop: bool,
 }
 
-/// One stream's handle. Lockers and electors that have waited hold it;
-/// the stream closes when the last of them is gone.
+/// One stream's handle, held by the waiters' [`Interest`]s: the stream is
+/// open while something waits, and closes (within [`AWAIT`]) when the last
+/// waiter is gone, so an idle process keeps none open.
 pub(crate) struct Hub {
     shared: Arc<Shared>,
 }
@@ -127,8 +128,17 @@ impl Hub {
         self.shared.state.lock().stream
     }
 
+    /// The hub for `collection` of `db` if something waits on it now.
+    pub fn existing(db: &Database, collection: &str) -> Option<Arc<Hub>> {
+        let key = (db.name().to_owned(), collection.to_owned());
+        registry().lock().get(&key).and_then(Weak::upgrade)
+    }
+
     /// Wakes every waiter, so that they look at their `cancelled` condition.
+    /// Under the hub's lock, so a waiter between its check and its wait
+    /// cannot miss it.
     pub fn poke(&self) {
+        let _st = self.shared.state.lock();
         self.shared.changed.notify_all();
     }
 }
@@ -144,7 +154,8 @@ pub(crate) struct Interest {
 impl Interest {
     /// Waits until the key changes after the last `rearm` (or creation),
     /// until `until`, or until `cancelled()` says so after a
-    /// [`Hub::poke`]. True when woken by a change.
+    /// [`Hub::poke`]. True when woken by a change. `cancelled` runs under
+    /// the hub's lock: it must not take a lock of its own.
     pub fn wait_until(&mut self, until: Instant, cancelled: impl Fn() -> bool) -> bool {
         let shared = &self.hub.shared;
         let mut st = shared.state.lock();
@@ -200,9 +211,11 @@ fn key_of(event: &ChangeStreamEvent<Document>) -> Option<String> {
     }
 }
 
-/// A server that can never serve a change stream (standalone) answers 40573.
+/// Errors that reopening will not cure: no change streams on this server
+/// (40573: standalone; 40324: unknown stage; 115: command not supported;
+/// 20: illegal operation) or not allowed to open one (13: unauthorized).
 fn unsupported(e: &mongodb::error::Error) -> bool {
-    matches!(&*e.kind, mongodb::error::ErrorKind::Command(c) if c.code == 40573)
+    matches!(&*e.kind, mongodb::error::ErrorKind::Command(c) if [40573, 40324, 115, 20, 13].contains(&c.code))
 }
 
 /// The stream's thread: open, deliver, reopen after errors; stop when the
@@ -217,7 +230,10 @@ fn run(shared: &Shared, coll: &Collection<Document>) {
         let mut stream = match coll.watch().pipeline(pipeline).max_await_time(AWAIT).run() {
             Ok(stream) => stream,
             Err(e) if unsupported(&e) => {
-                log::debug!("`{}`: no change streams here; polling", coll.name());
+                log::info!(
+                    "`{}`: no change streams here; waiters poll: {e}",
+                    coll.name()
+                );
                 set(StreamState::Unsupported);
                 return;
             }
@@ -234,9 +250,30 @@ fn run(shared: &Shared, coll: &Collection<Document>) {
                 continue;
             }
         };
-        set(StreamState::Live);
+        {
+            // Changes made while the stream was down or opening were not
+            // seen: wake every waiter for one more look.
+            let mut st = shared.state.lock();
+            st.stream = StreamState::Live;
+            for (version, _) in st.keys.values_mut() {
+                *version += 1;
+            }
+            shared.changed.notify_all();
+        }
         while !stopping() {
             match stream.next_if_any() {
+                Ok(Some(event)) if event.operation_type == OperationType::Invalidate => {
+                    log::debug!("`{}`: change stream invalidated; reopening", coll.name());
+                    set(StreamState::Down);
+                    break;
+                }
+                // A cursor the server closed (its collection dropped, say)
+                // answers at once with nothing: reopen instead of spinning.
+                Ok(None) if !stream.is_alive() => {
+                    log::debug!("`{}`: change stream closed; reopening", coll.name());
+                    set(StreamState::Down);
+                    break;
+                }
                 Ok(Some(event)) => {
                     let Some(key) = key_of(&event).filter(|_| relevant(&event)) else {
                         continue;

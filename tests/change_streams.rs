@@ -254,3 +254,29 @@ fn a_lost_stream_falls_back_to_polling_and_reopens() {
     assert!(took < Duration::from_secs(1), "{took:?} after the restart");
     drop(anchor);
 }
+
+#[test]
+fn a_dropped_collection_closes_the_stream_which_is_reopened() {
+    let db = common::db();
+    if !has_change_streams(&db) {
+        return; // nothing to close: covered by the standalone test
+    }
+    let step = Duration::from_secs(5);
+    // A waiter on a held lock keeps the process's stream open.
+    let holder = locker(&db, "held", true);
+    assert!(holder.acquire(false, None, step, false).unwrap());
+    let anchor = locker(&db, "held", true);
+    let waiting =
+        std::thread::spawn(move || anchor.acquire(true, Some(Duration::from_secs(8)), step, false));
+    std::thread::sleep(Duration::from_millis(1000));
+    db.collection::<mongodb::bson::Document>("mongolocker")
+        .drop()
+        .run()
+        .unwrap();
+    // The drop freed "held" (its document is gone): the waiter takes it.
+    assert!(waiting.join().unwrap().unwrap());
+    // And the stream, reopened, still wakes waiters at once.
+    std::thread::sleep(Duration::from_millis(1500));
+    let took = release_to_acquire(&db, "after-drop", true, step);
+    assert!(took < Duration::from_secs(1), "{took:?} after the drop");
+}

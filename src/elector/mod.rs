@@ -7,7 +7,7 @@ mod role;
 mod status;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -27,7 +27,7 @@ use crate::lease;
 use crate::locker::DEFAULT_COLLECTION;
 use crate::store::{LockStore, Owner, Whose};
 use crate::validate;
-use crate::watch::{Hub, Interest};
+use crate::watch::Interest;
 use deadlines::Expire;
 use events::Subscribers;
 use role::{Outcome, Role, Transition};
@@ -234,7 +234,6 @@ impl ElectorBuilder {
                 wake: Condvar::new(),
                 stop_flag: AtomicBool::new(false),
                 change_streams: self.change_streams,
-                hub: OnceLock::new(),
             }),
             thread: Mutex::new(None),
         })
@@ -265,8 +264,6 @@ struct Shared {
     stop_flag: AtomicBool,
     /// Whether followers wait on a change stream (where supported).
     change_streams: bool,
-    /// The process's change stream for the lock collection, once needed.
-    hub: OnceLock<Arc<Hub>>,
 }
 
 struct State {
@@ -481,10 +478,6 @@ impl Shared {
         }
     }
 
-    fn hub(&self) -> &Arc<Hub> {
-        self.hub.get_or_init(|| self.locks.hub())
-    }
-
     fn poll_wait(&self) -> Duration {
         if self.is_master() {
             self.ttl / 3
@@ -513,7 +506,7 @@ impl Shared {
             if self.is_master() {
                 interest = None;
             } else if interest.is_none() && self.change_streams {
-                interest = Some(self.hub().interest(&self.key));
+                interest = Some(self.locks.hub().interest(&self.key));
             }
             let pause = match self.is_master() {
                 true => self.ttl / 3,
@@ -749,7 +742,8 @@ impl MongoElector {
             st.stopping = true;
             self.shared.stop_flag.store(true, Ordering::SeqCst);
             self.shared.wake.notify_all();
-            if let Some(hub) = self.shared.hub.get() {
+            // A follower may be waiting on the change stream: wake it.
+            if let Some(hub) = self.shared.locks.existing_hub() {
                 hub.poke();
             }
             let run = st.run_id;
