@@ -129,7 +129,7 @@ impl LockGuard {
         }
     }
 
-    /// Renews the lease as [`MongoLocker::touch`] does: the new expiry, or
+    /// Renews the lease as [`MongoLocker::touch`](crate::MongoLocker::touch) does: the new expiry, or
     /// `None` when this acquisition no longer holds the lock.
     ///
     /// # Errors
