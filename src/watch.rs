@@ -78,13 +78,17 @@ fn registry() -> &'static Registry {
     HUBS.get_or_init(Default::default)
 }
 
+fn registry_key(db: &Database, collection: &str) -> (String, String) {
+    (db.name().to_owned(), collection.to_owned())
+}
+
 impl Hub {
     /// The process's hub for `collection` of `db`, opening its stream on
     /// first use. Keyed by database and collection name: lockers on
     /// same-named databases of two deployments share the first one's
     /// stream, and the other's waiters then poll.
     pub fn for_collection(db: &Database, collection: &str) -> Arc<Hub> {
-        let key = (db.name().to_owned(), collection.to_owned());
+        let key = registry_key(db, collection);
         let mut hubs = registry().lock();
         if let Some(hub) = hubs.get(&key).and_then(Weak::upgrade) {
             return hub;
@@ -130,8 +134,10 @@ impl Hub {
 
     /// The hub for `collection` of `db` if something waits on it now.
     pub fn existing(db: &Database, collection: &str) -> Option<Arc<Hub>> {
-        let key = (db.name().to_owned(), collection.to_owned());
-        registry().lock().get(&key).and_then(Weak::upgrade)
+        registry()
+            .lock()
+            .get(&registry_key(db, collection))
+            .and_then(Weak::upgrade)
     }
 
     /// Wakes every waiter, so that they look at their `cancelled` condition.

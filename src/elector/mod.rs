@@ -503,26 +503,29 @@ impl Shared {
             }
             // Errors are logged and announced by poll; keep going.
             let _ = self.poll();
-            if self.is_master() {
+            let master = self.is_master();
+            if master {
                 interest = None;
             } else if interest.is_none() && self.change_streams {
                 interest = Some(self.locks.hub().interest(&self.key));
             }
-            let pause = match self.is_master() {
-                true => self.ttl / 3,
+            let pause = if master {
+                self.ttl / 3
+            } else {
                 // The retry interval, or just past the holder's expiry if sooner.
-                false => {
-                    let expires = self.state.lock().holder_expires;
-                    lease::retry_pause(self.retry, None, expires.map(|e| e - Utc::now()))
-                }
+                let expires = self.state.lock().holder_expires;
+                lease::retry_pause(self.retry, None, expires.map(|e| e - Utc::now()))
             };
             let next = Instant::now() + pause;
-            let mut on_stream = false;
-            if let (Some(i), false) = (&mut interest, self.is_master()) {
-                // Until the next poll is due, or at once on a change (or stop).
-                i.wait_until(next, || self.stop_flag.load(Ordering::SeqCst));
-                on_stream = true;
-            }
+            // A follower with a stream waits on it: until the next poll is
+            // due, or at once on a change (or a stop).
+            let on_stream = match &mut interest {
+                Some(i) => {
+                    i.wait_until(next, || self.stop_flag.load(Ordering::SeqCst));
+                    true
+                }
+                None => false,
+            };
             let mut st = self.state.lock();
             while !on_stream && !st.stopping && Instant::now() < next {
                 self.wake.wait_until(&mut st, next);
