@@ -8,7 +8,7 @@ use parking_lot::Mutex;
 
 use crate::error::Result;
 use crate::lease::Lease;
-use crate::locker::Core;
+use crate::lock_core::LockCore;
 use std::sync::Arc;
 
 /// One acquisition of a [`MongoLocker`](crate::MongoLocker), released when
@@ -38,7 +38,10 @@ use std::sync::Arc;
 /// ```
 #[must_use = "dropping the guard releases the lock at once"]
 pub struct LockGuard {
-    locker: Arc<Core>,
+    locker: Arc<LockCore>,
+    /// Set once [`release`](Self::release) has freed the lock, so that the
+    /// drop that follows does not release again.
+    released: bool,
     fence: i64,
     /// The last expiry this guard saw, for when the locker no longer holds it.
     expires: Mutex<DateTime<Utc>>,
@@ -47,9 +50,10 @@ pub struct LockGuard {
 }
 
 impl LockGuard {
-    pub(crate) fn new(locker: &Arc<Core>, lease: Lease) -> Self {
+    pub(crate) fn new(locker: Arc<LockCore>, lease: Lease) -> Self {
         LockGuard {
-            locker: locker.clone(),
+            locker,
+            released: false,
             fence: lease.fence,
             expires: Mutex::new(lease.expires),
             lost_at: Mutex::new(lease.deadline),
@@ -172,18 +176,22 @@ impl LockGuard {
     /// assert!(!locker.owned()?);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn release(self) -> Result<()> {
-        let this = std::mem::ManuallyDrop::new(self);
-        this.locker.release_fence(Some(this.fence)).map(drop)
+    pub fn release(mut self) -> Result<()> {
+        self.released = true;
+        // `self` is dropped on return, with all it owns.
+        self.locker.release_fence(Some(self.fence)).map(drop)
     }
 }
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
+        if self.released {
+            return;
+        }
         if let Err(e) = self.locker.release_fence(Some(self.fence)) {
             log::warn!(
                 "releasing lock `{}` (fence {}) on drop failed; it stays taken until it expires: {e}",
-                self.locker.key,
+                self.locker.key(),
                 self.fence
             );
         }
@@ -193,7 +201,7 @@ impl Drop for LockGuard {
 impl fmt::Debug for LockGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LockGuard")
-            .field("key", &self.locker.key)
+            .field("key", &self.locker.key())
             .field("fence", &self.fence)
             .field("expires_at", &self.expires_at())
             .field("is_valid", &self.is_valid())
@@ -210,5 +218,36 @@ mod tests {
     #[test]
     fn guard_is_send_sync() {
         assert_send_sync::<LockGuard>();
+    }
+
+    /// An explicit release drops everything the guard owns: the locker's
+    /// shared state is freed once the locker is gone too. No server: the
+    /// core holds no acquisition, so the release does no I/O.
+    #[test]
+    fn release_frees_the_shared_state() {
+        let client = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:1/").unwrap();
+        let db = client.database("unused");
+        let core = Arc::new(LockCore::new(
+            "k".to_owned(),
+            crate::store::LockStore::new(&db, "locks"),
+            std::time::Duration::from_secs(1),
+            std::time::Duration::from_millis(10),
+            false,
+            false,
+        ));
+        let lease = Lease::granted(
+            1,
+            Utc::now(),
+            Instant::now(),
+            std::time::Duration::from_secs(1),
+        );
+        let weak = Arc::downgrade(&core);
+        let guard = LockGuard::new(core, lease);
+        assert_eq!(weak.strong_count(), 1);
+        guard.release().unwrap();
+        assert!(
+            weak.upgrade().is_none(),
+            "release leaked the locker's state"
+        );
     }
 }

@@ -40,9 +40,13 @@ mod clock;
 mod document;
 mod elector;
 mod error;
+mod expr;
 mod guard;
 mod lease;
+mod lock_core;
 mod locker;
+mod locker_builder;
+mod owner;
 mod store;
 mod validate;
 mod watch;
@@ -56,9 +60,8 @@ pub use elector::{
 pub use error::{Error, Result};
 pub use guard::LockGuard;
 pub use lease::lease_margin;
-pub use locker::{
-    LockStatus, LockerBuilder, MongoLocker, DEFAULT_COLLECTION, DEFAULT_STEP, DEFAULT_TTL,
-};
+pub use locker::{LockStatus, MongoLocker};
+pub use locker_builder::{LockerBuilder, DEFAULT_COLLECTION, DEFAULT_STEP, DEFAULT_TTL};
 pub use validate::{MAX_STEP, MAX_TTL, MIN_STEP, MIN_TTL};
 
 /// The README's examples, compiled as doc tests so they stay true.

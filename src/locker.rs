@@ -1,27 +1,15 @@
-//! [`MongoLocker`]: the distributed lock, and its builder.
+//! [`MongoLocker`]: the distributed lock's public API (its construction is
+//! in `locker_builder`, its state and operations in `lock_core`).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use mongodb::sync::Database;
-use parking_lot::Mutex;
 
-use crate::clock::ClockCheck;
-use crate::document::{LockInfo, LockRecord};
-use crate::error::{Error, Result};
+use crate::document::LockInfo;
+use crate::error::Result;
 use crate::guard::LockGuard;
-use crate::lease::{self, Lease};
-use crate::store::{LockStore, Owner, Whose};
-use crate::validate;
-use crate::watch::{Hub, Interest};
-
-/// Default lock collection, as in the Python package.
-pub const DEFAULT_COLLECTION: &str = "mongolocker";
-/// Default lease length, as in the Python package.
-pub const DEFAULT_TTL: Duration = Duration::from_secs(600);
-/// Default interval between attempts of a blocking acquire, as in the Python package.
-pub const DEFAULT_STEP: Duration = Duration::from_millis(250);
+use crate::lock_core::LockCore;
 
 /// A distributed lock backed by one MongoDB document, with the semantics of
 /// Python's `threading.Lock` and an RAII guard.
@@ -52,127 +40,7 @@ pub const DEFAULT_STEP: Duration = Duration::from_millis(250);
 /// ```
 #[derive(Debug)]
 pub struct MongoLocker {
-    core: Arc<Core>,
-}
-
-/// A locker's identity and state, shared with its guards.
-#[derive(Debug)]
-pub(crate) struct Core {
-    pub(crate) key: String,
-    owner: Owner,
-    ttl: Duration,
-    step: Duration,
-    store: LockStore,
-    clock: ClockCheck,
-    /// Serialises this locker's acquire attempts, touches and releases, so
-    /// that its view of the lease matches the database's.
-    op: Mutex<()>,
-    /// The acquisition this locker holds, if any. Locked only briefly.
-    lease: Mutex<Option<Lease>>,
-    /// Whether blocking acquires wait on a change stream (where supported).
-    change_streams: bool,
-}
-
-/// One acquire attempt's answer.
-enum Attempt {
-    Won(Lease),
-    /// Held by another (its expiry, when the answer named a holder).
-    Held {
-        expires: Option<DateTime<Utc>>,
-    },
-}
-
-/// Builds a [`MongoLocker`] with settings other than the defaults.
-///
-/// ```no_run
-/// use std::time::Duration;
-/// use mongoelector::MongoLocker;
-///
-/// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
-/// let locker = MongoLocker::builder("nightly-report", &db)
-///     .collection("locks")
-///     .ttl(Duration::from_secs(30))
-///     .timeparanoid(false)
-///     .build()?;
-/// assert_eq!(locker.ttl(), Duration::from_secs(30));
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[derive(Clone, Debug)]
-#[must_use = "a builder does nothing until .build() is called"]
-pub struct LockerBuilder {
-    key: String,
-    db: Database,
-    collection: String,
-    ttl: Duration,
-    step: Duration,
-    timeparanoid: bool,
-    change_streams: bool,
-}
-
-impl LockerBuilder {
-    /// Whether a blocking acquire waits on a change stream of the lock
-    /// collection, retrying as soon as the lock is released or changes
-    /// hands (default `true`). Where the deployment has no change streams
-    /// (a standalone server) it polls every step all the same; `false`
-    /// always polls. One stream per process and collection serves every
-    /// waiter; a process that never waits opens none.
-    pub fn change_streams(mut self, on: bool) -> Self {
-        self.change_streams = on;
-        self
-    }
-
-    /// The collection that holds the lock documents (default `"mongolocker"`).
-    pub fn collection(mut self, name: &str) -> Self {
-        self.collection = name.to_owned();
-        self
-    }
-
-    /// How long an acquisition lasts unless renewed with
-    /// [`touch`](MongoLocker::touch) (default 600 s; 100 ms to one year).
-    pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = ttl;
-        self
-    }
-
-    /// Whether acquire first checks that the local clock is within 0.5 s of
-    /// the server's (default `true`). Safety never depends on it.
-    pub fn timeparanoid(mut self, on: bool) -> Self {
-        self.timeparanoid = on;
-        self
-    }
-
-    /// The interval between attempts of [`lock`](MongoLocker::lock) and
-    /// [`try_lock_for`](MongoLocker::try_lock_for) (default 250 ms; 1 ms to
-    /// one hour). [`acquire`](MongoLocker::acquire) takes its own `step`.
-    pub fn step(mut self, step: Duration) -> Self {
-        self.step = step;
-        self
-    }
-
-    /// Checks the settings and creates the locker. No I/O.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidArgument`] naming `key`, `collection`, `ttl` or `step`.
-    pub fn build(self) -> Result<MongoLocker> {
-        validate::key(&self.key)?;
-        validate::collection("collection", &self.collection)?;
-        validate::ttl("ttl", self.ttl)?;
-        validate::step("step", self.step)?;
-        Ok(MongoLocker {
-            core: Arc::new(Core {
-                store: LockStore::new(&self.db, &self.collection),
-                key: self.key,
-                owner: Owner::new(),
-                ttl: self.ttl,
-                step: self.step,
-                clock: ClockCheck::new(self.timeparanoid),
-                op: Mutex::new(()),
-                lease: Mutex::new(None),
-                change_streams: self.change_streams,
-            }),
-        })
-    }
+    core: Arc<LockCore>,
 }
 
 /// A snapshot of a locker and its lock, as the Python package's `status`.
@@ -206,56 +74,30 @@ pub struct LockStatus {
 }
 
 impl MongoLocker {
-    /// A locker on `key` with the Python package's defaults: collection
-    /// `"mongolocker"`, ttl 600 s, `timeparanoid` on. No I/O.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidArgument`] when `key` is empty.
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
-    /// let locker = mongoelector::MongoLocker::new("jobs", &db)?;
-    /// assert_eq!(locker.key(), "jobs");
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn new(key: &str, db: &Database) -> Result<MongoLocker> {
-        Self::builder(key, db).build()
-    }
-
-    /// A builder for a locker on `key`; see [`LockerBuilder`].
-    pub fn builder(key: &str, db: &Database) -> LockerBuilder {
-        LockerBuilder {
-            key: key.to_owned(),
-            db: db.clone(),
-            collection: DEFAULT_COLLECTION.to_owned(),
-            ttl: DEFAULT_TTL,
-            step: DEFAULT_STEP,
-            timeparanoid: true,
-            change_streams: true,
+    pub(crate) fn from_core(core: LockCore) -> Self {
+        MongoLocker {
+            core: Arc::new(core),
         }
     }
 
     /// The lock's key (the lock document's `_id`).
     pub fn key(&self) -> &str {
-        &self.core.key
+        self.core.key()
     }
 
     /// This locker's owner identity, a random UUID chosen at creation.
     pub fn uuid(&self) -> &str {
-        &self.core.owner.uuid
+        &self.core.owner().uuid
     }
 
     /// The lease length of each acquisition.
     pub fn ttl(&self) -> Duration {
-        self.core.ttl
+        self.core.ttl()
     }
 
     /// The name of the collection holding the lock documents.
     pub fn collection(&self) -> &str {
-        self.core.store.collection_name()
+        self.core.collection_name()
     }
 
     /// Takes the lock, with the semantics of Python's `threading.Lock.acquire`.
@@ -271,14 +113,14 @@ impl MongoLocker {
     ///
     /// # Errors
     ///
-    /// - [`Error::InvalidArgument`]: `timeout` with `blocking = false`, or a
+    /// - [`Error::InvalidArgument`](crate::Error::InvalidArgument): `timeout` with `blocking = false`, or a
     ///   `step` of zero or over an hour.
-    /// - [`Error::AlreadyHeld`]: this locker already holds the lock.
-    /// - [`Error::ClockSkew`]: `timeparanoid` is on and the clocks differ by
+    /// - [`Error::AlreadyHeld`](crate::Error::AlreadyHeld): this locker already holds the lock.
+    /// - [`Error::ClockSkew`](crate::Error::ClockSkew): `timeparanoid` is on and the clocks differ by
     ///   more than 0.5 s (checked on the first acquire, then every 10 minutes).
-    /// - [`Error::MalformedDocument`]: the lock document was written by
+    /// - [`Error::MalformedDocument`](crate::Error::MalformedDocument): the lock document was written by
     ///   something else; it was not taken.
-    /// - [`Error::Database`]: the driver failed.
+    /// - [`Error::Database`](crate::Error::Database): the driver failed.
     ///
     /// # Examples
     ///
@@ -300,58 +142,7 @@ impl MongoLocker {
         step: Duration,
         force: bool,
     ) -> Result<bool> {
-        Ok(self
-            .acquire_lease(blocking, timeout, step, force)?
-            .is_some())
-    }
-
-    /// [`acquire`](Self::acquire), returning the lease it obtained.
-    fn acquire_lease(
-        &self,
-        blocking: bool,
-        timeout: Option<Duration>,
-        step: Duration,
-        force: bool,
-    ) -> Result<Option<Lease>> {
-        validate::acquire_args(blocking, timeout, step)?;
-        self.core.refuse_if_held()?;
-        self.core.clock.check_if_due(&self.core.store)?;
-        let give_up = timeout.and_then(|t| Instant::now().checked_add(t));
-        // Interest in the key's changes, re-armed before each attempt so a
-        // release between the attempt and the wait still wakes it. Taken
-        // only once the first attempt failed: an acquire that never waits
-        // opens no stream (a release right between that first attempt and
-        // the registration is noticed one step late).
-        let mut interest: Option<Interest> = None;
-        loop {
-            if let Some(i) = &mut interest {
-                i.rearm();
-            }
-            let holder_expires = match self.core.attempt(force)? {
-                Attempt::Won(lease) => return Ok(Some(lease)),
-                Attempt::Held { expires } => expires,
-            };
-            if !blocking {
-                return Ok(None);
-            }
-            if interest.is_none() {
-                interest = self.core.hub().map(|hub| hub.interest(&self.core.key));
-            }
-            let left = match give_up {
-                None => None,
-                Some(at) => match at.checked_duration_since(Instant::now()) {
-                    Some(left) if !left.is_zero() => Some(left),
-                    _ => return Ok(None),
-                },
-            };
-            let pause = lease::retry_pause(step, left, holder_expires.map(|e| e - Utc::now()));
-            match &mut interest {
-                Some(i) => {
-                    i.wait_until(Instant::now() + pause, || false);
-                }
-                None => std::thread::sleep(pause),
-            }
-        }
+        Ok(self.core.acquire(blocking, timeout, step, force)?.is_some())
     }
 
     /// Frees the lock.
@@ -368,7 +159,7 @@ impl MongoLocker {
     ///
     /// # Errors
     ///
-    /// [`Error::Database`] or [`Error::MalformedDocument`].
+    /// [`Error::Database`](crate::Error::Database) or [`Error::MalformedDocument`](crate::Error::MalformedDocument).
     ///
     /// # Examples
     ///
@@ -383,11 +174,10 @@ impl MongoLocker {
     /// ```
     pub fn release(&self, force: bool) -> Result<bool> {
         if force {
-            let _op = self.core.op.lock();
-            self.core.lease.lock().take();
-            return self.core.store.release(&self.core.key, Whose::Anyone);
+            self.core.release_anyone()
+        } else {
+            self.core.release_fence(None)
         }
-        self.core.release_fence(None)
     }
 
     /// Renews this locker's acquisition: its expiry becomes server now plus
@@ -399,7 +189,7 @@ impl MongoLocker {
     ///
     /// # Errors
     ///
-    /// [`Error::Database`] or [`Error::MalformedDocument`]. The acquisition is
+    /// [`Error::Database`](crate::Error::Database) or [`Error::MalformedDocument`](crate::Error::MalformedDocument). The acquisition is
     /// kept; its local deadline is not extended.
     ///
     /// # Examples
@@ -424,7 +214,7 @@ impl MongoLocker {
     ///
     /// # Errors
     ///
-    /// [`Error::Database`] or [`Error::MalformedDocument`].
+    /// [`Error::Database`](crate::Error::Database) or [`Error::MalformedDocument`](crate::Error::MalformedDocument).
     ///
     /// # Examples
     ///
@@ -446,7 +236,7 @@ impl MongoLocker {
     ///
     /// # Errors
     ///
-    /// [`Error::Database`] or [`Error::MalformedDocument`].
+    /// [`Error::Database`](crate::Error::Database) or [`Error::MalformedDocument`](crate::Error::MalformedDocument).
     ///
     /// # Examples
     ///
@@ -460,14 +250,14 @@ impl MongoLocker {
     pub fn owned(&self) -> Result<bool> {
         Ok(self
             .get_current()?
-            .is_some_and(|info| info.uuid == self.core.owner.uuid))
+            .is_some_and(|info| info.uuid == self.core.owner().uuid))
     }
 
     /// The live lock (taken and not expired in server time), whoever holds it.
     ///
     /// # Errors
     ///
-    /// [`Error::Database`] or [`Error::MalformedDocument`].
+    /// [`Error::Database`](crate::Error::Database) or [`Error::MalformedDocument`](crate::Error::MalformedDocument).
     ///
     /// # Examples
     ///
@@ -481,14 +271,14 @@ impl MongoLocker {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn get_current(&self) -> Result<Option<LockInfo>> {
-        self.core.store.current(&self.core.key)
+        self.core.current()
     }
 
     /// This locker's identity and the lock's state, in one read.
     ///
     /// # Errors
     ///
-    /// [`Error::Database`] or [`Error::MalformedDocument`].
+    /// [`Error::Database`](crate::Error::Database) or [`Error::MalformedDocument`](crate::Error::MalformedDocument).
     ///
     /// # Examples
     ///
@@ -500,27 +290,27 @@ impl MongoLocker {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn status(&self) -> Result<LockStatus> {
-        let (live, timestamp) = match self.core.store.read(&self.core.key)? {
+        let (live, timestamp) = match self.core.read()? {
             Some((record, now)) => (record.live_at(now), now),
             None => (None, Utc::now()),
         };
         Ok(LockStatus {
-            uuid: self.core.owner.uuid.clone(),
-            key: self.core.key.clone(),
-            ttl: self.core.ttl,
+            uuid: self.core.owner().uuid.clone(),
+            key: self.core.key().to_owned(),
+            ttl: self.core.ttl(),
             timestamp,
-            host: self.core.owner.host.clone(),
-            pid: self.core.owner.pid,
+            host: self.core.owner().host.clone(),
+            pid: self.core.owner().pid,
             lock_owned: live
                 .as_ref()
-                .is_some_and(|i| i.uuid == self.core.owner.uuid),
+                .is_some_and(|i| i.uuid == self.core.owner().uuid),
             lock_created: live.as_ref().map(|i| i.created),
             lock_expires: live.as_ref().map(|i| i.expires),
         })
     }
 
     /// Blocks until the lock is acquired (retrying every
-    /// [`step`](LockerBuilder::step)) and returns a guard that releases it
+    /// [`step`](crate::LockerBuilder::step)) and returns a guard that releases it
     /// when dropped.
     ///
     /// # Errors
@@ -540,8 +330,8 @@ impl MongoLocker {
     pub fn lock(&self) -> Result<LockGuard> {
         loop {
             // Without a timeout this only returns once acquired.
-            if let Some(lease) = self.acquire_lease(true, None, self.core.step, false)? {
-                return Ok(LockGuard::new(&self.core, lease));
+            if let Some(lease) = self.core.acquire(true, None, self.core.step(), false)? {
+                return Ok(LockGuard::new(self.core.clone(), lease));
             }
         }
     }
@@ -563,11 +353,11 @@ impl MongoLocker {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn try_lock(&self) -> Result<Option<LockGuard>> {
-        let lease = self.acquire_lease(false, None, self.core.step, false)?;
-        Ok(lease.map(|lease| LockGuard::new(&self.core, lease)))
+        let lease = self.core.acquire(false, None, self.core.step(), false)?;
+        Ok(lease.map(|lease| LockGuard::new(self.core.clone(), lease)))
     }
 
-    /// Retries every [`step`](LockerBuilder::step) for up to `timeout`: a
+    /// Retries every [`step`](crate::LockerBuilder::step) for up to `timeout`: a
     /// guard when acquired, `None` when the time ran out.
     ///
     /// # Errors
@@ -587,96 +377,10 @@ impl MongoLocker {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn try_lock_for(&self, timeout: Duration) -> Result<Option<LockGuard>> {
-        let lease = self.acquire_lease(true, Some(timeout), self.core.step, false)?;
-        Ok(lease.map(|lease| LockGuard::new(&self.core, lease)))
-    }
-}
-
-impl Core {
-    fn refuse_if_held(&self) -> Result<()> {
-        let mut lease = self.lease.lock();
-        match *lease {
-            Some(l) if l.valid_at(Instant::now()) => Err(Error::AlreadyHeld {
-                key: self.key.clone(),
-                fence: l.fence,
-            }),
-            // Past its local deadline: stale, a new acquisition may replace it.
-            Some(_) => {
-                *lease = None;
-                Ok(())
-            }
-            None => Ok(()),
-        }
-    }
-
-    /// One acquire round trip: the lease, when this locker now holds the lock.
-    fn attempt(&self, force: bool) -> Result<Attempt> {
-        let _op = self.op.lock();
-        // Another thread sharing this locker may have won meanwhile.
-        self.refuse_if_held()?;
-        let sent = Instant::now();
-        match self
-            .store
-            .try_acquire(&self.key, &self.owner, self.ttl, force)?
-        {
-            Some(LockRecord::Taken(info)) if info.uuid == self.owner.uuid => {
-                let lease = Lease::granted(info.fence, info.expires, sent, self.ttl);
-                *self.lease.lock() = Some(lease);
-                log::debug!("acquired `{}` with fence {}", self.key, info.fence);
-                Ok(Attempt::Won(lease))
-            }
-            Some(LockRecord::Taken(info)) => Ok(Attempt::Held {
-                expires: Some(info.expires),
-            }),
-            _ => Ok(Attempt::Held { expires: None }),
-        }
-    }
-
-    /// The change stream hub to wait on, unless change streams are off.
-    /// Only the waiter's `Interest` keeps it: it closes when nobody waits.
-    fn hub(&self) -> Option<Arc<Hub>> {
-        self.change_streams.then(|| self.store.hub())
-    }
-
-    /// Releases this locker's acquisition; when `fence` is given, only if it
-    /// is that acquisition.
-    pub(crate) fn release_fence(&self, fence: Option<i64>) -> Result<bool> {
-        let _op = self.op.lock();
-        let Some(lease) = self.take_lease_if(fence) else {
-            return Ok(false);
-        };
-        self.store
-            .release(&self.key, Whose::Acquisition(&self.owner.uuid, lease.fence))
-    }
-
-    fn take_lease_if(&self, fence: Option<i64>) -> Option<Lease> {
-        let mut lease = self.lease.lock();
-        match (*lease, fence) {
-            (Some(l), Some(f)) if l.fence != f => None,
-            _ => lease.take(),
-        }
-    }
-
-    pub(crate) fn touch_fence(&self, fence: Option<i64>) -> Result<Option<DateTime<Utc>>> {
-        let _op = self.op.lock();
-        let Some(held) = *self.lease.lock() else {
-            return Ok(None);
-        };
-        if fence.is_some_and(|f| f != held.fence) {
-            return Ok(None);
-        }
-        let sent = Instant::now();
-        let renewed = self
-            .store
-            .touch(&self.key, &self.owner.uuid, held.fence, self.ttl)?;
-        let mut lease = self.lease.lock();
-        *lease = renewed.map(|expires| Lease::granted(held.fence, expires, sent, self.ttl));
-        Ok(renewed)
-    }
-
-    /// This locker's current acquisition, as it knows it locally.
-    pub(crate) fn lease(&self) -> Option<Lease> {
-        *self.lease.lock()
+        let lease = self
+            .core
+            .acquire(true, Some(timeout), self.core.step(), false)?;
+        Ok(lease.map(|lease| LockGuard::new(self.core.clone(), lease)))
     }
 }
 
@@ -689,6 +393,6 @@ mod tests {
     #[test]
     fn locker_is_send_sync() {
         assert_send_sync::<MongoLocker>();
-        assert_send_sync::<LockerBuilder>();
+        assert_send_sync::<crate::LockerBuilder>();
     }
 }

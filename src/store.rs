@@ -2,13 +2,12 @@
 //! pipelines are built by pure functions so their shape can be unit-tested.
 //!
 //! Server time decides: every expiry is written as `$$NOW + ttl` and compared
-//! with `$$NOW`, always through `$toLong` (dates compared directly inside
-//! `$expr` are unreliable on some servers; millisecond integers never are).
+//! with `$$NOW` (the expressions are in [`crate::expr`]).
 
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use mongodb::bson::{doc, Bson, Document};
+use mongodb::bson::{doc, Document};
 use mongodb::options::{
     Acknowledgment, CollectionOptions, ReadConcern, ReadPreference, ReturnDocument,
     SelectionCriteria, WriteConcern,
@@ -20,25 +19,8 @@ use crate::document::{
     TS_CREATED, TS_EXPIRE, TS_RELEASED, UUID,
 };
 use crate::error::{is_duplicate_key, Result};
-
-/// Who is asking: one [`MongoLocker`](crate::MongoLocker)'s identity.
-#[derive(Clone, Debug)]
-pub(crate) struct Owner {
-    pub uuid: String,
-    pub host: String,
-    pub pid: u32,
-}
-
-impl Owner {
-    /// A new identity for this process: a random UUID, the host name, the pid.
-    pub fn new() -> Self {
-        Owner {
-            uuid: uuid::Uuid::new_v4().to_string(),
-            host: gethostname::gethostname().to_string_lossy().into_owned(),
-            pid: std::process::id(),
-        }
-    }
-}
+use crate::expr::{literal, millis, now_plus, unexpired};
+use crate::owner::Owner;
 
 /// Which holder a release may free.
 #[derive(Clone, Copy, Debug)]
@@ -70,28 +52,6 @@ pub(crate) fn safe_collection(db: &Database, name: &str) -> Collection<Document>
         .selection_criteria(SelectionCriteria::ReadPreference(ReadPreference::Primary))
         .build();
     db.collection_with_options(name, options)
-}
-
-/// `{$toLong: x}`: dates as milliseconds, comparable everywhere.
-fn millis(expr: impl Into<Bson>) -> Bson {
-    Bson::Document(doc! { "$toLong": expr.into() })
-}
-
-/// A string as itself: in a pipeline a string that starts with `$` would
-/// otherwise be read as a field path.
-pub(crate) fn literal(s: &str) -> Bson {
-    Bson::Document(doc! { "$literal": s })
-}
-
-/// `$$NOW + ttl`, as a date.
-fn now_plus(ttl: Duration) -> Bson {
-    let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
-    Bson::Document(doc! { "$toDate": { "$add": [millis("$$NOW"), ttl_ms] } })
-}
-
-/// `ts_expire > $$NOW`, in server time.
-fn unexpired() -> Document {
-    doc! { "$gt": [millis(format!("${TS_EXPIRE}")), millis("$$NOW")] }
 }
 
 /// The condition under which an acquire takes the lock, evaluated by the
@@ -228,7 +188,8 @@ impl LockStore {
         fence: i64,
         ttl: Duration,
     ) -> Result<Option<DateTime<Utc>>> {
-        let filter = doc! { ID: key, UUID: uuid, FENCE: fence, LOCKED: true, "$expr": unexpired() };
+        let filter =
+            doc! { ID: key, UUID: uuid, FENCE: fence, LOCKED: true, "$expr": unexpired(TS_EXPIRE) };
         let update = vec![doc! { "$set": { TS_EXPIRE: now_plus(ttl) } }];
         let after = self
             .coll
@@ -312,6 +273,7 @@ impl LockStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mongodb::bson::Bson;
 
     #[test]
     fn pipeline_sets_every_field_from_one_condition() {

@@ -58,10 +58,27 @@ pub(crate) enum Outcome {
     NotRenewed,
     /// Follower took the lock.
     Acquired { fence: i64, expires: DateTime<Utc> },
-    /// Follower found it held (or could not tell).
-    NotAcquired,
+    /// Follower found it held by `holder` (or could not tell: `None`).
+    NotAcquired { holder: Option<Holder> },
     /// The round trip failed.
     Failed,
+}
+
+/// Another node holding the lock, as a poll saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Holder {
+    pub uuid: String,
+    pub expires: DateTime<Utc>,
+}
+
+impl Outcome {
+    /// The other holder this outcome names, if any.
+    pub fn holder(&self) -> Option<&Holder> {
+        match self {
+            Outcome::NotAcquired { holder } => holder.as_ref(),
+            _ => None,
+        }
+    }
 }
 
 /// A change of role, to be reported as an event.

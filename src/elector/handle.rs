@@ -1,0 +1,422 @@
+//! [`MongoElector`]: the elector's public API. Its construction is in
+//! `builder`, the work (the poll, the loop, stepping down) in `engine`.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+use parking_lot::Mutex;
+
+use super::engine::Engine;
+use super::events::Event;
+use super::role::LossReason;
+use super::status::{ClusterDetail, NodeStatus};
+use crate::error::{Error, Result};
+
+/// Master election among all electors sharing a key, run on a dedicated
+/// thread, with every change of role reported as an [`Event`].
+///
+/// Each poll is one atomic round trip: the master renews its lease (about
+/// every ttl/3, so one failed renewal does not cost mastership), a follower
+/// tries to take the lock when it is free or expired (every
+/// [`retry_interval`](crate::ElectorBuilder::retry_interval)). With status reporting
+/// on, each poll also upserts this node's status: one more write.
+///
+/// A master that cannot renew steps down on its own monotonic clock: when
+/// its local lease deadline (the send instant of its last successful renewal,
+/// plus the ttl, minus [`lease_margin`](crate::lease_margin)) passes,
+/// [`is_master`](Self::is_master) turns false and `LostMaster` is sent, even
+/// while a database call hangs. That is before the server could grant the
+/// lock to another node, so masters never overlap.
+///
+/// `MongoElector` is `Send + Sync` and every method takes `&self`: share it
+/// through an `Arc` and stop it from any thread. Dropping a running elector
+/// stops it.
+///
+/// # Examples
+///
+/// ```no_run
+/// use mongoelector::{Event, MongoElector};
+///
+/// let client = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?;
+/// let elector = MongoElector::new("scheduler", &client.database("app"))?;
+/// let events = elector.events();
+/// elector.start(false)?;
+/// while let Ok(event) = events.recv() {
+///     if let Event::BecameMaster { fence, .. } = event {
+///         while elector.is_master() {
+///             // do the master's work, passing `fence` to what it writes
+///             # let _ = fence;
+///             # break;
+///         }
+///     }
+///     # break;
+/// }
+/// elector.stop()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct MongoElector {
+    engine: Arc<Engine>,
+    /// The elector thread of a non-blocking start, until joined.
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl MongoElector {
+    pub(crate) fn from_engine(engine: Arc<Engine>) -> Self {
+        MongoElector {
+            engine,
+            thread: Mutex::new(None),
+        }
+    }
+}
+
+impl MongoElector {
+    /// The election's key.
+    pub fn key(&self) -> &str {
+        self.engine.key()
+    }
+
+    /// This node's owner identity.
+    pub fn uuid(&self) -> &str {
+        self.engine.uuid()
+    }
+
+    /// The election lock's lease length.
+    pub fn ttl(&self) -> Duration {
+        self.engine.ttl()
+    }
+
+    /// The followers' retry interval.
+    pub fn retry_interval(&self) -> Duration {
+        self.engine.retry()
+    }
+
+    /// A new receiver of every event from now on. Receivers never block the
+    /// elector; a dropped receiver is forgotten. Unread poll reports are
+    /// capped at [`POLL_EVENT_BACKLOG`](crate::POLL_EVENT_BACKLOG) per receiver; transitions are kept.
+    ///
+    /// ```no_run
+    /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
+    /// # let elector = mongoelector::MongoElector::new("scheduler", &db)?;
+    /// let events = elector.events();
+    /// elector.poll()?;
+    /// println!("{:?}", events.try_recv());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn events(&self) -> Receiver<Event> {
+        self.engine.subscribe()
+    }
+
+    /// Starts polling. With `blocking = false` it spawns the elector thread
+    /// and returns once it runs; with `blocking = true` it runs the loop on
+    /// the calling thread until [`stop`](Self::stop) is called from another.
+    /// Either way, one process-wide thread (shared by all electors) steps a
+    /// master down at its lease deadline even while this elector's thread is
+    /// stuck in a database call.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::AlreadyRunning`], or [`Error::Spawn`] when a thread cannot be
+    /// spawned. Database errors do not stop it: they are announced as
+    /// [`Event::PollFailed`] and retried.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
+    /// let elector = mongoelector::MongoElector::new("scheduler", &db)?;
+    /// elector.start(false)?;
+    /// assert!(elector.running());
+    /// assert!(elector.start(false).is_err()); // already running
+    /// elector.stop()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn start(&self, blocking: bool) -> Result<()> {
+        let mut thread = self.thread.lock();
+        self.engine.begin_run()?;
+        self.engine.ensure_status_index();
+        // The thread of an earlier run has finished (stop waited for it);
+        // collect it.
+        if let Some(old) = thread.take() {
+            let _ = old.join();
+        }
+        if blocking {
+            drop(thread);
+            self.engine.run();
+            return Ok(());
+        }
+        let engine = self.engine.clone();
+        let (started_tx, started_rx) = crossbeam_channel::bounded::<()>(1);
+        let spawned = std::thread::Builder::new()
+            .name(format!("mongoelector-{}", self.engine.key()))
+            .spawn(move || {
+                let _ = started_tx.send(());
+                engine.run();
+            });
+        match spawned {
+            Ok(handle) => {
+                *thread = Some(handle);
+                let _ = started_rx.recv();
+                Ok(())
+            }
+            Err(e) => {
+                self.engine.end_run();
+                Err(Error::Spawn(Arc::new(e)))
+            }
+        }
+    }
+
+    /// Stops the elector: wakes its thread at once, lets an in-flight poll
+    /// finish, surrenders mastership (`LostMaster` with
+    /// [`LossReason::Stopped`], then no more events) and releases the lock,
+    /// and joins its threads. A stopped elector can be started again. On an
+    /// elector that is not running it only surrenders mastership won by
+    /// manual [`poll`](Self::poll)s.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ThreadPanicked`]; or, when not running, the release's
+    /// database error.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
+    /// # let elector = mongoelector::MongoElector::new("scheduler", &db)?;
+    /// elector.start(false)?;
+    /// elector.stop()?;
+    /// assert!(!elector.running() && !elector.is_master());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn stop(&self) -> Result<()> {
+        if !self.engine.stop_run() {
+            return self.engine.surrender(LossReason::Stopped);
+        }
+        let handle = self.thread.lock().take();
+        match handle.map(JoinHandle::join) {
+            Some(Err(_)) => Err(Error::ThreadPanicked {
+                key: self.engine.key().to_owned(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// One poll, on the calling thread: renew the lease when master, try to
+    /// take the lock when follower, then report status (when on). The
+    /// elector thread calls this; call it yourself to drive an elector that
+    /// is not started. Transitions and an [`Event::Polled`] are sent as by
+    /// the thread.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`], [`Error::ClockSkew`], [`Error::MalformedDocument`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
+    /// let elector = mongoelector::MongoElector::new("scheduler", &db)?;
+    /// elector.poll()?;
+    /// println!("master: {}", elector.is_master());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn poll(&self) -> Result<()> {
+        self.engine.poll()
+    }
+
+    /// How long the elector thread waits before its next poll, as of now:
+    /// a third of the ttl while master; otherwise the retry interval, or
+    /// until just after the current holder's lease expires when that is
+    /// sooner. The loop computes its pause with the same function.
+    ///
+    /// ```no_run
+    /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
+    /// let elector = mongoelector::MongoElector::new("scheduler", &db)?;
+    /// assert_eq!(elector.poll_wait(), elector.retry_interval());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn poll_wait(&self) -> Duration {
+        self.engine.poll_wait()
+    }
+
+    /// Surrenders mastership (`LostMaster` with [`LossReason::Released`]) and
+    /// frees the lock, without stopping: a running elector keeps polling as
+    /// a follower. Does nothing when not master.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`] from freeing the lock; this node has stepped down
+    /// all the same, and the lock expires on its own.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
+    /// # let elector = mongoelector::MongoElector::new("scheduler", &db)?;
+    /// elector.release()?;
+    /// assert!(!elector.is_master());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn release(&self) -> Result<()> {
+        self.engine.surrender(LossReason::Released)
+    }
+
+    /// Whether this node is master now: elected, and its local lease
+    /// deadline has not passed. No I/O; it turns false on time even while
+    /// the database is unreachable.
+    ///
+    /// ```no_run
+    /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
+    /// # let elector = mongoelector::MongoElector::new("scheduler", &db)?;
+    /// if elector.is_master() {
+    ///     // do the master's work
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn is_master(&self) -> bool {
+        self.engine.is_master()
+    }
+
+    /// The local deadline of this node's mastership: the monotonic instant
+    /// at which [`is_master`](Self::is_master) turns false unless a renewal
+    /// succeeds first. `None` when not master. No I/O.
+    ///
+    /// ```no_run
+    /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
+    /// # let elector = mongoelector::MongoElector::new("scheduler", &db)?;
+    /// if let Some(deadline) = elector.lease_deadline() {
+    ///     println!("master for at least {:?} more", deadline - std::time::Instant::now());
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn lease_deadline(&self) -> Option<Instant> {
+        self.engine.lease_deadline()
+    }
+
+    /// Whether any node (this one or another) holds the election lock now,
+    /// in server time.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`] or [`Error::MalformedDocument`].
+    ///
+    /// ```no_run
+    /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
+    /// # let elector = mongoelector::MongoElector::new("scheduler", &db)?;
+    /// if !elector.master_exists()? {
+    ///     println!("no master right now");
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn master_exists(&self) -> Result<bool> {
+        self.engine.master_exists()
+    }
+
+    /// Whether the elector's loop is running.
+    ///
+    /// ```no_run
+    /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
+    /// # let elector = mongoelector::MongoElector::new("scheduler", &db)?;
+    /// assert!(!elector.running());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn running(&self) -> bool {
+        self.engine.running()
+    }
+
+    /// This node's status, from local state (no I/O; `timestamp` is the
+    /// local clock). The `Result` keeps the Python package's shape.
+    ///
+    /// # Errors
+    ///
+    /// None at present.
+    ///
+    /// ```no_run
+    /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
+    /// # let elector = mongoelector::MongoElector::new("scheduler", &db)?;
+    /// let me = elector.node_status()?;
+    /// assert_eq!(me.uuid, elector.uuid());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn node_status(&self) -> Result<NodeStatus> {
+        Ok(self.engine.node_status())
+    }
+
+    /// The election's live members (recent status reports, newest first)
+    /// and its master, read from the lock document itself.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`] or [`Error::MalformedDocument`].
+    ///
+    /// ```no_run
+    /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
+    /// # let elector = mongoelector::MongoElector::new("scheduler", &db)?;
+    /// let cluster = elector.cluster_detail()?;
+    /// println!("{} members, master {:?}", cluster.members.len(), cluster.master.map(|m| m.uuid));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn cluster_detail(&self) -> Result<ClusterDetail> {
+        self.engine.cluster_detail()
+    }
+
+    /// Upserts this node's status into the status collection now (each poll
+    /// does this when status reporting is on). One write; the first also
+    /// creates the TTL index that prunes old reports.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    ///
+    /// ```no_run
+    /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
+    /// # let elector = mongoelector::MongoElector::new("scheduler", &db)?;
+    /// elector.report_status()?;
+    /// assert_eq!(elector.cluster_detail()?.members.len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn report_status(&self) -> Result<()> {
+        self.engine.report_status_now()
+    }
+}
+
+impl Drop for MongoElector {
+    fn drop(&mut self) {
+        if self.running() || self.engine.holds_role() {
+            if let Err(e) = self.stop() {
+                log::warn!(
+                    "stopping elector `{}` on drop failed: {e}",
+                    self.engine.key()
+                );
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for MongoElector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MongoElector")
+            .field("key", &self.engine.key())
+            .field("uuid", &self.engine.uuid())
+            .field("ttl", &self.engine.ttl())
+            .field("retry_interval", &self.engine.retry())
+            .field("running", &self.running())
+            // Read without stepping down: printing must not send an event.
+            .field("is_master", &self.engine.holds_live_lease())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn elector_and_events_are_send_sync() {
+        assert_send_sync::<MongoElector>();
+        assert_send_sync::<Event>();
+    }
+}
