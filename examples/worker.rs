@@ -17,7 +17,7 @@
 //! with FAKETIME_DONT_FAKE_MONOTONIC=1). Log lines:
 //!
 //! ```text
-//! write   w=.. key=.. fence=.. checked=NS done=NS deadline=NS accepted=0|1 probe=0|1
+//! write   w=.. key=.. fence=.. checked=NS sent=NS done=NS deadline=NS accepted=0|1 probe=0|1
 //! section kind=lock|master w=.. key=.. fence=.. start=NS end=NS deadline=NS valid=0|1
 //! error   w=.. key=.. kind=.. msg=...
 //! ```
@@ -209,6 +209,7 @@ impl Worker {
             { "fence": { "$lte": fence } }, { "fence": { "$exists": false } },
         ]};
         let update = doc! { "$set": { "fence": fence, "by": &self.name }, "$inc": { "writes": 1 } };
+        let sent = mono_ns();
         let accepted = match self.resource.update_one(filter, update).upsert(true).run() {
             Ok(_) => true,
             // The filter did not match the existing document: a greater fence is stored.
@@ -219,7 +220,7 @@ impl Worker {
             }
         };
         self.line(format!(
-            "write w={} key={} fence={fence} checked={checked} done={} deadline={deadline} accepted={} probe={}",
+            "write w={} key={} fence={fence} checked={checked} sent={sent} done={} deadline={deadline} accepted={} probe={}",
             self.name,
             self.cfg.key,
             mono_ns(),

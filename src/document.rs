@@ -14,6 +14,9 @@ pub(crate) const PID: &str = "pid";
 pub(crate) const TS_CREATED: &str = "ts_created";
 pub(crate) const TS_EXPIRE: &str = "ts_expire";
 pub(crate) const FENCE: &str = "fence";
+/// The elector run that acquired the lock (null for a locker), so that a
+/// delayed stop-time release of one run cannot free a later run's lock.
+pub(crate) const RUN: &str = "run";
 /// Server time when the lock was last released (written by release).
 pub(crate) const TS_RELEASED: &str = "ts_released";
 /// Server time of a read, added by the read pipeline (never stored).

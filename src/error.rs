@@ -80,6 +80,15 @@ pub enum Error {
         /// The elector's key.
         key: String,
     },
+    /// The server is older than the crate needs (pipeline updates and
+    /// `$$NOW`: MongoDB 4.2). Checked the first time a lock collection is
+    /// used.
+    UnsupportedServer {
+        /// The server's version, as `buildInfo` reports it.
+        version: String,
+        /// The oldest version the crate works with.
+        minimum: &'static str,
+    },
     /// The MongoDB driver reported an error (network, server, write concern, ...).
     Database(mongodb::error::Error),
 }
@@ -127,6 +136,10 @@ impl fmt::Display for Error {
             Error::AlreadyRunning { key } => write!(f, "elector `{key}` is already running"),
             Error::Spawn(e) => write!(f, "could not spawn the elector thread: {e}"),
             Error::ThreadPanicked { key } => write!(f, "the thread of elector `{key}` panicked"),
+            Error::UnsupportedServer { version, minimum } => write!(
+                f,
+                "the MongoDB server is version {version}; this crate needs {minimum} or later"
+            ),
             Error::Database(e) => write!(f, "MongoDB operation failed: {e}"),
         }
     }

@@ -36,6 +36,8 @@ pub(crate) struct Lease {
     pub expires: DateTime<Utc>,
     /// Local monotonic instant until which the lease may be acted on.
     pub deadline: Instant,
+    /// Local monotonic instant the request that granted or renewed it was sent.
+    pub sent: Instant,
 }
 
 impl Lease {
@@ -45,6 +47,7 @@ impl Lease {
             fence,
             expires,
             deadline: local_deadline(sent, ttl),
+            sent,
         }
     }
 

@@ -47,6 +47,7 @@ mod lock_core;
 mod locker;
 mod locker_builder;
 mod owner;
+mod preflight;
 mod store;
 mod validate;
 mod watch;
@@ -55,7 +56,7 @@ pub use clock::{CLOCK_CHECK_INTERVAL, CLOCK_TOLERANCE};
 pub use document::LockInfo;
 pub use elector::{
     default_retry_interval, ClusterDetail, ElectorBuilder, Event, LossReason, MongoElector,
-    NodeStatus, DEFAULT_ELECTOR_TTL, DEFAULT_STATUS_COLLECTION, POLL_EVENT_BACKLOG,
+    NodeStatus, DEFAULT_ELECTOR_TTL, DEFAULT_STATUS_COLLECTION, POLL_EVENT_BACKLOG, STOP_WAIT,
 };
 pub use error::{Error, Result};
 pub use guard::LockGuard;

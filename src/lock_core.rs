@@ -173,10 +173,18 @@ impl LockCore {
         let sent = Instant::now();
         match self
             .store
-            .try_acquire(&self.key, &self.owner, self.ttl, force)?
+            .try_acquire(&self.key, &self.owner, None, self.ttl, force)?
         {
             Some(LockRecord::Taken(info)) if info.uuid == self.owner.uuid => {
                 let lease = Lease::granted(info.fence, info.expires, sent, self.ttl);
+                if !lease.valid_at(Instant::now()) {
+                    // The answer came after the lease's local deadline (a
+                    // slow round trip on a short ttl): nothing to act on.
+                    // The lock names this locker until it expires; the next
+                    // attempt retakes it with a new fence.
+                    log::debug!("acquire `{}`: answer came too late to use", self.key);
+                    return Ok(Attempt::Held { expires: None });
+                }
                 *self.lease.lock() = Some(lease);
                 log::debug!("acquired `{}` with fence {}", self.key, info.fence);
                 Ok(Attempt::Won(lease))

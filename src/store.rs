@@ -4,6 +4,7 @@
 //! Server time decides: every expiry is written as `$$NOW + ttl` and compared
 //! with `$$NOW` (the expressions are in [`crate::expr`]).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -15,22 +16,24 @@ use mongodb::options::{
 use mongodb::sync::{Collection, Database};
 
 use crate::document::{
-    parse_lock, server_now, LockInfo, LockRecord, Reader, FENCE, HOST, ID, LOCKED, PID, SERVER_NOW,
-    TS_CREATED, TS_EXPIRE, TS_RELEASED, UUID,
+    parse_lock, server_now, LockInfo, LockRecord, Reader, FENCE, HOST, ID, LOCKED, PID, RUN,
+    SERVER_NOW, TS_CREATED, TS_EXPIRE, TS_RELEASED, UUID,
 };
 use crate::error::{is_duplicate_key, Result};
 use crate::expr::{literal, millis, now_plus, unexpired};
 use crate::owner::Owner;
+use crate::preflight;
 
 /// Which holder a release may free.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Whose<'a> {
     /// Whoever holds the lock (a forced release).
     Anyone,
-    /// Any acquisition of this owner identity.
-    Owner(&'a str),
     /// Exactly this acquisition: owner identity and fence.
     Acquisition(&'a str, i64),
+    /// Any acquisition of this owner identity made in one elector run
+    /// (owner identity and run token).
+    Run(&'a str, &'a str),
 }
 
 /// How often an acquire attempt is repeated at once after losing an insert
@@ -95,9 +98,13 @@ pub(crate) fn take_condition(uuid: &str, force: bool) -> Document {
 /// evaluated it seven times: on SecantusDB an attempt on a held lock cost
 /// 4.4 times a plain `find_one_and_update`, and 1.4 times with one
 /// evaluation; see the README's Performance section.)
-pub(crate) fn acquire_pipeline(owner: &Owner, ttl: Duration, force: bool) -> Vec<Document> {
-    let next_fence =
-        doc! { "$add": [{ "$toLong": { "$ifNull": [format!("${FENCE}"), 0_i64] } }, 1_i64] };
+pub(crate) fn acquire_pipeline(
+    owner: &Owner,
+    run: Option<&str>,
+    ttl: Duration,
+    force: bool,
+) -> Vec<Document> {
+    let next_fence = next_fence();
     let ours = doc! {
         LOCKED: true,
         UUID: literal(&owner.uuid),
@@ -106,6 +113,7 @@ pub(crate) fn acquire_pipeline(owner: &Owner, ttl: Duration, force: bool) -> Vec
         TS_CREATED: "$$NOW",
         TS_EXPIRE: now_plus(ttl),
         FENCE: next_fence,
+        RUN: run.map(literal),
     };
     vec![doc! { "$replaceWith": { "$cond": [
         take_condition(&owner.uuid, force),
@@ -114,11 +122,31 @@ pub(crate) fn acquire_pipeline(owner: &Owner, ttl: Duration, force: bool) -> Vec
     ]}}]
 }
 
+/// How many fence values one millisecond of the server's clock is worth:
+/// the fence floor is the server's time in microseconds.
+pub(crate) const FENCES_PER_MS: i64 = 1000;
+
+/// The next fence: one more than the stored one, and at least the server's
+/// clock in microseconds (`$$NOW` times [`FENCES_PER_MS`]). The floor keeps
+/// fences growing when the document was deleted (a TTL index, an operator,
+/// another client's delete): a new document's first fence is still greater
+/// than every fence handed out before, unless the primary's clock went back
+/// by more than the time since that fence was issued, or more than
+/// 1,000 acquisitions a millisecond were sustained on the key.
+pub(crate) fn next_fence() -> Document {
+    doc! { "$max": [
+        { "$add": [{ "$toLong": { "$ifNull": [format!("${FENCE}"), 0_i64] } }, 1_i64] },
+        { "$multiply": [millis("$$NOW"), FENCES_PER_MS] },
+    ]}
+}
+
 /// A lock collection and the operations on one of its documents.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(crate) struct LockStore {
     db: Database,
     coll: Collection<Document>,
+    /// Whether the first-use checks ([`preflight`]) passed.
+    checked: AtomicBool,
 }
 
 impl LockStore {
@@ -126,7 +154,19 @@ impl LockStore {
         LockStore {
             db: db.clone(),
             coll: safe_collection(db, collection),
+            checked: AtomicBool::new(false),
         }
+    }
+
+    /// The first-use checks, until they pass once (an unreachable server
+    /// fails them and they run again next time).
+    fn check_once(&self) -> Result<()> {
+        if self.checked.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        preflight::check(&self.db, &self.coll)?;
+        self.checked.store(true, Ordering::Release);
+        Ok(())
     }
 
     pub fn collection_name(&self) -> &str {
@@ -155,10 +195,12 @@ impl LockStore {
         &self,
         key: &str,
         owner: &Owner,
+        run: Option<&str>,
         ttl: Duration,
         force: bool,
     ) -> Result<Option<LockRecord>> {
-        let pipeline = acquire_pipeline(owner, ttl, force);
+        self.check_once()?;
+        let pipeline = acquire_pipeline(owner, run, ttl, force);
         for attempt in 1..=RACE_RETRIES {
             let result = self
                 .coll
@@ -207,12 +249,13 @@ impl LockStore {
         let mut filter = doc! { ID: key, LOCKED: true };
         match whose {
             Whose::Anyone => {}
-            Whose::Owner(uuid) => {
-                filter.insert(UUID, uuid);
-            }
             Whose::Acquisition(uuid, fence) => {
                 filter.insert(UUID, uuid);
                 filter.insert(FENCE, fence);
+            }
+            Whose::Run(uuid, run) => {
+                filter.insert(UUID, uuid);
+                filter.insert(RUN, run);
             }
         }
         let update = vec![doc! { "$set": { LOCKED: false, TS_RELEASED: "$$NOW" } }];
@@ -235,6 +278,7 @@ impl LockStore {
     /// The lock document and the server's clock, read together from the
     /// primary with majority read concern. `None` when there is no document.
     pub fn read(&self, key: &str) -> Result<Option<(LockRecord, DateTime<Utc>)>> {
+        self.check_once()?;
         let pipeline = vec![
             doc! { "$match": { ID: key } },
             doc! { "$addFields": { SERVER_NOW: "$$NOW" } },
@@ -282,7 +326,7 @@ mod tests {
             host: "h".into(),
             pid: 9,
         };
-        let pipeline = acquire_pipeline(&owner, Duration::from_millis(1500), false);
+        let pipeline = acquire_pipeline(&owner, None, Duration::from_millis(1500), false);
         assert_eq!(pipeline.len(), 1);
         let cond = pipeline[0]
             .get_document("$replaceWith")
@@ -302,7 +346,7 @@ mod tests {
         let fields: Vec<&str> = set.keys().map(String::as_str).collect();
         assert_eq!(
             fields,
-            [LOCKED, UUID, HOST, PID, TS_CREATED, TS_EXPIRE, FENCE]
+            [LOCKED, UUID, HOST, PID, TS_CREATED, TS_EXPIRE, FENCE, RUN]
         );
         assert_eq!(
             set.get(TS_EXPIRE).unwrap(),

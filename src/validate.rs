@@ -18,6 +18,10 @@ pub(crate) fn key(key: &str) -> Result<()> {
     if key.is_empty() {
         return Err(Error::invalid("key", "must not be empty"));
     }
+    // Thread names and C strings cannot carry it.
+    if key.contains('\0') {
+        return Err(Error::invalid("key", "must not contain a NUL byte"));
+    }
     Ok(())
 }
 

@@ -23,8 +23,22 @@ use crate::document::{FENCE, LOCKED, UUID};
 /// How long one `getMore` of the stream waits for events; also how soon the
 /// stream's thread notices that nobody needs it any more.
 const AWAIT: Duration = Duration::from_secs(1);
-/// Pause before reopening a stream that failed.
+/// Pause before reopening a stream that failed, was invalidated or was
+/// closed, on every such path: about a second, so that a collection
+/// dropped in a loop cannot make the stream (and every waiter it wakes on
+/// reopening) spin.
 const REOPEN_AFTER: Duration = Duration::from_secs(1);
+
+/// [`REOPEN_AFTER`] spread by ±25% with `jitter` in `[0, 1)`, so that the
+/// processes of a fleet do not reopen in step.
+fn reopen_delay(jitter: f64) -> Duration {
+    REOPEN_AFTER.mul_f64(0.75 + jitter.clamp(0.0, 1.0) / 2.0)
+}
+
+/// A number in `[0, 1)` that differs between processes and calls.
+fn jitter() -> f64 {
+    (uuid::Uuid::new_v4().as_u128() >> 75) as f64 / (1u64 << 53) as f64
+}
 
 /// Whether the deployment can push changes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -229,6 +243,13 @@ fn unsupported(e: &mongodb::error::Error) -> bool {
 fn run(shared: &Shared, coll: &Collection<Document>) {
     let set = |s: StreamState| shared.state.lock().stream = s;
     let stopping = || shared.state.lock().stop;
+    // Waits before a reopen (cut short when the hub stops).
+    let back_off = || {
+        let mut st = shared.state.lock();
+        if !st.stop {
+            shared.changed.wait_for(&mut st, reopen_delay(jitter()));
+        }
+    };
     while !stopping() {
         let pipeline = [
             doc! { "$match": { "operationType": { "$in": ["insert", "update", "replace", "delete"] } } },
@@ -249,10 +270,7 @@ fn run(shared: &Shared, coll: &Collection<Document>) {
                     coll.name()
                 );
                 set(StreamState::Down);
-                let mut st = shared.state.lock();
-                if !st.stop {
-                    shared.changed.wait_for(&mut st, REOPEN_AFTER);
-                }
+                back_off();
                 continue;
             }
         };
@@ -301,6 +319,7 @@ fn run(shared: &Shared, coll: &Collection<Document>) {
                 }
             }
         }
+        back_off();
     }
 }
 
@@ -321,6 +340,15 @@ mod tests {
             );
         }
         mongodb::bson::from_document(d).unwrap()
+    }
+
+    #[test]
+    fn reopens_back_off_with_jitter() {
+        assert_eq!(reopen_delay(0.5), Duration::from_secs(1));
+        assert_eq!(reopen_delay(0.0), Duration::from_millis(750));
+        assert!(reopen_delay(0.999) < Duration::from_millis(1250));
+        let j = jitter();
+        assert!((0.0..1.0).contains(&j));
     }
 
     #[test]

@@ -180,7 +180,8 @@ fn server_time_decides_not_the_stored_or_local_clock() {
     assert!(!dead.locked().unwrap());
     assert!(dead.get_current().unwrap().is_none());
     assert!(dead.acquire(false, None, STEP, false).unwrap());
-    assert_eq!(dead.get_current().unwrap().unwrap().fence, 42);
+    // Greater than the planted fence (and at least the server clock in µs).
+    assert!(dead.get_current().unwrap().unwrap().fence > 41);
 }
 
 #[test]
@@ -477,7 +478,9 @@ fn shared_locker_serialises_threads_into_one_owner() {
         h.join().unwrap();
     }
     assert_eq!(wins.load(Ordering::SeqCst), 1, "exactly one acquisition");
-    assert_eq!(a.get_current().unwrap().unwrap().fence, 1);
+    // (Fences are floored at the server clock in microseconds, so their
+    // value no longer counts acquisitions: `wins` does.)
+    assert!(a.get_current().unwrap().is_some());
 }
 
 #[test]

@@ -27,6 +27,9 @@ fn assert_trips<T>(commands: &Commands, what: &str, expected: &[&str], f: impl F
 const FAM: &[&str] = &["findAndModify"];
 const READ: &[&str] = &["aggregate"];
 const NONE: &[&str] = &[];
+/// A locker's or elector's first use: the server check (version, TTL
+/// index on the lock collection), once, then the read itself.
+const FIRST_READ: &[&str] = &["buildInfo", "listIndexes", "aggregate"];
 
 fn locker(db: &mongodb::sync::Database, key: &str) -> MongoLocker {
     MongoLocker::builder(key, db)
@@ -43,6 +46,12 @@ fn each_lock_operation_is_one_round_trip() {
     let a = locker(&db, "k");
     let b = locker(&db, "k");
     let step = Duration::from_millis(50);
+    assert_trips(&commands, "first use", FIRST_READ, || {
+        a.get_current().unwrap()
+    });
+    assert_trips(&commands, "first use", FIRST_READ, || {
+        b.get_current().unwrap()
+    });
 
     assert!(assert_trips(&commands, "acquire", FAM, || a
         .acquire(false, None, step, false)
@@ -128,6 +137,11 @@ fn each_elector_poll_is_one_round_trip_plus_one_with_status() {
 
     let a = quiet_elector(&db, "e", false);
     let b = quiet_elector(&db, "e", false);
+    for e in [&a, &b] {
+        assert_trips(&commands, "first use", FIRST_READ, || {
+            e.master_exists().unwrap()
+        });
+    }
     assert_trips(&commands, "poll: follower takes the free lock", FAM, || {
         a.poll().unwrap()
     });
@@ -154,6 +168,11 @@ fn each_elector_poll_is_one_round_trip_plus_one_with_status() {
     // With status reports: one more write per poll, whatever the role.
     let c = quiet_elector(&db, "s", true);
     let d = quiet_elector(&db, "s", true);
+    for e in [&c, &d] {
+        assert_trips(&commands, "first use", FIRST_READ, || {
+            e.master_exists().unwrap()
+        });
+    }
     let status_poll: &[&str] = &["findAndModify", "update"];
     assert_trips(
         &commands,
@@ -192,6 +211,9 @@ fn each_elector_poll_is_one_round_trip_plus_one_with_status() {
         .timeparanoid(true)
         .build()
         .unwrap();
+    assert_trips(&commands, "first use", FIRST_READ, || {
+        p.master_exists().unwrap()
+    });
     assert_trips(
         &commands,
         "first paranoid poll",
@@ -289,8 +311,9 @@ fn a_blocking_acquire_is_one_round_trip_per_attempt() {
         .build()
         .unwrap();
     let timeout = Duration::from_secs(1);
-    // One per step, the last cut short by the timeout, plus the one early
-    // look when the shared change stream opens.
+    contender.get_current().unwrap(); // first use: the server check
+                                      // One per step, the last cut short by the timeout, plus the one early
+                                      // look when the shared change stream opens.
     let most = (timeout.as_millis() / step.as_millis()) as usize + 2;
     // Even with 50 ms round trips, each attempt-and-pause fits 150 ms.
     let least = (timeout.as_millis() / (step + Duration::from_millis(50)).as_millis()) as usize;

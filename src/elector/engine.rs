@@ -55,10 +55,14 @@ pub(crate) struct Engine {
     state: Mutex<State>,
     /// Wakes the elector thread (stop) and `stop()` (the loop ended).
     wake: Condvar,
-    /// Set by `stop()`, cleared by `start()`; an atomic so that it can be
-    /// read while waiting on the change stream hub. Written under the
-    /// state lock, so a waiter on `wake` cannot miss it.
+    /// Set by `stop()` on a running elector, cleared when its run ends; an
+    /// atomic so that it can be read while waiting on the change stream
+    /// hub. Set under the state lock, so a waiter on `wake` cannot miss it.
     stopping: AtomicBool,
+    /// This run's token, written into the lock with each acquisition, so
+    /// that a stop-time release (sent late, perhaps) frees only what this
+    /// run acquired, never a later run's lock. New at every start.
+    run: Mutex<String>,
     /// Whether followers wait on a change stream (where supported).
     change_streams: bool,
 }
@@ -98,6 +102,7 @@ impl Engine {
             }),
             wake: Condvar::new(),
             stopping: AtomicBool::new(false),
+            run: Mutex::new(new_run_token()),
             change_streams: s.change_streams,
         })
     }
@@ -197,7 +202,12 @@ impl Engine {
             .map(|h| h.uuid.clone());
         {
             let mut st = self.state.lock();
-            let outcome = answer.as_ref().unwrap_or(&Outcome::Failed);
+            let mut outcome = answer.as_ref().unwrap_or(&Outcome::Failed);
+            // A stop stepped this node down already: what a poll in flight
+            // then won is not announced; the run's release frees it.
+            if self.stop_requested() && matches!(outcome, Outcome::Acquired { .. }) {
+                outcome = &NOT_ACQUIRED;
+            }
             st.holder_expires = outcome.holder().map(|h| h.expires);
             let change =
                 role::after_poll(st.role, polled_as, outcome, sent, self.ttl, Instant::now());
@@ -249,9 +259,10 @@ impl Engine {
             ),
             Role::Follower => {
                 self.clock.check_if_due(&self.locks)?;
-                let tried = self
-                    .locks
-                    .try_acquire(&self.key, &self.owner, self.ttl, false)?;
+                let run = self.run.lock().clone();
+                let tried =
+                    self.locks
+                        .try_acquire(&self.key, &self.owner, Some(&run), self.ttl, false)?;
                 Ok(match tried {
                     Some(LockRecord::Taken(info)) if info.uuid == self.owner.uuid => {
                         Outcome::Acquired {
@@ -272,7 +283,8 @@ impl Engine {
     }
 
     /// Steps down (announcing it first), then frees the lock in the database.
-    pub fn surrender(&self, reason: LossReason) -> Result<()> {
+    /// `run` is the token of the run whose acquisitions a stop may free.
+    pub fn surrender(&self, reason: LossReason, run: &str) -> Result<()> {
         let _serial = self.poll_lock.lock();
         let was = {
             let mut st = self.state.lock();
@@ -287,11 +299,24 @@ impl Engine {
             // A follower can still be named by the lock: a renewal or an
             // acquisition that succeeded after this node stepped down, or
             // a poll whose outcome was lost. On stop, free that too, so the
-            // next master need not wait for it to expire.
-            (Role::Follower, LossReason::Stopped) => Whose::Owner(uuid),
+            // next master need not wait for it to expire; but only what
+            // this run acquired.
+            (Role::Follower, LossReason::Stopped) => Whose::Run(uuid, run),
             (Role::Follower, _) => return Ok(()),
         };
         self.locks.release(&self.key, whose).map(drop)
+    }
+
+    /// Steps down at once, announcing it, without I/O.
+    fn step_down(&self, reason: LossReason) {
+        let mut st = self.state.lock();
+        let change = role::surrender(st.role, reason);
+        self.apply(&mut st, change);
+    }
+
+    /// The current run's token.
+    pub fn run_token(&self) -> String {
+        self.run.lock().clone()
     }
 
     pub fn node_status(&self) -> NodeStatus {
@@ -341,21 +366,33 @@ impl Engine {
     pub fn ensure_status_index(&self) {
         if self.report {
             if let Err(e) = self.status.ensure_index() {
-                log::warn!("`{}`: could not create the status TTL index: {e}", self.key);
+                log::debug!("`{}`: could not create the status TTL index: {e}", self.key);
             }
         }
     }
 
     /// How long the loop waits before its next poll, as of now.
     pub fn poll_wait(&self) -> Duration {
-        self.pause(self.is_master())
+        let now = Instant::now();
+        let renewed_at = self.lease_deadline().and(self.renewed_at());
+        self.next_poll(renewed_at, now)
+            .saturating_duration_since(now)
     }
 
-    /// The pause before the next poll for a node that is (or is not) master.
-    fn pause(&self, is_master: bool) -> Duration {
+    /// The send instant of the live lease's last renewal, if master.
+    fn renewed_at(&self) -> Option<Instant> {
+        match self.state.lock().role {
+            Role::Master(lease) => Some(lease.sent),
+            Role::Follower => None,
+        }
+    }
+
+    /// When the next poll is due (see [`cadence::next_poll`]).
+    fn next_poll(&self, renewed_at: Option<Instant>, now: Instant) -> Instant {
         let holder_expires = self.state.lock().holder_expires;
-        cadence::poll_pause(
-            is_master,
+        cadence::next_poll(
+            renewed_at,
+            now,
             self.ttl,
             self.retry,
             holder_expires.map(|e| e - Utc::now()),
@@ -376,7 +413,7 @@ impl Engine {
         }
         st.running = true;
         st.run_id += 1;
-        self.stopping.store(false, Ordering::SeqCst);
+        *self.run.lock() = new_run_token();
         Ok(())
     }
 
@@ -385,17 +422,23 @@ impl Engine {
     pub fn end_run(&self) {
         let mut st = self.state.lock();
         st.running = false;
+        self.stopping.store(false, Ordering::SeqCst);
         self.wake.notify_all();
     }
 
-    /// Asks a running loop to stop and waits until it has. False when
-    /// nothing was running.
-    pub fn stop_run(&self) -> bool {
+    /// Steps down at once, asks a running loop to stop, and waits for it
+    /// to end, at most `bound`: a poll stuck on an unreachable server
+    /// finishes in the background (it cannot make this node master again).
+    pub fn stop_run(&self, bound: Duration) -> Stopping {
+        let give_up = Instant::now() + bound;
         let mut st = self.state.lock();
         if !st.running {
-            return false;
+            return Stopping::NotRunning;
         }
         self.stopping.store(true, Ordering::SeqCst);
+        drop(st);
+        self.step_down(LossReason::Stopped);
+        st = self.state.lock();
         self.wake.notify_all();
         // A follower may be waiting on the change stream: wake it.
         if let Some(hub) = self.locks.existing_hub() {
@@ -403,16 +446,54 @@ impl Engine {
         }
         let run = st.run_id;
         while st.running && st.run_id == run {
-            self.wake.wait(&mut st);
+            if self.wake.wait_until(&mut st, give_up).timed_out() {
+                return if st.running && st.run_id == run {
+                    Stopping::StillFinishing
+                } else {
+                    Stopping::Ended
+                };
+            }
         }
-        true
+        Stopping::Ended
+    }
+
+    /// On an elector that is not running: steps down at once and frees what
+    /// manual polls acquired, waiting for the database at most `bound`.
+    pub fn surrender_within(self: &Arc<Self>, bound: Duration) -> Result<()> {
+        self.step_down(LossReason::Stopped);
+        let engine = self.clone();
+        let run = self.run_token();
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let spawned = std::thread::Builder::new()
+            .name("mongoelector-release".to_owned())
+            .spawn(move || {
+                let _ = tx.send(engine.surrender(LossReason::Stopped, &run));
+            });
+        if let Err(e) = spawned {
+            return Err(Error::Spawn(Arc::new(e)));
+        }
+        match rx.recv_timeout(bound) {
+            Ok(result) => result,
+            Err(_) => {
+                log::warn!(
+                    "`{}`: the database did not answer the release within {bound:?}; \
+                     the lock expires on its own",
+                    self.key
+                );
+                Ok(())
+            }
+        }
     }
 
     /// The elector thread's loop: poll, sleep until the next poll or a stop.
     pub fn run(&self) {
         let _done = RunGuard(self);
+        let run = self.run_token();
         let mut interest: Option<Interest> = None;
         while !self.stop_requested() {
+            // Retried every poll until it succeeds (cached after that), on
+            // this thread: `start` does no I/O.
+            self.ensure_status_index();
             // A follower watches the key, re-armed before each poll so a
             // release during the poll still wakes it; registered after its
             // first poll that did not win, so a node that is elected at once
@@ -422,13 +503,15 @@ impl Engine {
             }
             // Errors are logged and announced by poll; keep going.
             let _ = self.poll();
-            let master = self.is_master();
+            let now = Instant::now();
+            let renewed_at = self.lease_deadline().and(self.renewed_at());
+            let master = renewed_at.is_some();
             if master {
                 interest = None;
             } else if interest.is_none() && self.change_streams {
                 interest = Some(self.locks.hub().interest(&self.key));
             }
-            let next = Instant::now() + self.pause(master);
+            let next = self.next_poll(renewed_at, now);
             // A follower with a stream waits on it: until the next poll is
             // due, or at once on a change (or a stop).
             if let Some(i) = &mut interest {
@@ -440,7 +523,7 @@ impl Engine {
                 self.wake.wait_until(&mut st, next);
             }
         }
-        if let Err(e) = self.surrender(LossReason::Stopped) {
+        if let Err(e) = self.surrender(LossReason::Stopped, &run) {
             log::warn!(
                 "`{}`: releasing the lock on stop failed; it expires on its own: {e}",
                 self.key
@@ -462,6 +545,24 @@ impl Expire for Engine {
         let mut st = self.state.lock();
         self.expire(&mut st);
     }
+}
+
+/// What `stop_run` found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stopping {
+    /// Nothing was running.
+    NotRunning,
+    /// The loop ended within the bound.
+    Ended,
+    /// The loop is still finishing a call to the database.
+    StillFinishing,
+}
+
+/// The answer a poll's acquisition is replaced with after a stop.
+const NOT_ACQUIRED: Outcome = Outcome::NotAcquired { holder: None };
+
+fn new_run_token() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
 }
 
 /// Marks the elector stopped when its loop ends, even by a panic, so that

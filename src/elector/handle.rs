@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 use parking_lot::Mutex;
 
-use super::engine::Engine;
+use super::engine::{Engine, Stopping};
 use super::events::Event;
 use super::role::LossReason;
 use super::status::{ClusterDetail, NodeStatus};
@@ -60,6 +60,19 @@ pub struct MongoElector {
     engine: Arc<Engine>,
     /// The elector thread of a non-blocking start, until joined.
     thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// How long `stop()` waits for the elector thread's last calls (the
+/// release and the final status report) before it returns anyway.
+pub const STOP_WAIT: Duration = Duration::from_secs(1);
+
+/// Ends a run whose thread did not start (spawn failed or panicked).
+struct PendingRun<'a>(&'a Engine);
+
+impl Drop for PendingRun<'_> {
+    fn drop(&mut self) {
+        self.0.end_run();
+    }
 }
 
 impl MongoElector {
@@ -135,14 +148,17 @@ impl MongoElector {
     pub fn start(&self, blocking: bool) -> Result<()> {
         let mut thread = self.thread.lock();
         self.engine.begin_run()?;
-        self.engine.ensure_status_index();
-        // The thread of an earlier run has finished (stop waited for it);
-        // collect it.
+        // Until the thread runs, the run ends with this guard: a failed or
+        // panicking spawn leaves the elector stopped, never "running".
+        let pending = PendingRun(&self.engine);
+        // The thread of an earlier run has finished (it marked the run
+        // ended before `begin_run` could succeed); collect it.
         if let Some(old) = thread.take() {
             let _ = old.join();
         }
         if blocking {
             drop(thread);
+            std::mem::forget(pending);
             self.engine.run();
             return Ok(());
         }
@@ -156,28 +172,32 @@ impl MongoElector {
             });
         match spawned {
             Ok(handle) => {
+                std::mem::forget(pending);
                 *thread = Some(handle);
                 let _ = started_rx.recv();
                 Ok(())
             }
-            Err(e) => {
-                self.engine.end_run();
-                Err(Error::Spawn(Arc::new(e)))
-            }
+            Err(e) => Err(Error::Spawn(Arc::new(e))),
         }
     }
 
-    /// Stops the elector: wakes its thread at once, lets an in-flight poll
-    /// finish, surrenders mastership (`LostMaster` with
-    /// [`LossReason::Stopped`], then no more events) and releases the lock,
-    /// and joins its threads. A stopped elector can be started again. On an
-    /// elector that is not running it only surrenders mastership won by
-    /// manual [`poll`](Self::poll)s.
+    /// Stops the elector: steps down at once (`LostMaster` with
+    /// [`LossReason::Stopped`], then no more transitions), wakes its thread,
+    /// which finishes its poll in flight, releases what this run acquired
+    /// and writes a last status report; then joins it. It returns within
+    /// [`STOP_WAIT`](crate::STOP_WAIT) whatever the database does: when the
+    /// database is unreachable or frozen, the thread finishes in the
+    /// background (nothing it learns can make this node master again) and
+    /// the lock expires on its own after the ttl; until that thread ends,
+    /// [`running`](Self::running) stays true and [`start`](Self::start)
+    /// answers [`Error::AlreadyRunning`]. A stopped elector can be started
+    /// again. On an elector that is not running it only surrenders
+    /// mastership won by manual [`poll`](Self::poll)s.
     ///
     /// # Errors
     ///
     /// [`Error::ThreadPanicked`]; or, when not running, the release's
-    /// database error.
+    /// database error if it came within `STOP_WAIT`.
     ///
     /// # Examples
     ///
@@ -190,15 +210,26 @@ impl MongoElector {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn stop(&self) -> Result<()> {
-        if !self.engine.stop_run() {
-            return self.engine.surrender(LossReason::Stopped);
-        }
-        let handle = self.thread.lock().take();
-        match handle.map(JoinHandle::join) {
-            Some(Err(_)) => Err(Error::ThreadPanicked {
-                key: self.engine.key().to_owned(),
-            }),
-            _ => Ok(()),
+        match self.engine.stop_run(STOP_WAIT) {
+            Stopping::NotRunning => self.engine.surrender_within(STOP_WAIT),
+            Stopping::StillFinishing => {
+                log::warn!(
+                    "`{}`: stopped; the elector thread finishes its last database \
+                     call in the background (the lock expires on its own if its \
+                     release cannot reach the database)",
+                    self.engine.key()
+                );
+                Ok(())
+            }
+            Stopping::Ended => {
+                let handle = self.thread.lock().take();
+                match handle.map(JoinHandle::join) {
+                    Some(Err(_)) => Err(Error::ThreadPanicked {
+                        key: self.engine.key().to_owned(),
+                    }),
+                    _ => Ok(()),
+                }
+            }
         }
     }
 
@@ -259,7 +290,8 @@ impl MongoElector {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn release(&self) -> Result<()> {
-        self.engine.surrender(LossReason::Released)
+        self.engine
+            .surrender(LossReason::Released, &self.engine.run_token())
     }
 
     /// Whether this node is master now: elected, and its local lease

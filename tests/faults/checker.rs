@@ -1,13 +1,17 @@
 //! The history checker: reads the logs that `examples/worker.rs` appends and
 //! reports every violation of the lock's and the elector's guarantees.
 //!
-//! - two sections (or terms) on one key that both ended valid and overlap;
+//! - two sections (or terms) on one key with fences f < g where the first
+//!   could still act when the second began: `min(end_f, deadline_f) >
+//!   start_g` on the shared monotonic clock (so a local deadline that is
+//!   late fails here even when the section ended in time);
 //! - a fence that does not grow in the order holders started (learned they
 //!   had won), per key, among holders that acted: one that learned of its
 //!   lease only after its deadline, or was paused before noting its start,
 //!   never held it usefully and is not ordered;
 //! - a fenced write accepted from a lower fence after a higher one was;
-//! - a write begun (validity checked) after the holder's lease deadline.
+//! - a write sent (after its validity check) at or after the holder's lease
+//!   deadline, and accepted.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -31,6 +35,8 @@ pub struct Write {
     pub key: String,
     pub fence: i64,
     pub checked: i64,
+    /// When the write request was sent (after the validity check).
+    pub sent: i64,
     pub done: i64,
     pub deadline: i64,
     pub accepted: bool,
@@ -98,6 +104,7 @@ impl History {
                     key: word("key")?,
                     fence: get(&f, "fence", line)?,
                     checked: get(&f, "checked", line)?,
+                    sent: get(&f, "sent", line)?,
                     done: get(&f, "done", line)?,
                     deadline: get(&f, "deadline", line)?,
                     accepted: get::<u8>(&f, "accepted", line)? == 1,
@@ -150,16 +157,16 @@ impl History {
         }
         for (key, mut sections) in by_key {
             sections.sort_by_key(|s| (s.start, s.fence));
-            // Overlap of two sections that both ended valid.
-            for (i, a) in sections.iter().enumerate() {
-                for b in &sections[i + 1..] {
-                    if b.start >= a.end {
-                        break; // sorted by start: no later section overlaps `a`
-                    }
-                    if a.valid && b.valid && a.worker != b.worker {
+            // A section could act until its end or its deadline, whichever
+            // came first; a later acquisition (greater fence) began no
+            // earlier than that.
+            for a in &sections {
+                let acted_until = a.end.min(a.deadline);
+                for b in &sections {
+                    if b.fence > a.fence && b.worker != a.worker && acted_until > b.start {
                         r.violations.push(format!(
-                            "overlap on `{key}`: {} fence {} [{}, {}] and {} fence {} [{}, {}]",
-                            a.worker, a.fence, a.start, a.end, b.worker, b.fence, b.start, b.end
+                            "overlap on `{key}`: {} fence {} [{}, {}] (deadline {}) could still act when {} fence {} began at {}",
+                            a.worker, a.fence, a.start, a.end, a.deadline, b.worker, b.fence, b.start
                         ));
                     }
                 }
@@ -202,11 +209,11 @@ impl History {
                 }
             }
         }
-        for w in self.writes.iter().filter(|w| !w.probe) {
-            if w.deadline < 0 || w.checked >= w.deadline {
+        for w in self.writes.iter().filter(|w| !w.probe && w.accepted) {
+            if w.deadline < 0 || w.sent >= w.deadline {
                 r.violations.push(format!(
-                    "acted after its deadline on `{}`: {} fence {} checked at {} (deadline {})",
-                    w.key, w.worker, w.fence, w.checked, w.deadline
+                    "acted after its deadline on `{}`: {} fence {} sent at {} (deadline {}) and accepted",
+                    w.key, w.worker, w.fence, w.sent, w.deadline
                 ));
             }
         }
@@ -219,11 +226,25 @@ mod tests {
     use super::*;
 
     fn section(w: &str, fence: i64, start: i64, end: i64, valid: bool) -> String {
-        format!("section kind=lock w={w} key=k fence={fence} start={start} end={end} deadline={} valid={}", end + 50, valid as u8)
+        // A section that ended valid had its deadline after its end; one
+        // that ended invalid, before.
+        let deadline = if valid { end + 50 } else { end - 1 };
+        section_until(w, fence, start, end, deadline, valid)
+    }
+
+    fn section_until(
+        w: &str,
+        fence: i64,
+        start: i64,
+        end: i64,
+        deadline: i64,
+        valid: bool,
+    ) -> String {
+        format!("section kind=lock w={w} key=k fence={fence} start={start} end={end} deadline={deadline} valid={}", valid as u8)
     }
 
     fn write(w: &str, fence: i64, checked: i64, accepted: bool) -> String {
-        format!("write w={w} key=k fence={fence} checked={checked} done={} deadline={} accepted={} probe=0", checked + 5, checked + 100, accepted as u8)
+        format!("write w={w} key=k fence={fence} checked={checked} sent={} done={} deadline={} accepted={} probe=0", checked + 1, checked + 5, checked + 100, accepted as u8)
     }
 
     fn check(lines: &[String]) -> Report {
@@ -251,12 +272,43 @@ mod tests {
         ]);
         assert_eq!(r.violations.len(), 1, "{:?}", r.violations);
         assert!(r.violations[0].starts_with("overlap"));
-        // The same overlap is fine when the first holder knew it had lost.
+        // The same overlap is fine when the first holder's deadline came
+        // before the second began (it knew it had lost).
         let r = check(&[
-            section("a", 1, 0, 100, false),
+            section_until("a", 1, 0, 100, 40, false),
             section("b", 2, 50, 150, true),
         ]);
         assert!(r.violations.is_empty(), "{:?}", r.violations);
+    }
+
+    #[test]
+    fn a_late_deadline_fails_even_when_the_section_ended_invalid() {
+        // a ended invalid (it noticed at 100), but its deadline said it
+        // could act until 90, after b was granted the lock at 50: a late
+        // local deadline, which the old "both ended valid" rule passed.
+        let r = check(&[
+            section_until("a", 1, 0, 100, 90, false),
+            section("b", 2, 50, 150, true),
+        ]);
+        assert_eq!(r.violations.len(), 1, "{:?}", r.violations);
+        assert!(r.violations[0].starts_with("overlap"));
+        // Only the deadline is late: a's section ended before b began, but
+        // it believed it could act until after b's start.
+        let r = check(&[
+            section_until("a", 1, 0, 40, 60, true),
+            section("b", 2, 50, 150, true),
+        ]);
+        assert!(
+            r.violations.is_empty(),
+            "ended before b began: {:?}",
+            r.violations
+        );
+        // Ended after b began, still believing itself valid until 70.
+        let r = check(&[
+            section_until("a", 1, 0, 80, 70, false),
+            section("b", 2, 50, 150, true),
+        ]);
+        assert_eq!(r.violations.len(), 1, "{:?}", r.violations);
     }
 
     #[test]
@@ -267,14 +319,18 @@ mod tests {
             section("b", 4, 110, 200, true),
             write("b", 4, 120, false),
         ]);
-        assert_eq!(r.violations.len(), 1, "{:?}", r.violations);
-        assert!(r.violations[0].starts_with("fence"));
-        // A holder that never acted (it learned of its lease too late) is
+        assert!(
+            r.violations.iter().any(|v| v.starts_with("fence")),
+            "{:?}",
+            r.violations
+        );
+        // A holder that never acted (it learned of its lease too late: its
+        // deadline had passed before the other was granted the lock) is
         // not ordered.
         let r = check(&[
             section("a", 5, 0, 100, true),
             write("a", 5, 10, true),
-            section("b", 4, 110, 200, false),
+            section_until("b", 4, 110, 200, -5, false),
         ]);
         assert!(r.violations.is_empty(), "{:?}", r.violations);
     }
@@ -293,7 +349,8 @@ mod tests {
 
     #[test]
     fn acting_after_the_deadline_fails() {
-        let late = "write w=a key=k fence=1 checked=500 done=505 deadline=400 accepted=1 probe=0";
+        let late =
+            "write w=a key=k fence=1 checked=399 sent=400 done=505 deadline=400 accepted=1 probe=0";
         let r = check(&[late.to_owned()]);
         assert!(
             r.violations[0].starts_with("acted after"),
@@ -305,6 +362,22 @@ mod tests {
             .replace("probe=0", "probe=1")
             .replace("accepted=1", "accepted=0");
         assert!(check(&[probe]).violations.is_empty());
+        // Checked in time but sent after the deadline (paused in between),
+        // and accepted: fails; refused: the fence did its job.
+        let r = check(&[
+            "write w=a key=k fence=1 checked=300 sent=450 done=455 deadline=400 accepted=1 probe=0"
+                .to_owned(),
+        ]);
+        assert!(
+            r.violations[0].starts_with("acted after"),
+            "{:?}",
+            r.violations
+        );
+        let r = check(&[
+            "write w=a key=k fence=1 checked=300 sent=450 done=455 deadline=400 accepted=0 probe=0"
+                .to_owned(),
+        ]);
+        assert!(r.violations.is_empty(), "{:?}", r.violations);
     }
 
     #[test]

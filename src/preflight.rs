@@ -1,0 +1,95 @@
+//! The checks a lock collection gets the first time this process uses it:
+//! the server is new enough for what the crate sends (pipeline updates and
+//! `$$NOW`: MongoDB 4.2), and no TTL index on `ts_expire` deletes lock
+//! documents behind the crate's back. Two round trips, once per store.
+
+use mongodb::bson::{doc, Bson, Document};
+use mongodb::sync::{Collection, Database};
+
+use crate::document::TS_EXPIRE;
+use crate::error::{Error, Result};
+
+/// The oldest server version the crate works with.
+pub(crate) const MIN_SERVER_VERSION: (i32, i32) = (4, 2);
+
+/// Fails with [`Error::UnsupportedServer`] on a server older than
+/// [`MIN_SERVER_VERSION`]; warns about a TTL index on `ts_expire`.
+pub(crate) fn check(db: &Database, coll: &Collection<Document>) -> Result<()> {
+    let info = db.run_command(doc! { "buildInfo": 1 }).run()?;
+    let version = info.get_str("version").unwrap_or("unknown").to_owned();
+    if !supported(info.get_array("versionArray").ok()) {
+        return Err(Error::UnsupportedServer {
+            version,
+            minimum: "4.2",
+        });
+    }
+    let indexes: Vec<String> = match coll.list_indexes().run() {
+        Ok(cursor) => cursor
+            .filter_map(|index| index.ok())
+            .map(|index| (index.keys, index.options))
+            .filter(|(keys, options)| {
+                keys.contains_key(TS_EXPIRE)
+                    && options.as_ref().is_some_and(|o| o.expire_after.is_some())
+            })
+            .map(|(keys, options)| {
+                options
+                    .and_then(|o| o.name)
+                    .unwrap_or_else(|| format!("{keys}"))
+            })
+            .collect(),
+        // No collection yet (NamespaceNotFound), or not allowed to look:
+        // nothing to warn about that we can see.
+        Err(e) => {
+            log::debug!("listIndexes on `{}` failed: {e}", coll.name());
+            Vec::new()
+        }
+    };
+    for name in indexes {
+        log::warn!(
+            "collection `{}.{}` has a TTL index `{name}` on `{TS_EXPIRE}`: it deletes \
+             expired and released lock documents (fences still grow, from the server \
+             clock, but the documents' history is lost); drop it: this crate needs none",
+            db.name(),
+            coll.name()
+        );
+    }
+    Ok(())
+}
+
+/// Whether `versionArray` (as `buildInfo` gives it) is at least
+/// [`MIN_SERVER_VERSION`]. Missing or unreadable: assumed supported (the
+/// commands themselves then fail with the server's own error).
+fn supported(version: Option<&Vec<Bson>>) -> bool {
+    let Some(parts) = version else {
+        return true;
+    };
+    let num = |i: usize| -> Option<i32> {
+        match parts.get(i)? {
+            Bson::Int32(n) => Some(*n),
+            Bson::Int64(n) => i32::try_from(*n).ok(),
+            Bson::Double(n) => Some(*n as i32),
+            _ => None,
+        }
+    };
+    match (num(0), num(1)) {
+        (Some(major), Some(minor)) => (major, minor) >= MIN_SERVER_VERSION,
+        _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        let v = |a: i32, b: i32| vec![Bson::Int32(a), Bson::Int32(b), Bson::Int32(0)];
+        assert!(supported(Some(&v(4, 2))));
+        assert!(supported(Some(&v(8, 0))));
+        assert!(supported(Some(&v(5, 0))));
+        assert!(!supported(Some(&v(4, 0))));
+        assert!(!supported(Some(&v(3, 6))));
+        assert!(supported(None));
+        assert!(supported(Some(&vec![Bson::String("x".into())])));
+    }
+}

@@ -1,0 +1,310 @@
+//! The guarantees at their edges: fences across deletion of the lock
+//! document, a TTL index on the lock collection, `start`/`stop`/drop with
+//! an unreachable or frozen server, a stop-time release scoped to its run,
+//! a lease that arrives too late, and change-stream reopens that back off.
+
+mod common;
+#[path = "faults/proxy.rs"]
+mod proxy;
+
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use common::{db, monitored_client, PrivateServer};
+use mongodb::bson::{doc, Document};
+use mongodb::sync::{Collection, Database};
+use mongoelector::{MongoElector, MongoLocker};
+
+const STEP: Duration = Duration::from_millis(50);
+
+fn locker(db: &Database, key: &str) -> MongoLocker {
+    MongoLocker::builder(key, db)
+        .ttl(Duration::from_secs(30))
+        .timeparanoid(false)
+        .build()
+        .unwrap()
+}
+
+fn locks(db: &Database) -> Collection<Document> {
+    db.collection("mongolocker")
+}
+
+fn fence_now(l: &MongoLocker) -> i64 {
+    l.get_current().unwrap().expect("held").fence
+}
+
+#[test]
+fn fences_grow_across_deletion_of_the_document_while_free_and_while_held() {
+    let db = db();
+    let a = locker(&db, "k");
+    let b = locker(&db, "k");
+    let f1 = a.lock().unwrap().fence(); // released on drop
+                                        // Deleted while free (a TTL sweep, an operator, the Python package's release).
+    locks(&db).delete_one(doc! {"_id": "k"}).run().unwrap();
+    let g = b.lock().unwrap();
+    let f2 = g.fence();
+    assert!(f2 > f1, "{f2} after {f1}");
+    // Deleted while held: the next holder still gets a greater fence.
+    locks(&db).delete_one(doc! {"_id": "k"}).run().unwrap();
+    assert!(a.acquire(false, None, STEP, false).unwrap());
+    let f3 = fence_now(&a);
+    assert!(f3 > f2, "{f3} after {f2}");
+    drop(g);
+    // The whole collection dropped: still greater.
+    a.release(false).unwrap();
+    locks(&db).drop().run().unwrap();
+    assert!(b.acquire(false, None, STEP, false).unwrap());
+    let f4 = fence_now(&b);
+    assert!(f4 > f3, "{f4} after {f3}");
+    // Back-to-back acquisitions on a live document still count up.
+    b.release(false).unwrap();
+    let mut last = f4;
+    for _ in 0..20 {
+        let f = a.lock().unwrap().fence();
+        assert!(f > last);
+        last = f;
+    }
+}
+
+/// Collects the crate's warnings, for the tests that expect one.
+struct Warnings(Mutex<Vec<String>>);
+
+impl log::Log for Warnings {
+    fn enabled(&self, m: &log::Metadata) -> bool {
+        m.level() <= log::Level::Warn
+    }
+    fn log(&self, r: &log::Record) {
+        if self.enabled(r.metadata()) && r.target().starts_with("mongoelector") {
+            self.0.lock().unwrap().push(r.args().to_string());
+        }
+    }
+    fn flush(&self) {}
+}
+
+fn warnings() -> &'static Warnings {
+    static W: OnceLock<&'static Warnings> = OnceLock::new();
+    W.get_or_init(|| {
+        let w: &'static Warnings = Box::leak(Box::new(Warnings(Mutex::new(Vec::new()))));
+        log::set_logger(w).expect("one logger per test binary");
+        log::set_max_level(log::LevelFilter::Warn);
+        w
+    })
+}
+
+fn warned_about(text: &str) -> usize {
+    warnings()
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|w| w.contains(text))
+        .count()
+}
+
+#[test]
+fn a_ttl_index_on_the_lock_collection_is_reported_once_per_locker() {
+    warnings();
+    let db = db();
+    let name = format!("ttl_{}", uuid::Uuid::new_v4().simple());
+    let index = mongodb::IndexModel::builder()
+        .keys(doc! {"ts_expire": 1})
+        .options(
+            mongodb::options::IndexOptions::builder()
+                .expire_after(Duration::ZERO)
+                .name(name.clone())
+                .build(),
+        )
+        .build();
+    locks(&db).create_index(index).run().unwrap();
+    let a = locker(&db, "k");
+    assert_eq!(warned_about(&name), 0);
+    assert!(a.acquire(false, None, STEP, false).unwrap());
+    assert_eq!(warned_about(&name), 1, "reported on first use");
+    a.release(false).unwrap();
+    assert!(a.acquire(false, None, STEP, false).unwrap());
+    assert!(a.get_current().unwrap().is_some());
+    assert_eq!(warned_about(&name), 1, "checked once, then cached");
+    // An elector on the same collection reports it too.
+    let e = MongoElector::builder("e", &db)
+        .report_status(false)
+        .build()
+        .unwrap();
+    e.poll().unwrap();
+    assert_eq!(warned_about(&name), 2);
+    // A collection without one: nothing.
+    let clean = common::fresh_db(&common::client());
+    let c = locker(&clean, "k");
+    assert!(c.acquire(false, None, STEP, false).unwrap());
+    assert!(!warnings()
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|w| w.contains(clean.name())));
+}
+
+#[test]
+fn start_and_stop_return_at_once_with_nothing_listening() {
+    // Driver defaults: server selection waits 30 s.
+    let client = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:1/").unwrap();
+    let e = MongoElector::new("nobody-home", &client.database("app")).unwrap();
+    let t = Instant::now();
+    e.start(false).unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "start {:?}",
+        t.elapsed()
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let t = Instant::now();
+    e.stop().unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "stop {:?}",
+        t.elapsed()
+    );
+    assert!(!e.is_master());
+    let t = Instant::now();
+    drop(e);
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "drop {:?}",
+        t.elapsed()
+    );
+}
+
+#[test]
+fn stop_and_drop_return_at_once_with_the_server_frozen() {
+    let server = PrivateServer::start(&[]);
+    let db = server.client().database("frozen");
+    let build = || {
+        MongoElector::builder("frozen", &db)
+            .ttl(Duration::from_secs(2))
+            .retry_interval(Duration::from_millis(200))
+            .build()
+            .unwrap()
+    };
+    let master = build();
+    let follower = build();
+    master.start(false).unwrap();
+    assert!(common::wait_until(Duration::from_secs(5), || master.is_master()));
+    follower.start(false).unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    server.pause(); // SIGSTOP: every request hangs
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    master.stop().unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "stop {:?}",
+        t.elapsed()
+    );
+    assert!(!master.is_master(), "stepped down at once");
+    let t = Instant::now();
+    drop(follower);
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "drop {:?}",
+        t.elapsed()
+    );
+    server.resume();
+}
+
+#[test]
+fn a_stop_time_release_frees_only_what_its_run_acquired() {
+    let db = db();
+    let e = MongoElector::builder("runs", &db)
+        .report_status(false)
+        .build()
+        .unwrap();
+    e.poll().unwrap();
+    assert!(e.is_master());
+    e.release().unwrap();
+    // The lock names this node again, acquired by another run of it (as a
+    // later start would): a stop of this run must not free it.
+    let later = locker(&db, "runs");
+    assert!(later.acquire(false, None, STEP, false).unwrap());
+    locks(&db)
+        .update_one(
+            doc! {"_id": "runs"},
+            doc! {"$set": {"uuid": e.uuid(), "run": "a-later-run"}},
+        )
+        .run()
+        .unwrap();
+    e.stop().unwrap();
+    let held = later.get_current().unwrap().expect("still held");
+    assert_eq!(held.uuid, e.uuid());
+}
+
+#[test]
+fn an_acquisition_answered_after_its_deadline_is_not_granted() {
+    let server = PrivateServer::start(&[]);
+    let proxy = proxy::Proxy::start(([127, 0, 0, 1], server.port).into()).unwrap();
+    let uri = format!(
+        "mongodb://127.0.0.1:{}/?directConnection=true&serverSelectionTimeoutMS=5000",
+        proxy.port()
+    );
+    let db = mongodb::sync::Client::with_uri_str(uri)
+        .unwrap()
+        .database("late");
+    let l = MongoLocker::builder("late", &db)
+        .ttl(Duration::from_millis(200))
+        .timeparanoid(false)
+        .build()
+        .unwrap();
+    // Warm up the connection and the first-use checks.
+    assert!(l.try_lock().unwrap().is_some());
+    proxy.latency(Duration::from_millis(150)); // each way: 300 ms a round trip
+    let got = l.try_lock().unwrap();
+    assert!(
+        got.is_none(),
+        "a lease whose deadline passed before the answer came was granted: {got:?}"
+    );
+    proxy.pass();
+}
+
+#[test]
+fn a_collection_dropped_in_a_loop_does_not_make_the_stream_spin() {
+    let (client, commands) = monitored_client();
+    let db = common::fresh_db(&client);
+    let holder = locker(&db, "held");
+    assert!(holder.acquire(false, None, STEP, false).unwrap());
+    let waiter = locker(&db, "held");
+    // The waiter keeps the process's stream open for about 3 s.
+    let w = std::thread::spawn(move || {
+        waiter
+            .acquire(
+                true,
+                Some(Duration::from_secs(3)),
+                Duration::from_secs(1),
+                false,
+            )
+            .unwrap()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    commands.take();
+    let dropper = common::client().database(db.name());
+    while started.elapsed() < Duration::from_millis(2700) {
+        let _ = dropper.collection::<Document>("mongolocker").drop().run();
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    let opens = commands
+        .take()
+        .into_iter()
+        .filter(|(name, cmd)| {
+            name == "aggregate"
+                && cmd
+                    .get_array("pipeline")
+                    .ok()
+                    .and_then(|p| p.first())
+                    .and_then(|s| s.as_document())
+                    .is_some_and(|s| s.contains_key("$changeStream"))
+        })
+        .count();
+    let _ = w.join();
+    // About one reopen a second (with jitter: at most one per 750 ms), not
+    // one per drop (18 drops).
+    eprintln!("{opens} change stream opens while the collection was dropped every 150 ms");
+    assert!(opens <= 5, "{opens} stream opens in 2.7 s");
+}
