@@ -1,7 +1,7 @@
 //! The guarantees at their edges: fences across deletion of the lock
 //! document, a TTL index on the lock collection, `start`/`stop`/drop with
 //! an unreachable or frozen server, a stop-time release scoped to its run,
-//! a lease that arrives too late, and change-stream reopens that back off.
+//! and a lease that arrives too late.
 
 mod common;
 #[path = "faults/proxy.rs"]
@@ -10,7 +10,7 @@ mod proxy;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use common::{db, monitored_client, PrivateServer};
+use common::{db, PrivateServer};
 use mongodb::bson::{doc, Document};
 use mongodb::sync::{Collection, Database};
 use mongoelector::{MongoElector, MongoLocker};
@@ -261,50 +261,4 @@ fn an_acquisition_answered_after_its_deadline_is_not_granted() {
         "a lease whose deadline passed before the answer came was granted: {got:?}"
     );
     proxy.pass();
-}
-
-#[test]
-fn a_collection_dropped_in_a_loop_does_not_make_the_stream_spin() {
-    let (client, commands) = monitored_client();
-    let db = common::fresh_db(&client);
-    let holder = locker(&db, "held");
-    assert!(holder.acquire(false, None, STEP, false).unwrap());
-    let waiter = locker(&db, "held");
-    // The waiter keeps the process's stream open for about 3 s.
-    let w = std::thread::spawn(move || {
-        waiter
-            .acquire(
-                true,
-                Some(Duration::from_secs(3)),
-                Duration::from_secs(1),
-                false,
-            )
-            .unwrap()
-    });
-    std::thread::sleep(Duration::from_millis(300));
-    let started = Instant::now();
-    commands.take();
-    let dropper = common::client().database(db.name());
-    while started.elapsed() < Duration::from_millis(2700) {
-        let _ = dropper.collection::<Document>("mongolocker").drop().run();
-        std::thread::sleep(Duration::from_millis(150));
-    }
-    let opens = commands
-        .take()
-        .into_iter()
-        .filter(|(name, cmd)| {
-            name == "aggregate"
-                && cmd
-                    .get_array("pipeline")
-                    .ok()
-                    .and_then(|p| p.first())
-                    .and_then(|s| s.as_document())
-                    .is_some_and(|s| s.contains_key("$changeStream"))
-        })
-        .count();
-    let _ = w.join();
-    // About one reopen a second (with jitter: at most one per 750 ms), not
-    // one per drop (18 drops).
-    eprintln!("{opens} change stream opens while the collection was dropped every 150 ms");
-    assert!(opens <= 5, "{opens} stream opens in 2.7 s");
 }
