@@ -3,6 +3,8 @@
 use std::fmt;
 use std::time::Instant;
 
+use crate::moment::Moment;
+
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 
@@ -46,7 +48,7 @@ pub struct LockGuard {
     /// The last expiry this guard saw, for when the locker no longer holds it.
     expires: Mutex<DateTime<Utc>>,
     /// The last deadline this guard saw, likewise.
-    lost_at: Mutex<Instant>,
+    lost_at: Mutex<Moment>,
 }
 
 impl LockGuard {
@@ -111,7 +113,7 @@ impl LockGuard {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn is_valid(&self) -> bool {
-        self.lease().is_some_and(|l| l.valid_at(Instant::now()))
+        self.lease().is_some_and(|l| l.valid_at(Moment::now()))
     }
 
     /// The local deadline: the monotonic instant until which
@@ -131,6 +133,7 @@ impl LockGuard {
             Some(lease) => lease.deadline,
             None => *self.lost_at.lock(),
         }
+        .to_instant()
     }
 
     /// Renews the lease as [`MongoLocker::touch`](crate::MongoLocker::touch) does: the new expiry, or
@@ -238,7 +241,7 @@ mod tests {
         let lease = Lease::granted(
             1,
             Utc::now(),
-            Instant::now(),
+            Moment::now(),
             std::time::Duration::from_secs(1),
         );
         let weak = Arc::downgrade(&core);

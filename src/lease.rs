@@ -3,14 +3,17 @@
 //!
 //! The server writes `ts_expire = server_now + ttl` when it executes the
 //! acquire or touch, which is after the client sent it. So a lease is safe to
-//! act on locally until `sent + ttl`, measured on a monotonic clock; the
+//! act on locally until `sent + ttl`, measured on the lease clock
+//! ([`Moment`]: monotonic, and counting suspended time on Linux); the
 //! [`margin`] taken off covers a difference in clock *rates* between this
 //! machine and the server (not a difference in wall-clock time, which does
 //! not matter).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+
+use crate::moment::Moment;
 
 /// The safety margin taken off a lease's local deadline: a tenth of the ttl,
 /// at most one second (a rate drift of 0.17% on the default 600 s lease, far
@@ -35,14 +38,14 @@ pub(crate) struct Lease {
     /// Expiry in server time, as the server wrote it.
     pub expires: DateTime<Utc>,
     /// Local monotonic instant until which the lease may be acted on.
-    pub deadline: Instant,
+    pub deadline: Moment,
     /// Local monotonic instant the request that granted or renewed it was sent.
-    pub sent: Instant,
+    pub sent: Moment,
 }
 
 impl Lease {
     /// A lease granted (or renewed) by a request sent at `sent`.
-    pub fn granted(fence: i64, expires: DateTime<Utc>, sent: Instant, ttl: Duration) -> Self {
+    pub fn granted(fence: i64, expires: DateTime<Utc>, sent: Moment, ttl: Duration) -> Self {
         Lease {
             fence,
             expires,
@@ -52,7 +55,7 @@ impl Lease {
     }
 
     /// Whether the lease may still be acted on at `now`.
-    pub fn valid_at(&self, now: Instant) -> bool {
+    pub fn valid_at(&self, now: Moment) -> bool {
         now < self.deadline
     }
 }
@@ -83,7 +86,7 @@ pub(crate) fn retry_pause(
 }
 
 /// `sent + ttl - margin`: the last instant the holder may act.
-pub(crate) fn local_deadline(sent: Instant, ttl: Duration) -> Instant {
+pub(crate) fn local_deadline(sent: Moment, ttl: Duration) -> Moment {
     sent + (ttl - lease_margin(ttl))
 }
 
@@ -132,7 +135,7 @@ mod tests {
 
     #[test]
     fn deadline_is_before_the_server_expiry() {
-        let sent = Instant::now();
+        let sent = Moment::now();
         let ttl = Duration::from_secs(2);
         let lease = Lease::granted(3, Utc::now(), sent, ttl);
         assert_eq!(lease.deadline, sent + Duration::from_millis(1800));

@@ -46,6 +46,7 @@ mod lease;
 mod lock_core;
 mod locker;
 mod locker_builder;
+mod moment;
 mod owner;
 mod preflight;
 mod store;

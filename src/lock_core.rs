@@ -13,6 +13,7 @@ use crate::clock::ClockCheck;
 use crate::document::{LockInfo, LockRecord};
 use crate::error::{Error, Result};
 use crate::lease::{self, Lease};
+use crate::moment::Moment;
 use crate::owner::Owner;
 use crate::store::{LockStore, Whose};
 use crate::validate;
@@ -152,7 +153,7 @@ impl LockCore {
     fn refuse_if_held(&self) -> Result<()> {
         let mut lease = self.lease.lock();
         match *lease {
-            Some(l) if l.valid_at(Instant::now()) => Err(Error::AlreadyHeld {
+            Some(l) if l.valid_at(Moment::now()) => Err(Error::AlreadyHeld {
                 key: self.key.clone(),
                 fence: l.fence,
             }),
@@ -170,14 +171,14 @@ impl LockCore {
         let _op = self.op.lock();
         // Another thread sharing this locker may have won meanwhile.
         self.refuse_if_held()?;
-        let sent = Instant::now();
+        let sent = Moment::now();
         match self
             .store
             .try_acquire(&self.key, &self.owner, None, self.ttl, force)?
         {
             Some(LockRecord::Taken(info)) if info.uuid == self.owner.uuid => {
                 let lease = Lease::granted(info.fence, info.expires, sent, self.ttl);
-                if !lease.valid_at(Instant::now()) {
+                if !lease.valid_at(Moment::now()) {
                     // The answer came after the lease's local deadline (a
                     // slow round trip on a short ttl): nothing to act on.
                     // The lock names this locker until it expires; the next
@@ -238,7 +239,7 @@ impl LockCore {
         if fence.is_some_and(|f| f != held.fence) {
             return Ok(None);
         }
-        let sent = Instant::now();
+        let sent = Moment::now();
         let renewed = self
             .store
             .touch(&self.key, &self.owner.uuid, held.fence, self.ttl)?;

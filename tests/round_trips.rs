@@ -152,7 +152,9 @@ fn each_elector_poll_is_one_round_trip_plus_one_with_status() {
     });
     assert_trips(&commands, "is_master, poll_wait, node_status", NONE, || {
         assert!(!b.is_master());
-        assert_eq!(a.poll_wait(), TTL / 3);
+        // A third of the ttl after the last renewal was sent (just now).
+        let wait = a.poll_wait();
+        assert!(wait <= TTL / 3 && wait > TTL / 3 - Duration::from_secs(5));
         assert!(a.node_status().unwrap().is_master);
     });
     assert!(assert_trips(&commands, "master_exists", READ, || b

@@ -6,9 +6,11 @@
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 use std::sync::{OnceLock, Weak};
-use std::time::Instant;
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+use crate::moment::Moment;
 
 /// Something whose lease may end at a deadline.
 pub(crate) trait Expire: Send + Sync {
@@ -17,12 +19,12 @@ pub(crate) trait Expire: Send + Sync {
     fn expire_now(&self);
 }
 
-type Request = (Instant, Weak<dyn Expire>);
+type Request = (Moment, Weak<dyn Expire>);
 
 static TIMER: OnceLock<Option<Sender<Request>>> = OnceLock::new();
 
 /// Calls `target.expire_now()` at `at`, if the target still exists then.
-pub(crate) fn watch(at: Instant, target: Weak<dyn Expire>) {
+pub(crate) fn watch(at: Moment, target: Weak<dyn Expire>) {
     let timer = TIMER.get_or_init(|| {
         let (tx, rx) = crossbeam_channel::unbounded();
         match std::thread::Builder::new()
@@ -42,8 +44,11 @@ pub(crate) fn watch(at: Instant, target: Weak<dyn Expire>) {
     }
 }
 
+/// The longest the thread sleeps on `Instant` while a deadline is pending.
+const RECHECK_EVERY: Duration = Duration::from_secs(1);
+
 struct Entry {
-    at: Instant,
+    at: Moment,
     seq: u64,
     target: Weak<dyn Expire>,
 }
@@ -72,7 +77,7 @@ fn run(rx: Receiver<Request>) {
     let mut heap: BinaryHeap<Reverse<Entry>> = BinaryHeap::new();
     let mut seq = 0u64;
     loop {
-        let now = Instant::now();
+        let now = Moment::now();
         while heap.peek().is_some_and(|Reverse(e)| e.at <= now) {
             if let Some(Reverse(entry)) = heap.pop() {
                 if let Some(target) = entry.target.upgrade() {
@@ -81,7 +86,14 @@ fn run(rx: Receiver<Request>) {
             }
         }
         let next = match heap.peek() {
-            Some(Reverse(e)) => rx.recv_deadline(e.at),
+            // Waits run on `Instant`, which may stop while the machine is
+            // suspended: wake at least every second to look at the lease
+            // clock, so a deadline that passed during a suspend fires soon
+            // after the resume.
+            Some(Reverse(e)) => rx.recv_timeout(
+                e.at.saturating_duration_since(Moment::now())
+                    .min(RECHECK_EVERY),
+            ),
             None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
         };
         match next {
@@ -99,13 +111,12 @@ fn run(rx: Receiver<Request>) {
 mod tests {
     use super::*;
     use std::sync::{Arc, Mutex};
-    use std::time::Duration;
 
-    struct Probe(Mutex<Vec<Instant>>);
+    struct Probe(Mutex<Vec<Moment>>);
 
     impl Expire for Probe {
         fn expire_now(&self) {
-            self.0.lock().unwrap().push(Instant::now());
+            self.0.lock().unwrap().push(Moment::now());
         }
     }
 
@@ -113,7 +124,7 @@ mod tests {
     fn fires_each_deadline_in_order_and_skips_dropped_targets() {
         let probe = Arc::new(Probe(Mutex::new(Vec::new())));
         let gone = Arc::new(Probe(Mutex::new(Vec::new())));
-        let t0 = Instant::now();
+        let t0 = Moment::now();
         let weak: Weak<dyn Expire> = Arc::downgrade(&probe) as Weak<dyn Expire>;
         watch(t0 + Duration::from_millis(120), weak.clone());
         watch(t0 + Duration::from_millis(40), weak);

@@ -19,6 +19,7 @@ use super::status_store::StatusStore;
 use crate::clock::ClockCheck;
 use crate::document::LockRecord;
 use crate::error::{Error, Result};
+use crate::moment::Moment;
 use crate::owner::Owner;
 use crate::store::{LockStore, Whose};
 use crate::watch::Interest;
@@ -134,7 +135,7 @@ impl Engine {
     /// Whether this node holds a live lease, without stepping down or
     /// sending anything (for `Debug`).
     pub fn holds_live_lease(&self) -> bool {
-        self.state.lock().role.live_lease(Instant::now()).is_some()
+        self.state.lock().role.live_lease(Moment::now()).is_some()
     }
 
     /// Whether this node is master, or was and has not yet announced the loss.
@@ -171,7 +172,7 @@ impl Engine {
     }
 
     fn expire(&self, st: &mut State) {
-        let change = role::expire(st.role, Instant::now());
+        let change = role::expire(st.role, Moment::now());
         self.apply(st, change);
     }
 
@@ -183,7 +184,9 @@ impl Engine {
     pub fn lease_deadline(&self) -> Option<Instant> {
         let mut st = self.state.lock();
         self.expire(&mut st);
-        st.role.live_lease(Instant::now()).map(|l| l.deadline)
+        st.role
+            .live_lease(Moment::now())
+            .map(|l| l.deadline.to_instant())
     }
 
     pub fn poll(&self) -> Result<()> {
@@ -193,7 +196,7 @@ impl Engine {
             self.expire(&mut st);
             st.role
         };
-        let sent = Instant::now();
+        let sent = Moment::now();
         let answer = self.poll_round_trip(polled_as);
         let master = answer
             .as_ref()
@@ -210,7 +213,7 @@ impl Engine {
             }
             st.holder_expires = outcome.holder().map(|h| h.expires);
             let change =
-                role::after_poll(st.role, polled_as, outcome, sent, self.ttl, Instant::now());
+                role::after_poll(st.role, polled_as, outcome, sent, self.ttl, Moment::now());
             self.apply(&mut st, change);
             st.last_poll = Some(Utc::now());
         }
@@ -231,7 +234,7 @@ impl Engine {
         // Judged now, under the lock that orders events, so a `Polled`
         // never contradicts a `LostMaster` sent before it.
         self.expire(&mut st);
-        let is_master = st.role.live_lease(Instant::now()).is_some();
+        let is_master = st.role.live_lease(Moment::now()).is_some();
         let master = if is_master {
             Some(self.owner.uuid.clone())
         } else {
@@ -322,7 +325,7 @@ impl Engine {
     pub fn node_status(&self) -> NodeStatus {
         let mut st = self.state.lock();
         self.expire(&mut st);
-        let lease = st.role.live_lease(Instant::now());
+        let lease = st.role.live_lease(Moment::now());
         NodeStatus {
             key: self.key.clone(),
             uuid: self.owner.uuid.clone(),
@@ -382,7 +385,7 @@ impl Engine {
     /// The send instant of the live lease's last renewal, if master.
     fn renewed_at(&self) -> Option<Instant> {
         match self.state.lock().role {
-            Role::Master(lease) => Some(lease.sent),
+            Role::Master(lease) => Some(lease.sent.to_instant()),
             Role::Follower => None,
         }
     }
@@ -605,7 +608,8 @@ mod tests {
         let engine = offline_engine();
         let events = engine.subscribe();
         // A master whose local deadline has passed, not yet stepped down.
-        let sent = Instant::now() - Duration::from_secs(5);
+        let sent = Moment::now();
+        std::thread::sleep(Duration::from_millis(1100));
         engine.state.lock().role =
             Role::Master(Lease::granted(7, Utc::now(), sent, Duration::from_secs(1)));
         let elector = super::super::handle::MongoElector::from_engine(engine.clone());
@@ -634,7 +638,7 @@ mod tests {
         engine.state.lock().role = Role::Master(Lease::granted(
             1,
             Utc::now(),
-            Instant::now(),
+            Moment::now(),
             Duration::from_secs(1),
         ));
         // A renewal period after the lease's send instant (just now).

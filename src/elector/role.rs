@@ -7,11 +7,12 @@
 //! else. Every change of role is one [`Transition`], so `BecameMaster` and
 //! `LostMaster` strictly alternate.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
 use crate::lease::Lease;
+use crate::moment::Moment;
 
 /// Why a master stopped being master.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -41,7 +42,7 @@ pub(crate) enum Role {
 
 impl Role {
     /// The lease, when master and its local deadline has not passed.
-    pub fn live_lease(&self, now: Instant) -> Option<Lease> {
+    pub fn live_lease(&self, now: Moment) -> Option<Lease> {
         match self {
             Role::Master(lease) if lease.valid_at(now) => Some(*lease),
             _ => None,
@@ -89,7 +90,7 @@ pub(crate) enum Transition {
 }
 
 /// Steps down when the local deadline has passed.
-pub(crate) fn expire(role: Role, now: Instant) -> (Role, Option<Transition>) {
+pub(crate) fn expire(role: Role, now: Moment) -> (Role, Option<Transition>) {
     match role {
         Role::Master(lease) if !lease.valid_at(now) => (
             Role::Follower,
@@ -123,9 +124,9 @@ pub(crate) fn after_poll(
     current: Role,
     polled_as: Role,
     outcome: &Outcome,
-    sent: Instant,
+    sent: Moment,
     ttl: Duration,
-    now: Instant,
+    now: Moment,
 ) -> (Role, Option<Transition>) {
     let (role, transition) = match (current, polled_as, outcome) {
         // Renewed the acquisition we still hold: push the deadline.
@@ -183,13 +184,13 @@ mod tests {
 
     const TTL: Duration = Duration::from_secs(3);
 
-    fn master(fence: i64, sent: Instant) -> Role {
+    fn master(fence: i64, sent: Moment) -> Role {
         Role::Master(Lease::granted(fence, Utc::now(), sent, TTL))
     }
 
     #[test]
     fn follower_becomes_master_with_deadline_from_the_send() {
-        let sent = Instant::now();
+        let sent = Moment::now();
         let expires = Utc::now();
         let (role, t) = after_poll(
             Role::Follower,
@@ -206,7 +207,7 @@ mod tests {
 
     #[test]
     fn an_acquisition_answered_after_its_deadline_is_not_announced() {
-        let sent = Instant::now();
+        let sent = Moment::now();
         let late = sent + Duration::from_millis(2700);
         let outcome = Outcome::Acquired {
             fence: 4,
@@ -218,7 +219,7 @@ mod tests {
 
     #[test]
     fn renewal_moves_the_deadline_without_an_event() {
-        let t0 = Instant::now();
+        let t0 = Moment::now();
         let t1 = t0 + Duration::from_secs(1);
         let (role, t) = after_poll(
             master(4, t0),
@@ -242,7 +243,7 @@ mod tests {
 
     #[test]
     fn lost_renewal_is_taken_over() {
-        let t0 = Instant::now();
+        let t0 = Moment::now();
         let (role, t) = after_poll(
             master(4, t0),
             master(4, t0),
@@ -263,7 +264,7 @@ mod tests {
 
     #[test]
     fn failures_cost_mastership_only_at_the_deadline() {
-        let t0 = Instant::now();
+        let t0 = Moment::now();
         let before = t0 + Duration::from_millis(2699);
         let (role, t) = after_poll(
             master(4, t0),
@@ -291,7 +292,7 @@ mod tests {
 
     #[test]
     fn a_late_renewal_never_resurrects_an_announced_loss() {
-        let t0 = Instant::now();
+        let t0 = Moment::now();
         let (role, t) = after_poll(
             Role::Follower,
             master(4, t0),
@@ -317,7 +318,7 @@ mod tests {
 
     #[test]
     fn surrender_only_from_master() {
-        let t0 = Instant::now();
+        let t0 = Moment::now();
         assert_eq!(
             surrender(Role::Follower, LossReason::Stopped),
             (Role::Follower, None)
