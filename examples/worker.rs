@@ -6,7 +6,7 @@
 //! ```text
 //! MONGODB_URI=... worker --mode lock|elector --name NAME --key KEY --log FILE
 //!        [--db D] [--threads N] [--ttl-ms MS] [--retry-ms MS] [--hold-ms MS]
-//!        [--acts N] [--timeparanoid 0|1]
+//!        [--acts N] [--timeparanoid 0|1] [--grace-ms MS]
 //! ```
 //!
 //! Each critical section (lock) or mastership term (elector) does up to
@@ -52,6 +52,8 @@ struct Config {
     hold: Duration,
     acts: usize,
     timeparanoid: bool,
+    /// The takeover grace (the crate's default when not given).
+    grace: Option<Duration>,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -66,6 +68,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         hold: Duration::from_millis(100),
         acts: 3,
         timeparanoid: false,
+        grace: None,
     };
     let mut log_path = None;
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -86,6 +89,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--hold-ms" => cfg.hold = ms()?,
             "--acts" => cfg.acts = value.parse()?,
             "--timeparanoid" => cfg.timeparanoid = value == "1",
+            "--grace-ms" => cfg.grace = Some(ms()?),
             other => return Err(format!("unknown flag {other}").into()),
         }
     }
@@ -240,12 +244,14 @@ impl Worker {
     }
 
     fn locker(&self) {
-        let locker = match MongoLocker::builder(&self.cfg.key, &self.db)
+        let mut builder = MongoLocker::builder(&self.cfg.key, &self.db)
             .ttl(self.cfg.ttl)
             .step(self.cfg.retry)
-            .timeparanoid(self.cfg.timeparanoid)
-            .build()
-        {
+            .timeparanoid(self.cfg.timeparanoid);
+        if let Some(grace) = self.cfg.grace {
+            builder = builder.takeover_grace(grace);
+        }
+        let locker = match builder.build() {
             Ok(l) => l,
             Err(e) => return self.error(&e),
         };
@@ -285,13 +291,14 @@ impl Worker {
     }
 
     fn elector(&self) {
-        let elector = match MongoElector::builder(&self.cfg.key, &self.db)
+        let mut builder = MongoElector::builder(&self.cfg.key, &self.db)
             .ttl(self.cfg.ttl)
             .retry_interval(self.cfg.retry)
-            .timeparanoid(self.cfg.timeparanoid)
-            .app_version(&self.name)
-            .build()
-        {
+            .timeparanoid(self.cfg.timeparanoid);
+        if let Some(grace) = self.cfg.grace {
+            builder = builder.takeover_grace(grace);
+        }
+        let elector = match builder.app_version(&self.name).build() {
             Ok(e) => e,
             Err(e) => return self.error(&e),
         };

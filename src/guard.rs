@@ -232,7 +232,7 @@ mod tests {
         let db = client.database("unused");
         let core = Arc::new(LockCore::new(
             "k".to_owned(),
-            crate::store::LockStore::new(&db, "locks"),
+            crate::store::LockStore::new(&db, "locks", std::time::Duration::ZERO),
             std::time::Duration::from_secs(1),
             std::time::Duration::from_millis(10),
             false,

@@ -140,7 +140,10 @@ impl LockCore {
                     _ => return Ok(None),
                 },
             };
-            let pause = lease::retry_pause(step, left, holder_expires.map(|e| e - Utc::now()));
+            let grace =
+                chrono::TimeDelta::from_std(self.store.grace()).unwrap_or(chrono::TimeDelta::MAX);
+            let pause =
+                lease::retry_pause(step, left, holder_expires.map(|e| e - Utc::now() + grace));
             match &mut interest {
                 Some(i) => {
                     i.wait_until(Instant::now() + pause, || false);

@@ -43,6 +43,7 @@ pub struct LockerBuilder {
     step: Duration,
     timeparanoid: bool,
     change_streams: bool,
+    grace: Option<Duration>,
 }
 
 impl LockerBuilder {
@@ -54,6 +55,27 @@ impl LockerBuilder {
     /// waiter; a process that never waits opens none.
     pub fn change_streams(mut self, on: bool) -> Self {
         self.change_streams = on;
+        self
+    }
+
+    /// How long past its expiry (in server time) a lock must be before
+    /// another locker may take it over (default
+    /// [`lease_margin`](crate::lease_margin)`(ttl)`; at most one hour). It
+    /// covers a primary whose clock is ahead of the member's that wrote the
+    /// expiry (a failover, an NTP step): leases stay exclusive while the
+    /// servers' clocks are within this much of each other. It delays the
+    /// takeover of a dead holder's lock by as much.
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
+    /// let locker = mongoelector::MongoLocker::builder("jobs", &db)
+    ///     .takeover_grace(Duration::from_secs(2))
+    ///     .build()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn takeover_grace(mut self, grace: Duration) -> Self {
+        self.grace = Some(grace);
         self
     }
 
@@ -89,15 +111,17 @@ impl LockerBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) naming `key`, `collection`, `ttl` or `step`.
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) naming `key`, `collection`, `ttl`, `step` or `takeover_grace`.
     pub fn build(self) -> Result<MongoLocker> {
         validate::key(&self.key)?;
         validate::collection("collection", &self.collection)?;
         validate::ttl("ttl", self.ttl)?;
         validate::step("step", self.step)?;
+        let grace = self.grace.unwrap_or_else(|| crate::lease_margin(self.ttl));
+        validate::grace("takeover_grace", grace)?;
         Ok(MongoLocker::from_core(LockCore::new(
             self.key,
-            LockStore::new(&self.db, &self.collection),
+            LockStore::new(&self.db, &self.collection, grace),
             self.ttl,
             self.step,
             self.timeparanoid,
@@ -136,6 +160,7 @@ impl MongoLocker {
             step: DEFAULT_STEP,
             timeparanoid: true,
             change_streams: true,
+            grace: None,
         }
     }
 }

@@ -20,7 +20,7 @@ use crate::document::{
     SERVER_NOW, TS_CREATED, TS_EXPIRE, TS_RELEASED, UUID,
 };
 use crate::error::{is_duplicate_key, Result};
-use crate::expr::{literal, millis, now_plus, unexpired};
+use crate::expr::{duration_ms, literal, millis, now_plus, unexpired};
 use crate::owner::Owner;
 use crate::preflight;
 
@@ -63,10 +63,14 @@ pub(crate) fn safe_collection(db: &Database, name: &str) -> Collection<Document>
 ///
 /// fence well-formed AND (force OR (shape well-formed AND (free OR expired OR already mine)))
 ///
+/// where expired means `ts_expire + grace <= $$NOW`: the takeover grace
+/// covers a primary whose clock is ahead of the one that wrote the expiry
+/// (a failover, an NTP step).
+///
 /// A malformed document is never taken (except that `force` ignores all but
 /// the fence, which it must increment); it comes back unchanged and the
 /// caller reports it.
-pub(crate) fn take_condition(uuid: &str, force: bool) -> Document {
+pub(crate) fn take_condition(uuid: &str, force: bool, grace: Duration) -> Document {
     let field = |f: &str| format!("${f}");
     let type_in = |f: &str, types: &[&str]| doc! { "$in": [{ "$type": field(f) }, types.to_vec()] };
     let fence_ok = doc! { "$and": [
@@ -80,7 +84,7 @@ pub(crate) fn take_condition(uuid: &str, force: bool) -> Document {
     let free = doc! { "$ne": [field(LOCKED), true] };
     let expired = doc! { "$and": [
         { "$eq": [{ "$type": field(TS_EXPIRE) }, "date"] },
-        { "$lte": [millis(field(TS_EXPIRE)), millis("$$NOW")] },
+        { "$lte": [{ "$add": [millis(field(TS_EXPIRE)), duration_ms(grace)] }, millis("$$NOW")] },
     ]};
     let mine = doc! { "$eq": [field(UUID), literal(uuid)] };
     doc! { "$and": [
@@ -103,6 +107,7 @@ pub(crate) fn acquire_pipeline(
     run: Option<&str>,
     ttl: Duration,
     force: bool,
+    grace: Duration,
 ) -> Vec<Document> {
     let next_fence = next_fence();
     let ours = doc! {
@@ -116,7 +121,7 @@ pub(crate) fn acquire_pipeline(
         RUN: run.map(literal),
     };
     vec![doc! { "$replaceWith": { "$cond": [
-        take_condition(&owner.uuid, force),
+        take_condition(&owner.uuid, force, grace),
         { "$mergeObjects": ["$$ROOT", ours] },
         "$$ROOT",
     ]}}]
@@ -147,15 +152,23 @@ pub(crate) struct LockStore {
     coll: Collection<Document>,
     /// Whether the first-use checks ([`preflight`]) passed.
     checked: AtomicBool,
+    /// How long past its expiry a lock must be before it is taken over.
+    grace: Duration,
 }
 
 impl LockStore {
-    pub fn new(db: &Database, collection: &str) -> Self {
+    pub fn new(db: &Database, collection: &str, grace: Duration) -> Self {
         LockStore {
             db: db.clone(),
             coll: safe_collection(db, collection),
             checked: AtomicBool::new(false),
+            grace,
         }
+    }
+
+    /// How long past its expiry a lock must be before it is taken over.
+    pub fn grace(&self) -> Duration {
+        self.grace
     }
 
     /// The first-use checks, until they pass once (an unreachable server
@@ -200,7 +213,7 @@ impl LockStore {
         force: bool,
     ) -> Result<Option<LockRecord>> {
         self.check_once()?;
-        let pipeline = acquire_pipeline(owner, run, ttl, force);
+        let pipeline = acquire_pipeline(owner, run, ttl, force, self.grace);
         for attempt in 1..=RACE_RETRIES {
             let result = self
                 .coll
@@ -326,7 +339,8 @@ mod tests {
             host: "h".into(),
             pid: 9,
         };
-        let pipeline = acquire_pipeline(&owner, None, Duration::from_millis(1500), false);
+        let grace = Duration::from_millis(150);
+        let pipeline = acquire_pipeline(&owner, None, Duration::from_millis(1500), false, grace);
         assert_eq!(pipeline.len(), 1);
         let cond = pipeline[0]
             .get_document("$replaceWith")
@@ -334,7 +348,7 @@ mod tests {
             .get_array("$cond")
             .unwrap();
         // The condition appears once: the server evaluates it once.
-        assert_eq!(cond[0], Bson::Document(take_condition("u1", false)));
+        assert_eq!(cond[0], Bson::Document(take_condition("u1", false, grace)));
         assert_eq!(cond[2], Bson::String("$$ROOT".into()), "else: unchanged");
         let merge = cond[1]
             .as_document()
@@ -356,7 +370,7 @@ mod tests {
 
     #[test]
     fn force_is_inside_the_fence_check() {
-        let forced = take_condition("u", true);
+        let forced = take_condition("u", true, Duration::ZERO);
         let and = forced.get_array("$and").unwrap();
         assert_eq!(and.len(), 2, "fence check, then the rest");
         let or = and[1].as_document().unwrap().get_array("$or").unwrap();

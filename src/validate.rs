@@ -29,6 +29,11 @@ pub(crate) fn ttl(parameter: &'static str, ttl: Duration) -> Result<()> {
     in_range(parameter, ttl, MIN_TTL, MAX_TTL)
 }
 
+/// A takeover grace: zero to [`MAX_STEP`] (one hour).
+pub(crate) fn grace(parameter: &'static str, grace: Duration) -> Result<()> {
+    in_range(parameter, grace, Duration::ZERO, MAX_STEP)
+}
+
 pub(crate) fn step(parameter: &'static str, step: Duration) -> Result<()> {
     in_range(parameter, step, MIN_STEP, MAX_STEP)
 }

@@ -281,6 +281,28 @@ fn every_bad_input_gets_its_typed_error() {
             Expect::Parameter("step"),
         ),
         (
+            "absurd takeover grace",
+            Box::new(|| {
+                unit(
+                    MongoLocker::builder("k", &db)
+                        .takeover_grace(Duration::MAX)
+                        .build(),
+                )
+            }),
+            Expect::Parameter("takeover_grace"),
+        ),
+        (
+            "elector: absurd takeover grace",
+            Box::new(|| {
+                unit_e(
+                    MongoElector::builder("k", &db)
+                        .takeover_grace(Duration::from_secs(7200))
+                        .build(),
+                )
+            }),
+            Expect::Parameter("takeover_grace"),
+        ),
+        (
             "timeout without blocking",
             Box::new(|| locker("k").acquire(false, Some(s), STEP, false).map(drop)),
             Expect::Parameter("timeout"),

@@ -539,3 +539,64 @@ fn a_server_restart_is_survived_with_one_master_and_growing_fences() {
         "{report:?}"
     );
 }
+
+#[test]
+fn a_primary_back_with_its_clock_ahead_causes_no_overlap_within_the_grace() {
+    let store = std::env::temp_dir().join(format!(
+        "mongoelector-store-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let store_arg = store.to_string_lossy().into_owned();
+    let mut server = PrivateServer::start(&["--storage-path", &store_arg]);
+    let uri = uri_of(server.port);
+    let mut run = Run::new();
+    // Leases of 10 s outlive the restart; masters hold until they lose
+    // (1000 acts); the grace (6 s) exceeds the clock step (3 s).
+    for i in 0..3 {
+        run.spawn(
+            &format!("e{i}"),
+            &uri,
+            &elector_args(
+                "G",
+                "10000",
+                &[
+                    "--retry-ms",
+                    "200",
+                    "--hold-ms",
+                    "50",
+                    "--acts",
+                    "1000",
+                    "--grace-ms",
+                    "6000",
+                ],
+            ),
+            None,
+        );
+    }
+    wait_holder(&uri, &run.db, "G", Duration::from_secs(15), |_| true).expect("a master");
+    std::thread::sleep(Duration::from_secs(2));
+    let before = holder(&uri, &run.db, "G").map_or(0, |i| i.fence);
+    server.stop();
+    server.restart_with_clock(libfaketime(), "+3s");
+    // The server's clock is ahead now (by about 3 s).
+    let client = mongodb::sync::Client::with_uri_str(&uri).unwrap();
+    let reply = client
+        .database("admin")
+        .run_command(mongodb::bson::doc! {"hello": 1})
+        .run()
+        .unwrap();
+    let ahead = reply.get_datetime("localTime").unwrap().timestamp_millis()
+        - chrono::Utc::now().timestamp_millis();
+    assert!(ahead >= 2_500, "the server's clock is {ahead} ms ahead");
+    // Whoever is master after the step (the same or a successor) ...
+    let after = wait_holder(&uri, &run.db, "G", Duration::from_secs(30), |_| true)
+        .expect("a master after the restart");
+    assert!(after.fence >= before);
+    std::thread::sleep(Duration::from_secs(3));
+    // ... never overlapped with the one before: the checker fails on any
+    // term that could still act when a later one began.
+    let (_history, report) = run.finish();
+    drop(server);
+    let _ = std::fs::remove_dir_all(&store);
+    assert!(report.master_terms >= 1, "{report:?}");
+}

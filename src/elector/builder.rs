@@ -54,6 +54,7 @@ pub struct ElectorBuilder {
     db: Database,
     ttl: Duration,
     retry: Option<Duration>,
+    grace: Option<Duration>,
     app_version: Option<String>,
     report_status: bool,
     timeparanoid: bool,
@@ -111,6 +112,26 @@ impl ElectorBuilder {
         self
     }
 
+    /// How long past the master's expiry (in server time) the election
+    /// lock must be before a follower may take it (default
+    /// [`lease_margin`](crate::lease_margin)`(ttl)`; at most one hour): it
+    /// keeps masters from overlapping when a new primary's clock is ahead
+    /// by up to this much, and delays a dead master's replacement by as
+    /// much. See [`LockerBuilder::takeover_grace`](crate::LockerBuilder::takeover_grace).
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
+    /// let elector = mongoelector::MongoElector::builder("scheduler", &db)
+    ///     .takeover_grace(Duration::from_secs(2))
+    ///     .build()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn takeover_grace(mut self, grace: Duration) -> Self {
+        self.grace = Some(grace);
+        self
+    }
+
     /// The lock collection (default `"mongolocker"`).
     pub fn collection(mut self, name: &str) -> Self {
         self.collection = name.to_owned();
@@ -128,7 +149,7 @@ impl ElectorBuilder {
     /// # Errors
     ///
     /// [`Error::InvalidArgument`] naming `key`, `ttl`, `retry_interval`,
-    /// `collection` or `status_collection`.
+    /// `collection`, `status_collection` or `takeover_grace`.
     pub fn build(self) -> Result<MongoElector> {
         validate::key(&self.key)?;
         validate::ttl("ttl", self.ttl)?;
@@ -143,6 +164,8 @@ impl ElectorBuilder {
             ));
         }
         validate::collection("collection", &self.collection)?;
+        let grace = self.grace.unwrap_or_else(|| crate::lease_margin(self.ttl));
+        validate::grace("takeover_grace", grace)?;
         validate::collection("status_collection", &self.status_collection)?;
         if self.collection == self.status_collection {
             return Err(Error::invalid(
@@ -151,7 +174,7 @@ impl ElectorBuilder {
             ));
         }
         Ok(MongoElector::from_engine(Engine::new(Settings {
-            locks: LockStore::new(&self.db, &self.collection),
+            locks: LockStore::new(&self.db, &self.collection, grace),
             status: StatusStore::new(&self.db, &self.status_collection),
             key: self.key,
             ttl: self.ttl,
@@ -191,6 +214,7 @@ impl MongoElector {
             db: db.clone(),
             ttl: DEFAULT_ELECTOR_TTL,
             retry: None,
+            grace: None,
             app_version: None,
             report_status: true,
             timeparanoid: false,

@@ -398,7 +398,7 @@ impl Engine {
             now,
             self.ttl,
             self.retry,
-            holder_expires.map(|e| e - Utc::now()),
+            holder_expires.map(|e| e - Utc::now() + grace_delta(self.locks.grace())),
         )
     }
 
@@ -564,6 +564,11 @@ pub(crate) enum Stopping {
 /// The answer a poll's acquisition is replaced with after a stop.
 const NOT_ACQUIRED: Outcome = Outcome::NotAcquired { holder: None };
 
+/// A grace as a `TimeDelta` (validated far below its limit).
+pub(crate) fn grace_delta(grace: Duration) -> chrono::TimeDelta {
+    chrono::TimeDelta::from_std(grace).unwrap_or(chrono::TimeDelta::MAX)
+}
+
 fn new_run_token() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
@@ -598,7 +603,7 @@ mod tests {
             report: false,
             timeparanoid: false,
             change_streams: false,
-            locks: LockStore::new(&db, "locks"),
+            locks: LockStore::new(&db, "locks", Duration::ZERO),
             status: StatusStore::new(&db, "status"),
         })
     }

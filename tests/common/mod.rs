@@ -107,7 +107,12 @@ impl PrivateServer {
     }
 
     fn start_on(port: Option<u16>, args: Vec<String>) -> Self {
+        Self::start_with(port, args, &[])
+    }
+
+    fn start_with(port: Option<u16>, args: Vec<String>, env: &[(&str, &str)]) -> Self {
         let mut cmd = std::process::Command::new(server_script());
+        cmd.envs(env.iter().copied());
         cmd.arg("start").args(&args);
         if let Some(port) = port {
             cmd.env("SECANTUS_PORT", port.to_string());
@@ -169,6 +174,18 @@ impl PrivateServer {
     /// Starts the server again on the same port with the same arguments.
     pub fn restart(&mut self) {
         *self = Self::start_on(Some(self.port), self.args.clone());
+    }
+
+    /// Starts the server again on the same port with the same arguments,
+    /// its clock `offset` ahead (libfaketime's `FAKETIME`, e.g. `"+3s"`;
+    /// monotonic clocks left alone).
+    pub fn restart_with_clock(&mut self, libfaketime: &str, offset: &str) {
+        let env = [
+            ("LD_PRELOAD", libfaketime),
+            ("FAKETIME", offset),
+            ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+        ];
+        *self = Self::start_with(Some(self.port), self.args.clone(), &env);
     }
 }
 
