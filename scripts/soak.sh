@@ -10,4 +10,4 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 cargo build --quiet --examples
 [ -n "${MONGODB_URI:-}" ] || scripts/server.sh install
-exec scripts/with-server.sh target/debug/examples/soak "$@"
+exec scripts/with-server.sh "${CARGO_TARGET_DIR:-target}/debug/examples/soak" "$@"

@@ -480,6 +480,7 @@ fn every_bad_input_gets_its_typed_error() {
         ));
     }
     assert!(table.len() >= 25, "only {} cases", table.len());
+    eprintln!("{} bad-input cases", table.len());
     for (what, call, expect) in &table {
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(call))
             .unwrap_or_else(|_| panic!("{what}: panicked"));
