@@ -20,9 +20,11 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::document::{FENCE, LOCKED, UUID};
 
-/// How long one `getMore` of the stream waits for events; also how soon the
-/// stream's thread notices that nobody needs it any more.
-const AWAIT: Duration = Duration::from_secs(1);
+/// How long one `getMore` of the stream waits for events (the server
+/// answers at once when one comes). It sets an idle process's traffic: two
+/// getMores a minute. It also bounds how long the stream's thread, and its
+/// cursor, outlive the last waiter; no caller ever waits for that.
+const AWAIT: Duration = Duration::from_secs(30);
 /// Pause before reopening a stream that failed, was invalidated or was
 /// closed, on every such path: about a second, so that a collection
 /// dropped in a loop cannot make the stream (and every waiter it wakes on
@@ -191,6 +193,11 @@ impl Interest {
         }
     }
 
+    /// Whether the stream is delivering events now.
+    pub fn stream_live(&self) -> bool {
+        self.hub.stream_state() == StreamState::Live
+    }
+
     /// Forgets changes seen so far: the next wait is for a newer one.
     pub fn rearm(&mut self) {
         let st = self.hub.shared.state.lock();
@@ -224,6 +231,28 @@ fn relevant(event: &ChangeStreamEvent<Document>) -> bool {
     }
 }
 
+/// The stream's `$match`: what [`relevant`] keeps, decided by the server,
+/// so that a master's renewals (every ttl/3) do not make the getMore
+/// return early and cost a command each.
+fn stream_filter() -> Document {
+    let fields = [LOCKED, UUID, FENCE];
+    let mut changed: Vec<Bson> = fields
+        .iter()
+        .map(|f| {
+            Bson::Document(
+                doc! { format!("updateDescription.updatedFields.{f}"): { "$exists": true } },
+            )
+        })
+        .collect();
+    changed.push(Bson::Document(
+        doc! { "updateDescription.removedFields": { "$in": fields.to_vec() } },
+    ));
+    doc! { "$match": { "$or": [
+        { "operationType": { "$in": ["insert", "replace", "delete"] } },
+        { "operationType": "update", "$or": changed },
+    ]}}
+}
+
 fn key_of(event: &ChangeStreamEvent<Document>) -> Option<String> {
     match event.document_key.as_ref()?.get("_id")? {
         Bson::String(s) => Some(s.clone()),
@@ -241,7 +270,19 @@ fn unsupported(e: &mongodb::error::Error) -> bool {
 /// The stream's thread: open, deliver, reopen after errors; stop when the
 /// last hub handle is gone or the server cannot stream.
 fn run(shared: &Shared, coll: &Collection<Document>) {
-    let set = |s: StreamState| shared.state.lock().stream = s;
+    let set = |s: StreamState| {
+        let mut st = shared.state.lock();
+        // A waiter that relies on the stream (a follower waiting for the
+        // holder's expiry) must learn that it no longer can: wake every
+        // waiter for one look, after which they poll until it is back.
+        if st.stream == StreamState::Live && s != StreamState::Live {
+            for (version, _) in st.keys.values_mut() {
+                *version += 1;
+            }
+            shared.changed.notify_all();
+        }
+        st.stream = s;
+    };
     let stopping = || shared.state.lock().stop;
     // Waits before a reopen (cut short when the hub stops).
     let back_off = || {
@@ -251,9 +292,7 @@ fn run(shared: &Shared, coll: &Collection<Document>) {
         }
     };
     while !stopping() {
-        let pipeline = [
-            doc! { "$match": { "operationType": { "$in": ["insert", "update", "replace", "delete"] } } },
-        ];
+        let pipeline = [stream_filter()];
         let mut stream = match coll.watch().pipeline(pipeline).max_await_time(AWAIT).run() {
             Ok(stream) => stream,
             Err(e) if unsupported(&e) => {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 use parking_lot::Mutex;
 
+use super::election_loop;
 use super::engine::{Engine, Stopping};
 use super::events::Event;
 use super::role::LossReason;
@@ -159,7 +160,7 @@ impl MongoElector {
         if blocking {
             drop(thread);
             std::mem::forget(pending);
-            self.engine.run();
+            election_loop::run(&self.engine);
             return Ok(());
         }
         let engine = self.engine.clone();
@@ -168,7 +169,7 @@ impl MongoElector {
             .name(format!("mongoelector-{}", self.engine.key()))
             .spawn(move || {
                 let _ = started_tx.send(());
-                engine.run();
+                election_loop::run(&engine);
             });
         match spawned {
             Ok(handle) => {

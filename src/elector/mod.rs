@@ -2,7 +2,8 @@
 //! transitions over crossbeam channels.
 //!
 //! - `handle`: the public [`MongoElector`]; `builder`: [`ElectorBuilder`].
-//! - `engine`: shared state, one poll, the thread's loop, stepping down.
+//! - `engine`: shared state, one poll, stepping down, start/stop
+//!   bookkeeping; `election_loop`: the elector thread's loop.
 //! - `role` (state machine) and `cadence` (when to poll): pure, no I/O.
 //! - `deadlines`: the process-wide thread that steps masters down on time.
 //! - `events`: the subscribers of [`Event`]s.
@@ -11,6 +12,7 @@
 mod builder;
 mod cadence;
 mod deadlines;
+mod election_loop;
 mod engine;
 mod events;
 mod handle;

@@ -70,6 +70,10 @@ pub(crate) enum Outcome {
 pub(crate) struct Holder {
     pub uuid: String,
     pub expires: DateTime<Utc>,
+    /// How long until the lock could be taken over (its expiry plus the
+    /// takeover grace, in server time), when the poll read the server's
+    /// clock too (a look, not an acquire attempt).
+    pub takeable_in: Option<Duration>,
 }
 
 impl Outcome {

@@ -61,7 +61,8 @@ pub struct NodeStatus {
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClusterDetail {
-    /// Members whose last report is recent (ttl plus the retry interval),
+    /// Members whose last report is recent (two ttls: a running node
+    /// reports every ttl and on each change of role),
     /// newest report first.
     pub members: Vec<NodeStatus>,
     /// The master, read from the lock document itself (never from a report,

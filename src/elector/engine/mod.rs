@@ -2,7 +2,7 @@
 //! stepping down, and the start/stop bookkeeping. The public
 //! [`MongoElector`](crate::MongoElector) only calls these methods.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -10,19 +10,21 @@ use chrono::{DateTime, Utc};
 use crossbeam_channel::Receiver;
 use parking_lot::{Condvar, Mutex};
 
-use super::cadence;
+use super::cadence::{self, HolderDue};
 use super::deadlines::{self, Expire};
 use super::events::{Event, Subscribers};
-use super::role::{self, Holder, LossReason, Outcome, Role, Transition};
+use super::role::{self, LossReason, Outcome, Role, Transition};
 use super::status::{ClusterDetail, NodeStatus};
 use super::status_store::StatusStore;
 use crate::clock::ClockCheck;
-use crate::document::LockRecord;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::moment::Moment;
 use crate::owner::Owner;
 use crate::store::{LockStore, Whose};
-use crate::watch::Interest;
+use crate::watch::{Interest, StreamState};
+
+mod lifecycle;
+mod poll;
 
 /// What an elector is configured with (checked by the builder).
 pub(crate) struct Settings {
@@ -71,8 +73,11 @@ pub(crate) struct Engine {
 struct State {
     role: Role,
     running: bool,
-    /// The other holder's expiry, as the last poll saw it.
-    holder_expires: Option<DateTime<Utc>>,
+    /// When the other holder's lease (plus the grace) runs out, as the
+    /// last poll saw it.
+    holder_due: Option<HolderDue>,
+    /// When this node last reported its status, and as master or not.
+    last_report: Option<(Instant, bool)>,
     /// Counts starts, so `stop()` waits for the run it stopped, not a later one.
     run_id: u64,
     last_poll: Option<DateTime<Utc>>,
@@ -96,7 +101,8 @@ impl Engine {
             state: Mutex::new(State {
                 role: Role::Follower,
                 running: false,
-                holder_expires: None,
+                holder_due: None,
+                last_report: None,
                 run_id: 0,
                 last_poll: None,
                 subscribers: Subscribers::default(),
@@ -189,102 +195,6 @@ impl Engine {
             .map(|l| l.deadline.to_instant())
     }
 
-    pub fn poll(&self) -> Result<()> {
-        let _serial = self.poll_lock.lock();
-        let polled_as = {
-            let mut st = self.state.lock();
-            self.expire(&mut st);
-            st.role
-        };
-        let sent = Moment::now();
-        let answer = self.poll_round_trip(polled_as);
-        let master = answer
-            .as_ref()
-            .ok()
-            .and_then(Outcome::holder)
-            .map(|h| h.uuid.clone());
-        {
-            let mut st = self.state.lock();
-            let mut outcome = answer.as_ref().unwrap_or(&Outcome::Failed);
-            // A stop stepped this node down already: what a poll in flight
-            // then won is not announced; the run's release frees it.
-            if self.stop_requested() && matches!(outcome, Outcome::Acquired { .. }) {
-                outcome = &NOT_ACQUIRED;
-            }
-            st.holder_expires = outcome.holder().map(|h| h.expires);
-            let change =
-                role::after_poll(st.role, polled_as, outcome, sent, self.ttl, Moment::now());
-            self.apply(&mut st, change);
-            st.last_poll = Some(Utc::now());
-        }
-        let result = answer.and_then(|_| {
-            if self.report {
-                self.report_status()
-            } else {
-                Ok(())
-            }
-        });
-        let mut st = self.state.lock();
-        if let Err(error) = &result {
-            log::warn!("`{}`: poll failed: {error}", self.key);
-            st.subscribers.send(Event::PollFailed {
-                error: error.clone(),
-            });
-        }
-        // Judged now, under the lock that orders events, so a `Polled`
-        // never contradicts a `LostMaster` sent before it.
-        self.expire(&mut st);
-        let is_master = st.role.live_lease(Moment::now()).is_some();
-        let master = if is_master {
-            Some(self.owner.uuid.clone())
-        } else {
-            master
-        };
-        st.subscribers.send(Event::Polled {
-            is_master,
-            master,
-            missed: 0,
-        });
-        result
-    }
-
-    /// The poll's one round trip: renew as master, try to take as follower.
-    fn poll_round_trip(&self, polled_as: Role) -> Result<Outcome> {
-        match polled_as {
-            Role::Master(lease) => Ok(
-                match self
-                    .locks
-                    .touch(&self.key, &self.owner.uuid, lease.fence, self.ttl)?
-                {
-                    Some(expires) => Outcome::Renewed { expires },
-                    None => Outcome::NotRenewed,
-                },
-            ),
-            Role::Follower => {
-                self.clock.check_if_due(&self.locks)?;
-                let run = self.run.lock().clone();
-                let tried =
-                    self.locks
-                        .try_acquire(&self.key, &self.owner, Some(&run), self.ttl, false)?;
-                Ok(match tried {
-                    Some(LockRecord::Taken(info)) if info.uuid == self.owner.uuid => {
-                        Outcome::Acquired {
-                            fence: info.fence,
-                            expires: info.expires,
-                        }
-                    }
-                    Some(LockRecord::Taken(info)) => Outcome::NotAcquired {
-                        holder: Some(Holder {
-                            uuid: info.uuid,
-                            expires: info.expires,
-                        }),
-                    },
-                    _ => Outcome::NotAcquired { holder: None },
-                })
-            }
-        }
-    }
-
     /// Steps down (announcing it first), then frees the lock in the database.
     /// `run` is the token of the run whose acquisitions a stop may free.
     pub fn surrender(&self, reason: LossReason, run: &str) -> Result<()> {
@@ -349,8 +259,24 @@ impl Engine {
     }
 
     fn report_status(&self) -> Result<()> {
-        self.status
-            .report(&self.node_status(), self.ttl + self.retry)
+        let status = self.node_status();
+        self.status.report(&status, report_live_for(self.ttl))?;
+        self.state.lock().last_report = Some((Instant::now(), status.is_master));
+        Ok(())
+    }
+
+    /// Whether the loop's next poll should report status: reports are on,
+    /// and the role changed since the last report, or a report interval
+    /// (the ttl) has passed.
+    pub fn report_due(&self) -> bool {
+        if !self.report {
+            return false;
+        }
+        let is_master = self.is_master();
+        match self.state.lock().last_report {
+            Some((at, was_master)) => was_master != is_master || at.elapsed() >= self.ttl,
+            None => true,
+        }
     }
 
     pub fn cluster_detail(&self) -> Result<ClusterDetail> {
@@ -378,12 +304,17 @@ impl Engine {
     pub fn poll_wait(&self) -> Duration {
         let now = Instant::now();
         let renewed_at = self.lease_deadline().and(self.renewed_at());
-        self.next_poll(renewed_at, now)
+        let streaming = self.change_streams
+            && self
+                .locks
+                .existing_hub()
+                .is_some_and(|h| h.stream_state() == StreamState::Live);
+        self.next_poll(renewed_at, now, streaming)
             .saturating_duration_since(now)
     }
 
     /// The send instant of the live lease's last renewal, if master.
-    fn renewed_at(&self) -> Option<Instant> {
+    pub fn renewed_at(&self) -> Option<Instant> {
         match self.state.lock().role {
             Role::Master(lease) => Some(lease.sent.to_instant()),
             Role::Follower => None,
@@ -391,149 +322,21 @@ impl Engine {
     }
 
     /// When the next poll is due (see [`cadence::next_poll`]).
-    fn next_poll(&self, renewed_at: Option<Instant>, now: Instant) -> Instant {
-        let holder_expires = self.state.lock().holder_expires;
-        cadence::next_poll(
-            renewed_at,
-            now,
-            self.ttl,
-            self.retry,
-            holder_expires.map(|e| e - Utc::now() + grace_delta(self.locks.grace())),
-        )
+    pub fn next_poll(&self, renewed_at: Option<Instant>, now: Instant, streaming: bool) -> Instant {
+        let holder = self.state.lock().holder_due;
+        cadence::next_poll(renewed_at, now, self.ttl, self.retry, holder, streaming)
     }
 
-    fn stop_requested(&self) -> bool {
-        self.stopping.load(Ordering::SeqCst)
+    /// A registration on this election's key with the process's change
+    /// stream, when change streams are on.
+    pub fn watch_key(&self) -> Option<Interest> {
+        self.change_streams
+            .then(|| self.locks.hub().interest(&self.key))
     }
 
-    /// Marks a new run started: `Err` when one is running already.
-    pub fn begin_run(&self) -> Result<()> {
-        let mut st = self.state.lock();
-        if st.running {
-            return Err(Error::AlreadyRunning {
-                key: self.key.clone(),
-            });
-        }
-        st.running = true;
-        st.run_id += 1;
-        *self.run.lock() = new_run_token();
-        Ok(())
-    }
-
-    /// Marks the run ended (its loop returned, or its thread never started)
-    /// and wakes `stop()`.
-    pub fn end_run(&self) {
-        let mut st = self.state.lock();
-        st.running = false;
-        self.stopping.store(false, Ordering::SeqCst);
-        self.wake.notify_all();
-    }
-
-    /// Steps down at once, asks a running loop to stop, and waits for it
-    /// to end, at most `bound`: a poll stuck on an unreachable server
-    /// finishes in the background (it cannot make this node master again).
-    pub fn stop_run(&self, bound: Duration) -> Stopping {
-        let give_up = Instant::now() + bound;
-        let mut st = self.state.lock();
-        if !st.running {
-            return Stopping::NotRunning;
-        }
-        self.stopping.store(true, Ordering::SeqCst);
-        drop(st);
-        self.step_down(LossReason::Stopped);
-        st = self.state.lock();
-        self.wake.notify_all();
-        // A follower may be waiting on the change stream: wake it.
-        if let Some(hub) = self.locks.existing_hub() {
-            hub.poke();
-        }
-        let run = st.run_id;
-        while st.running && st.run_id == run {
-            if self.wake.wait_until(&mut st, give_up).timed_out() {
-                return if st.running && st.run_id == run {
-                    Stopping::StillFinishing
-                } else {
-                    Stopping::Ended
-                };
-            }
-        }
-        Stopping::Ended
-    }
-
-    /// On an elector that is not running: steps down at once and frees what
-    /// manual polls acquired, waiting for the database at most `bound`.
-    pub fn surrender_within(self: &Arc<Self>, bound: Duration) -> Result<()> {
-        self.step_down(LossReason::Stopped);
-        let engine = self.clone();
-        let run = self.run_token();
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        let spawned = std::thread::Builder::new()
-            .name("mongoelector-release".to_owned())
-            .spawn(move || {
-                let _ = tx.send(engine.surrender(LossReason::Stopped, &run));
-            });
-        if let Err(e) = spawned {
-            return Err(Error::Spawn(Arc::new(e)));
-        }
-        match rx.recv_timeout(bound) {
-            Ok(result) => result,
-            Err(_) => {
-                log::warn!(
-                    "`{}`: the database did not answer the release within {bound:?}; \
-                     the lock expires on its own",
-                    self.key
-                );
-                Ok(())
-            }
-        }
-    }
-
-    /// The elector thread's loop: poll, sleep until the next poll or a stop.
-    pub fn run(&self) {
-        let _done = RunGuard(self);
-        let run = self.run_token();
-        let mut interest: Option<Interest> = None;
-        while !self.stop_requested() {
-            // Retried every poll until it succeeds (cached after that), on
-            // this thread: `start` does no I/O.
-            self.ensure_status_index();
-            // A follower watches the key, re-armed before each poll so a
-            // release during the poll still wakes it; registered after its
-            // first poll that did not win, so a node that is elected at once
-            // opens no stream.
-            if let Some(i) = &mut interest {
-                i.rearm();
-            }
-            // Errors are logged and announced by poll; keep going.
-            let _ = self.poll();
-            let now = Instant::now();
-            let renewed_at = self.lease_deadline().and(self.renewed_at());
-            let master = renewed_at.is_some();
-            if master {
-                interest = None;
-            } else if interest.is_none() && self.change_streams {
-                interest = Some(self.locks.hub().interest(&self.key));
-            }
-            let next = self.next_poll(renewed_at, now);
-            // A follower with a stream waits on it: until the next poll is
-            // due, or at once on a change (or a stop).
-            if let Some(i) = &mut interest {
-                i.wait_until(next, || self.stop_requested());
-                continue;
-            }
-            let mut st = self.state.lock();
-            while !self.stop_requested() && Instant::now() < next {
-                self.wake.wait_until(&mut st, next);
-            }
-        }
-        if let Err(e) = self.surrender(LossReason::Stopped, &run) {
-            log::warn!(
-                "`{}`: releasing the lock on stop failed; it expires on its own: {e}",
-                self.key
-            );
-        }
+    /// The report a stopped run leaves: "not running", and no longer live.
+    pub fn final_report(&self) {
         if self.report {
-            // The last report says "not running" and is not live any more.
             let mut last = self.node_status();
             last.running = false;
             if let Err(e) = self.status.report(&last, Duration::ZERO) {
@@ -548,6 +351,21 @@ impl Expire for Engine {
         let mut st = self.state.lock();
         self.expire(&mut st);
     }
+}
+
+/// What a follower's poll asks the database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ask {
+    /// An acquire attempt (one write).
+    Attempt,
+    /// A read of the lock first; an attempt only when it can be taken.
+    Look,
+}
+
+/// How long a status report counts as a live member: two report intervals
+/// (reports are sent every ttl, and on each change of role).
+pub(crate) fn report_live_for(ttl: Duration) -> Duration {
+    ttl * 2
 }
 
 /// What `stop_run` found.
@@ -569,18 +387,8 @@ pub(crate) fn grace_delta(grace: Duration) -> chrono::TimeDelta {
     chrono::TimeDelta::from_std(grace).unwrap_or(chrono::TimeDelta::MAX)
 }
 
-fn new_run_token() -> String {
+pub(crate) fn new_run_token() -> String {
     uuid::Uuid::new_v4().simple().to_string()
-}
-
-/// Marks the elector stopped when its loop ends, even by a panic, so that
-/// `stop()` never waits forever.
-struct RunGuard<'a>(&'a Engine);
-
-impl Drop for RunGuard<'_> {
-    fn drop(&mut self) {
-        self.0.end_run();
-    }
 }
 
 #[cfg(test)]
@@ -638,7 +446,8 @@ mod tests {
     fn poll_wait_is_the_loops_pause() {
         let engine = offline_engine();
         assert_eq!(engine.poll_wait(), Duration::from_millis(200));
-        engine.state.lock().holder_expires = Some(Utc::now() + chrono::TimeDelta::milliseconds(50));
+        engine.state.lock().holder_due =
+            Some(HolderDue::Estimated(chrono::TimeDelta::milliseconds(50)));
         assert!(engine.poll_wait() <= Duration::from_millis(60));
         engine.state.lock().role = Role::Master(Lease::granted(
             1,

@@ -1,0 +1,147 @@
+//! One poll of the engine: renew as master; as follower, try to take the
+//! lock (or first look whether it can be taken); apply the answer to the
+//! role; report status; announce it all as events.
+
+use std::time::Instant;
+
+use chrono::Utc;
+
+use super::{grace_delta, Ask, Engine, NOT_ACQUIRED};
+use crate::document::LockRecord;
+use crate::elector::cadence::HolderDue;
+use crate::elector::events::Event;
+use crate::elector::role::{self, Holder, Outcome, Role};
+use crate::error::Result;
+use crate::moment::Moment;
+
+impl Engine {
+    /// One poll as `MongoElector::poll` documents it: an acquire attempt
+    /// (or renewal), then a status report when reports are on.
+    pub fn poll(&self) -> Result<()> {
+        self.poll_with(Ask::Attempt, self.report)
+    }
+
+    /// One poll: renew as master; as follower, `ask` says whether to try
+    /// to take the lock or first look whether it can be taken. Then report
+    /// status when `report`.
+    pub fn poll_with(&self, ask: Ask, report: bool) -> Result<()> {
+        let _serial = self.poll_lock.lock();
+        let polled_as = {
+            let mut st = self.state.lock();
+            self.expire(&mut st);
+            st.role
+        };
+        let sent = Moment::now();
+        let sent_at = Instant::now();
+        let answer = self.poll_round_trip(polled_as, ask);
+        let master = answer
+            .as_ref()
+            .ok()
+            .and_then(Outcome::holder)
+            .map(|h| h.uuid.clone());
+        {
+            let mut st = self.state.lock();
+            let mut outcome = answer.as_ref().unwrap_or(&Outcome::Failed);
+            // A stop stepped this node down already: what a poll in flight
+            // then won is not announced; the run's release frees it.
+            if self.stop_requested() && matches!(outcome, Outcome::Acquired { .. }) {
+                outcome = &NOT_ACQUIRED;
+            }
+            let grace = self.locks.grace();
+            st.holder_due = outcome.holder().map(|h| match h.takeable_in {
+                Some(left) => HolderDue::Known(sent_at + left),
+                None => HolderDue::Estimated(h.expires - Utc::now() + grace_delta(grace)),
+            });
+            let change =
+                role::after_poll(st.role, polled_as, outcome, sent, self.ttl, Moment::now());
+            self.apply(&mut st, change);
+            st.last_poll = Some(Utc::now());
+        }
+        let result = answer.and_then(|_| if report { self.report_status() } else { Ok(()) });
+        let mut st = self.state.lock();
+        if let Err(error) = &result {
+            log::warn!("`{}`: poll failed: {error}", self.key);
+            st.subscribers.send(Event::PollFailed {
+                error: error.clone(),
+            });
+        }
+        // Judged now, under the lock that orders events, so a `Polled`
+        // never contradicts a `LostMaster` sent before it.
+        self.expire(&mut st);
+        let is_master = st.role.live_lease(Moment::now()).is_some();
+        let master = if is_master {
+            Some(self.owner.uuid.clone())
+        } else {
+            master
+        };
+        st.subscribers.send(Event::Polled {
+            is_master,
+            master,
+            missed: 0,
+        });
+        result
+    }
+
+    /// The poll's one round trip: renew as master, try to take as follower.
+    fn poll_round_trip(&self, polled_as: Role, ask: Ask) -> Result<Outcome> {
+        match polled_as {
+            Role::Master(lease) => Ok(
+                match self
+                    .locks
+                    .touch(&self.key, &self.owner.uuid, lease.fence, self.ttl)?
+                {
+                    Some(expires) => Outcome::Renewed { expires },
+                    None => Outcome::NotRenewed,
+                },
+            ),
+            Role::Follower => {
+                if ask == Ask::Look {
+                    if let Some(holder) = self.live_holder()? {
+                        return Ok(Outcome::NotAcquired {
+                            holder: Some(holder),
+                        });
+                    }
+                    // Free, or expired past the grace: try at once.
+                }
+                self.clock.check_if_due(&self.locks)?;
+                let run = self.run.lock().clone();
+                let tried =
+                    self.locks
+                        .try_acquire(&self.key, &self.owner, Some(&run), self.ttl, false)?;
+                Ok(match tried {
+                    Some(LockRecord::Taken(info)) if info.uuid == self.owner.uuid => {
+                        Outcome::Acquired {
+                            fence: info.fence,
+                            expires: info.expires,
+                        }
+                    }
+                    Some(LockRecord::Taken(info)) => Outcome::NotAcquired {
+                        holder: Some(Holder {
+                            uuid: info.uuid,
+                            expires: info.expires,
+                            takeable_in: None,
+                        }),
+                    },
+                    _ => Outcome::NotAcquired { holder: None },
+                })
+            }
+        }
+    }
+
+    /// A read of the lock with the server's clock: the other holder, while
+    /// it cannot be taken (taken, and not expired past the grace).
+    fn live_holder(&self) -> Result<Option<Holder>> {
+        let Some((LockRecord::Taken(info), now)) = self.locks.read(&self.key)? else {
+            return Ok(None);
+        };
+        let takeable_in = (info.expires - now + grace_delta(self.locks.grace())).to_std();
+        Ok(match takeable_in {
+            Ok(left) if !left.is_zero() && info.uuid != self.owner.uuid => Some(Holder {
+                uuid: info.uuid,
+                expires: info.expires,
+                takeable_in: Some(left),
+            }),
+            _ => None,
+        })
+    }
+}
