@@ -57,7 +57,7 @@ pub use elector::{
     default_retry_interval, ClusterDetail, ElectorBuilder, Event, LossReason, MongoElector,
     NodeStatus, DEFAULT_ELECTOR_TTL, DEFAULT_STATUS_COLLECTION, POLL_EVENT_BACKLOG,
 };
-pub use error::{Error, Result};
+pub use error::{DatabaseError, Error, Result};
 pub use guard::LockGuard;
 pub use lease::lease_margin;
 pub use locker::{LockStatus, MongoLocker};

@@ -12,7 +12,7 @@ use super::engine::Engine;
 use super::events::Event;
 use super::role::LossReason;
 use super::status::{ClusterDetail, NodeStatus};
-use crate::error::{Error, Result};
+use crate::error::{During, Error, Result};
 
 /// Master election among all electors sharing a key, run on a dedicated
 /// thread, with every change of role reported as an [`Event`].
@@ -191,7 +191,10 @@ impl MongoElector {
     /// ```
     pub fn stop(&self) -> Result<()> {
         if !self.engine.stop_run() {
-            return self.engine.surrender(LossReason::Stopped);
+            return self
+                .engine
+                .surrender(LossReason::Stopped)
+                .during("stop", self.key());
         }
         let handle = self.thread.lock().take();
         match handle.map(JoinHandle::join) {
@@ -222,7 +225,7 @@ impl MongoElector {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn poll(&self) -> Result<()> {
-        self.engine.poll()
+        self.engine.poll().during("poll", self.key())
     }
 
     /// How long the elector thread waits before its next poll, as of now:
@@ -259,7 +262,9 @@ impl MongoElector {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn release(&self) -> Result<()> {
-        self.engine.surrender(LossReason::Released)
+        self.engine
+            .surrender(LossReason::Released)
+            .during("release", self.key())
     }
 
     /// Whether this node is master now: elected, and its local lease
@@ -310,7 +315,9 @@ impl MongoElector {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn master_exists(&self) -> Result<bool> {
-        self.engine.master_exists()
+        self.engine
+            .master_exists()
+            .during("master_exists", self.key())
     }
 
     /// Whether the elector's loop is running.
@@ -358,7 +365,9 @@ impl MongoElector {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn cluster_detail(&self) -> Result<ClusterDetail> {
-        self.engine.cluster_detail()
+        self.engine
+            .cluster_detail()
+            .during("cluster_detail", self.key())
     }
 
     /// Upserts this node's status into the status collection now (each poll
@@ -377,7 +386,9 @@ impl MongoElector {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn report_status(&self) -> Result<()> {
-        self.engine.report_status_now()
+        self.engine
+            .report_status_now()
+            .during("report_status", self.key())
     }
 }
 
