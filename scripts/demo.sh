@@ -27,9 +27,12 @@ cleanup() {
 trap cleanup EXIT
 
 wait_for() { # SECONDS PATTERN FILES... -> prints the first file that matches
-    local end=$((SECONDS + $1)) pattern="$2" f
+    # Counts its own 0.1 s naps rather than reading the wall clock, which
+    # can jump (a virtual machine resumed, a time sync).
+    local tries=$(($1 * 10)) pattern="$2" f
     shift 2
-    while [ "$SECONDS" -lt "$end" ]; do
+    while [ "$tries" -gt 0 ]; do
+        tries=$((tries - 1))
         for f in "$@"; do
             if grep -q "$pattern" "$f" 2>/dev/null; then echo "$f"; return 0; fi
         done
