@@ -2,24 +2,39 @@
 //! its master (from the lock document), the fence and the lock's expiry.
 //!
 //! ```sh
-//! MONGODB_URI=mongodb://127.0.0.1:27017/ cargo run --example status -- [KEY] [DATABASE]
+//! MONGODB_URI=mongodb://127.0.0.1:27017/app cargo run --example status -- [KEY] [DATABASE]
 //! ```
+//!
+//! The database is DATABASE when given, else the URI's (`app` above), else
+//! `mongoelector_demo` (the demo's). The output names the database and the
+//! collections it read.
 
 use chrono::Utc;
-use mongoelector::MongoElector;
+use mongodb::options::ClientOptions;
+use mongoelector::{MongoElector, DEFAULT_COLLECTION, DEFAULT_STATUS_COLLECTION};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let uri = std::env::var("MONGODB_URI").map_err(|_| "MONGODB_URI is not set")?;
     let mut args = std::env::args().skip(1);
     let key = args.next().unwrap_or_else(|| "demo".to_owned());
+    let options = ClientOptions::parse(&uri).run()?;
     let database = args
         .next()
+        .or_else(|| options.default_database.clone())
         .unwrap_or_else(|| "mongoelector_demo".to_owned());
-    let client = mongodb::sync::Client::with_uri_str(&uri)?;
-    // An elector that is never started only reads.
-    let cluster = MongoElector::new(&key, &client.database(&database))?.cluster_detail()?;
+    let client = mongodb::sync::Client::with_options(options)?;
+    // The default collections, named. An elector never started only reads.
+    let (locks, reports) = (DEFAULT_COLLECTION, DEFAULT_STATUS_COLLECTION);
+    let cluster = MongoElector::builder(&key, &client.database(&database))
+        .collection(locks)
+        .status_collection(reports)
+        .build()?
+        .cluster_detail()?;
 
     println!("election `{key}` at {}", Utc::now().format("%H:%M:%S%.3f"));
+    println!(
+        "  read    database `{database}`, collections `{locks}` (lock) and `{reports}` (status)"
+    );
     match &cluster.master {
         Some(m) => println!(
             "  master  {} on {} (pid {}), fence {}, lease until {}",

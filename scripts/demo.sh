@@ -13,8 +13,9 @@ if [ -z "${MONGODB_URI:-}" ]; then
     exec scripts/with-server.sh "$0" "$@"
 fi
 
-cargo build --quiet --examples
-BIN=target/debug/examples
+echo "demo: building the examples (the first build compiles the driver: a minute or two)"
+cargo build --examples
+BIN="${CARGO_TARGET_DIR:-target}/debug/examples"
 TTL=3 RETRY_MS=500
 KEY="demo-$$"
 LOGS="$(mktemp -d)"
@@ -26,9 +27,12 @@ cleanup() {
 trap cleanup EXIT
 
 wait_for() { # SECONDS PATTERN FILES... -> prints the first file that matches
-    local end=$((SECONDS + $1)) pattern="$2" f
+    # Counts its own 0.1 s naps rather than reading the wall clock, which
+    # can jump (a virtual machine resumed, a time sync).
+    local tries=$(($1 * 10)) pattern="$2" f
     shift 2
-    while [ "$SECONDS" -lt "$end" ]; do
+    while [ "$tries" -gt 0 ]; do
+        tries=$((tries - 1))
         for f in "$@"; do
             if grep -q "$pattern" "$f" 2>/dev/null; then echo "$f"; return 0; fi
         done
@@ -53,8 +57,12 @@ victim=${PIDS[$((n - 1))]}
 echo
 echo "-- SIGKILL to the master (node $n, pid $victim): no release, its lease must run out"
 killed_at=$(date +%s.%N)
-kill -KILL "$victim"
-wait "$victim" 2>/dev/null || true
+# Bash reports a child killed by a signal ("line N: PID Killed ...") on
+# stderr as soon as it notices; this group's stderr goes nowhere.
+{
+    kill -KILL "$victim"
+    wait "$victim" || true
+} 2>/dev/null
 others=()
 for i in 1 2 3; do [ "$i" = "$n" ] || others+=("$LOGS/node$i.log"); done
 new_log=$(wait_for $((TTL + 15)) "BECAME MASTER" "${others[@]}") || { cat "$LOGS"/*.log; echo "no takeover" >&2; exit 1; }
@@ -77,4 +85,6 @@ kill -INT "${PIDS[$((last - 1))]}"
 wait "${PIDS[$((last - 1))]}" || { echo "node $last did not exit cleanly" >&2; exit 1; }
 echo
 echo "== what the three daemons printed, in time order"
-for i in 1 2 3; do sed "s/^/node$i /" "$LOGS/node$i.log"; done | sort -k2,2
+echo "   (each line's time is when it happened in that daemon, to the microsecond:"
+echo "   a master steps down before it releases, so its 'lost master' comes first)"
+for i in 1 2 3; do sed "s/^/node$i /" "$LOGS/node$i.log"; done | sort -s -k2,2

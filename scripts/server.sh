@@ -4,7 +4,9 @@
 #
 #   scripts/server.sh install            venv + pinned secantusdb in .secantus/venv
 #   scripts/server.sh start [ARGS...]    start on a free loopback port; prints
-#                                        "PORT PID" and waits until it listens
+#                                        "PORT PID" and waits until it listens;
+#                                        its log is .secantus/server-PORT.log (the
+#                                        last 10 logs are kept, KEEP_LOGS=N)
 #   scripts/server.sh stop PID           SIGTERM, then wait for the PID to exit
 #
 # Extra start ARGS go to secantusd-py (for example --standalone, or
@@ -50,6 +52,16 @@ wait_port() { # PORT PID
     return 1
 }
 
+# Keep the newest KEEP_LOGS (default 10) server logs; each start writes one.
+prune_logs() {
+    local keep="${KEEP_LOGS:-10}" old
+    # Newest first; names are server-PORT.log, no spaces.
+    # shellcheck disable=SC2012
+    for old in $(ls -1t "$DIR"/server-*.log 2>/dev/null | tail -n +"$keep"); do
+        rm -f "$old"
+    done
+}
+
 start() {
     install
     local port="${SECANTUS_PORT:-$(free_port)}" has_storage=0 arg
@@ -57,6 +69,7 @@ start() {
     local storage=()
     [ "$has_storage" = 1 ] || storage=(--storage-path :memory:)
     local log="$DIR/server-$port.log"
+    prune_logs
     "$VENV/bin/secantusd-py" --host 127.0.0.1 --port "$port" "${storage[@]}" \
         --log-level WARNING "$@" >"$log" 2>&1 </dev/null &
     local pid=$!

@@ -24,7 +24,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 ///     match err {
 ///         Error::InvalidArgument { .. } => "fix the call",
 ///         Error::ClockSkew { .. } => "fix the machine's clock (or turn timeparanoid off)",
-///         Error::Database(_) => "the database failed; try again later",
+///         Error::Database(e) if e.is_unreachable() => "the database is down; try again later",
+///         Error::Database(_) => "the database refused the operation",
 ///         _ => "see the message",
 ///     }
 /// }
@@ -89,8 +90,138 @@ pub enum Error {
         /// The oldest version the crate works with.
         minimum: &'static str,
     },
-    /// The MongoDB driver reported an error (network, server, write concern, ...).
-    Database(mongodb::error::Error),
+    /// The MongoDB driver reported an error (network, server, write concern,
+    /// ...): the [`DatabaseError`] names the operation and key, and keeps the
+    /// driver's error as its [`source`](std::error::Error::source).
+    Database(DatabaseError),
+}
+
+/// A failed MongoDB call: which operation of this crate on which key, and
+/// the driver's error.
+///
+/// Its message leads with the operation and the key, and says in a few words
+/// what happened; the driver's full error (for a server selection timeout, a
+/// description of the whole topology) is the
+/// [`source`](std::error::Error::source), both of this and of the
+/// [`Error::Database`] that carries it:
+///
+/// ```text
+/// acquire "nightly-report": database unreachable (server selection timed out; 127.0.0.1:27017: Connection refused (os error 111))
+/// ```
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::error::Error as _;
+///
+/// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
+/// let locker = mongoelector::MongoLocker::new("nightly-report", &db)?;
+/// if let Err(mongoelector::Error::Database(e)) = locker.try_lock() {
+///     eprintln!("{e}"); // acquire "nightly-report": database unreachable (...)
+///     assert_eq!((e.operation(), e.key()), ("acquire", "nightly-report"));
+///     eprintln!("driver: {}", e.source().unwrap());
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct DatabaseError {
+    operation: &'static str,
+    key: String,
+    source: mongodb::error::Error,
+}
+
+impl DatabaseError {
+    /// The public method that failed, as the crate names it (`acquire`,
+    /// `release`, `touch`, `get_current`, `poll`, `cluster_detail`, ...).
+    pub fn operation(&self) -> &'static str {
+        self.operation
+    }
+
+    /// The key of the lock or election the operation was on.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Whether no server could be reached: server selection timed out, or a
+    /// connection could not be made or was lost (the operation's outcome is
+    /// then unknown). Worth retrying later, unlike, say, a refused command.
+    pub fn is_unreachable(&self) -> bool {
+        use mongodb::error::ErrorKind;
+        matches!(
+            &*self.source.kind,
+            ErrorKind::ServerSelection { .. }
+                | ErrorKind::Io(_)
+                | ErrorKind::ConnectionPoolCleared { .. }
+                | ErrorKind::DnsResolve { .. }
+        )
+    }
+
+    /// The driver's error.
+    pub fn driver_error(&self) -> &mongodb::error::Error {
+        &self.source
+    }
+
+    /// A few words on what went wrong, without the driver's topology dump.
+    fn reason(&self) -> String {
+        use mongodb::error::ErrorKind;
+        match &*self.source.kind {
+            ErrorKind::ServerSelection { message, .. } => match server_errors(message) {
+                Some(errors) => format!("server selection timed out; {errors}"),
+                None => "server selection timed out".to_owned(),
+            },
+            ErrorKind::Io(e) => e.to_string(),
+            ErrorKind::DnsResolve { message, .. } => format!("DNS: {message}"),
+            ErrorKind::ConnectionPoolCleared { .. } => "connection pool cleared".to_owned(),
+            _ => self.source.to_string(),
+        }
+    }
+}
+
+/// From the driver's server selection message ("Server selection timeout: No
+/// available servers. Topology: { ..., Servers: [ { Address: H:P, Type:
+/// Unknown, Error: Kind: I/O error: Connection refused (os error 111),
+/// labels: {} } ] }"), each server's address and error: "H:P: Connection
+/// refused (os error 111)". `None` when the message has another shape.
+fn server_errors(message: &str) -> Option<String> {
+    let mut found = Vec::new();
+    for server in message.split("{ Address: ").skip(1) {
+        let address = server.split(',').next()?.trim();
+        let Some((_, error)) = server.split_once("Error: Kind: ") else {
+            found.push(format!("{address}: no answer"));
+            continue;
+        };
+        let error = error.split(", labels:").next()?.trim();
+        let error = error.strip_prefix("I/O error: ").unwrap_or(error);
+        found.push(format!("{address}: {error}"));
+    }
+    (!found.is_empty()).then(|| found.join("; "))
+}
+
+impl fmt::Display for DatabaseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = if self.is_unreachable() {
+            "database unreachable"
+        } else {
+            "database error"
+        };
+        if self.operation.is_empty() {
+            write!(f, "{what} ({})", self.reason())
+        } else {
+            write!(
+                f,
+                "{} {:?}: {what} ({})",
+                self.operation,
+                self.key,
+                self.reason()
+            )
+        }
+    }
+}
+
+impl std::error::Error for DatabaseError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
 }
 
 impl Error {
@@ -99,6 +230,31 @@ impl Error {
             parameter,
             reason: reason.into(),
         }
+    }
+
+    /// Names the public operation and the key a database error happened in
+    /// (replacing what an inner call named); other errors pass unchanged.
+    pub(crate) fn during(self, operation: &'static str, key: &str) -> Self {
+        match self {
+            Error::Database(e) => Error::Database(DatabaseError {
+                operation,
+                key: key.to_owned(),
+                source: e.source,
+            }),
+            other => other,
+        }
+    }
+}
+
+/// [`Error::during`] on a `Result`.
+pub(crate) trait During<T> {
+    /// Names the operation and key of a database error.
+    fn during(self, operation: &'static str, key: &str) -> Result<T>;
+}
+
+impl<T> During<T> for Result<T> {
+    fn during(self, operation: &'static str, key: &str) -> Result<T> {
+        self.map_err(|e| e.during(operation, key))
     }
 }
 
@@ -140,7 +296,7 @@ impl fmt::Display for Error {
                 f,
                 "the MongoDB server is version {version}; this crate needs {minimum} or later"
             ),
-            Error::Database(e) => write!(f, "MongoDB operation failed: {e}"),
+            Error::Database(e) => e.fmt(f),
         }
     }
 }
@@ -149,7 +305,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Spawn(e) => Some(&**e),
-            Error::Database(e) => Some(e),
+            Error::Database(e) => Some(&e.source),
             _ => None,
         }
     }
@@ -157,7 +313,12 @@ impl std::error::Error for Error {
 
 impl From<mongodb::error::Error> for Error {
     fn from(e: mongodb::error::Error) -> Self {
-        Error::Database(e)
+        // The public method that returns it names the operation and key.
+        Error::Database(DatabaseError {
+            operation: "",
+            key: String::new(),
+            source: e,
+        })
     }
 }
 
@@ -183,6 +344,52 @@ mod tests {
         assert_send_sync::<Error>();
         let e = Error::invalid("ttl", "must be positive");
         assert_eq!(e.to_string(), "invalid argument `ttl`: must be positive");
+    }
+
+    #[test]
+    fn server_selection_message_is_cut_to_each_servers_error() {
+        let message = "Server selection timeout: No available servers. Topology: { Type: \
+            Unknown, Set Name: secantus, Servers: [ { Address: 127.0.0.1:1, Type: Unknown, \
+            Error: Kind: I/O error: Connection refused (os error 111), labels: {} }, \
+            { Address: db2:27017, Type: Unknown } ] }";
+        assert_eq!(
+            server_errors(message).as_deref(),
+            Some("127.0.0.1:1: Connection refused (os error 111); db2:27017: no answer")
+        );
+        assert_eq!(
+            server_errors("Server selection timeout: something else"),
+            None
+        );
+    }
+
+    #[test]
+    fn database_error_leads_with_operation_and_key_and_keeps_the_driver_error() {
+        use std::error::Error as _;
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+        let raw = Error::from(mongodb::error::Error::from(io));
+        // Without context (only ever logged inside the crate): no prefix.
+        assert_eq!(raw.to_string(), "database unreachable (reset by peer)");
+        let e = raw.during("touch", "k").during("release", "jobs");
+        assert_eq!(
+            e.to_string(),
+            r#"release "jobs": database unreachable (reset by peer)"#
+        );
+        let Error::Database(inner) = &e else {
+            panic!("{e:?}")
+        };
+        assert!(inner.is_unreachable());
+        assert_eq!((inner.operation(), inner.key()), ("release", "jobs"));
+        let source = e.source().expect("a source");
+        assert!(source.downcast_ref::<mongodb::error::Error>().is_some());
+        // Other errors pass unchanged.
+        let bad = Error::invalid("ttl", "must be positive").during("acquire", "k");
+        assert!(matches!(
+            bad,
+            Error::InvalidArgument {
+                parameter: "ttl",
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::moment::Moment;
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 
-use crate::error::Result;
+use crate::error::{During, Result};
 use crate::lease::Lease;
 use crate::lock_core::LockCore;
 use std::sync::Arc;
@@ -154,7 +154,10 @@ impl LockGuard {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn touch(&self) -> Result<Option<DateTime<Utc>>> {
-        let renewed = self.locker.touch_fence(Some(self.fence))?;
+        let renewed = self
+            .locker
+            .touch_fence(Some(self.fence))
+            .during("touch", self.locker.key())?;
         if let Some(lease) = self.lease() {
             *self.expires.lock() = lease.expires;
             *self.lost_at.lock() = lease.deadline;
@@ -182,7 +185,10 @@ impl LockGuard {
     pub fn release(mut self) -> Result<()> {
         self.released = true;
         // `self` is dropped on return, with all it owns.
-        self.locker.release_fence(Some(self.fence)).map(drop)
+        self.locker
+            .release_fence(Some(self.fence))
+            .during("release", self.locker.key())
+            .map(drop)
     }
 }
 
@@ -193,9 +199,9 @@ impl Drop for LockGuard {
         }
         if let Err(e) = self.locker.release_fence(Some(self.fence)) {
             log::warn!(
-                "releasing lock `{}` (fence {}) on drop failed; it stays taken until it expires: {e}",
-                self.locker.key(),
-                self.fence
+                "dropping the guard (fence {}) did not free the lock; it stays taken until it expires: {}",
+                self.fence,
+                e.during("release", self.locker.key())
             );
         }
     }

@@ -19,7 +19,9 @@
 //! internal async runtime: do not call it from inside an async runtime's
 //! worker thread.
 //!
-//! # Example
+//! # Examples
+//!
+//! A lock:
 //!
 //! ```no_run
 //! use mongoelector::MongoLocker;
@@ -33,6 +35,57 @@
 //! } // the guard is dropped: released
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! An election: one master at a time among every elector on the key.
+//!
+//! ```no_run
+//! use mongoelector::{Event, MongoElector};
+//!
+//! let client = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?;
+//! let elector = MongoElector::new("scheduler", &client.database("app"))?;
+//! let events = elector.events();
+//! elector.start(false)?; // polls on its own thread
+//! for event in events.iter() {
+//!     match event {
+//!         Event::BecameMaster { fence, .. } => {
+//!             while elector.is_master() {
+//!                 // the master's work, passing `fence` to what it writes
+//!                 # let _ = fence; break;
+//!             }
+//!         }
+//!         Event::LostMaster { reason, .. } => eprintln!("stepped down: {reason:?}"),
+//!         Event::PollFailed { error } => eprintln!("retrying: {error}"),
+//!         _ => {}
+//!     }
+//!     # break;
+//! }
+//! elector.stop()?; // releases at once: another node takes over
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Timing
+//!
+//! With the elector's defaults (ttl 15 s, followers retry every 3 s):
+//!
+//! - a master that dies or is cut off is replaced within ttl + retry
+//!   interval + one round trip (about 18 s);
+//! - a master that stops (`stop()`, drop) releases the lock: another node
+//!   takes over within one retry interval;
+//! - a master that cannot renew steps down on its own monotonic clock,
+//!   before the server could grant the lock to anyone else.
+//!
+//! The README's "Timing" and "Guarantees and how they are tested" sections
+//! give the argument, the assumptions and the tests.
+//!
+//! # Running the tests
+//!
+//! The tests need a MongoDB-compatible server. `scripts/test.sh` installs a
+//! throwaway one (SecantusDB, a Python test server, into `.secantus/`),
+//! starts it on a free loopback port, runs `cargo test` against it as a
+//! replica set and again as a standalone server, and stops it. With
+//! `MONGODB_URI` set it runs `cargo test` once against that server instead;
+//! `scripts/with-server.sh cargo test --test locker` runs one target against
+//! a fresh server.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -59,7 +112,7 @@ pub use elector::{
     default_retry_interval, ClusterDetail, ElectorBuilder, Event, LossReason, MongoElector,
     NodeStatus, DEFAULT_ELECTOR_TTL, DEFAULT_STATUS_COLLECTION, POLL_EVENT_BACKLOG, STOP_WAIT,
 };
-pub use error::{Error, Result};
+pub use error::{DatabaseError, Error, Result};
 pub use guard::LockGuard;
 pub use lease::lease_margin;
 pub use locker::{LockStatus, MongoLocker};

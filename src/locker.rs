@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::document::LockInfo;
-use crate::error::Result;
+use crate::error::{During, Result};
 use crate::guard::LockGuard;
 use crate::lock_core::LockCore;
 
@@ -120,7 +120,10 @@ impl MongoLocker {
     ///   more than 0.5 s (checked on the first acquire, then every 10 minutes).
     /// - [`Error::MalformedDocument`](crate::Error::MalformedDocument): the lock document was written by
     ///   something else; it was not taken.
-    /// - [`Error::Database`](crate::Error::Database): the driver failed.
+    /// - [`Error::Database`](crate::Error::Database): the driver failed; the
+    ///   [`DatabaseError`](crate::DatabaseError) names the operation
+    ///   (`acquire`, or `lock`, `try_lock`, `try_lock_for`) and the key, and
+    ///   says whether the database was unreachable.
     ///
     /// # Examples
     ///
@@ -142,7 +145,11 @@ impl MongoLocker {
         step: Duration,
         force: bool,
     ) -> Result<bool> {
-        Ok(self.core.acquire(blocking, timeout, step, force)?.is_some())
+        let lease = self
+            .core
+            .acquire(blocking, timeout, step, force)
+            .during("acquire", self.key())?;
+        Ok(lease.is_some())
     }
 
     /// Frees the lock.
@@ -178,6 +185,7 @@ impl MongoLocker {
         } else {
             self.core.release_fence(None)
         }
+        .during("release", self.key())
     }
 
     /// Renews this locker's acquisition: its expiry becomes server now plus
@@ -206,7 +214,7 @@ impl MongoLocker {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn touch(&self) -> Result<Option<DateTime<Utc>>> {
-        self.core.touch_fence(None)
+        self.core.touch_fence(None).during("touch", self.key())
     }
 
     /// Whether anyone (this locker or another) holds the lock now, in server
@@ -227,7 +235,7 @@ impl MongoLocker {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn locked(&self) -> Result<bool> {
-        Ok(self.get_current()?.is_some())
+        Ok(self.core.current().during("locked", self.key())?.is_some())
     }
 
     /// Whether this locker holds the lock now, according to the database
@@ -249,7 +257,9 @@ impl MongoLocker {
     /// ```
     pub fn owned(&self) -> Result<bool> {
         Ok(self
-            .get_current()?
+            .core
+            .current()
+            .during("owned", self.key())?
             .is_some_and(|info| info.uuid == self.core.owner().uuid))
     }
 
@@ -271,7 +281,7 @@ impl MongoLocker {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn get_current(&self) -> Result<Option<LockInfo>> {
-        self.core.current()
+        self.core.current().during("get_current", self.key())
     }
 
     /// This locker's identity and the lock's state, in one read.
@@ -290,7 +300,7 @@ impl MongoLocker {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn status(&self) -> Result<LockStatus> {
-        let (live, timestamp) = match self.core.read()? {
+        let (live, timestamp) = match self.core.read().during("status", self.key())? {
             Some((record, now)) => (record.live_at(now), now),
             None => (None, Utc::now()),
         };
@@ -330,7 +340,11 @@ impl MongoLocker {
     pub fn lock(&self) -> Result<LockGuard> {
         loop {
             // Without a timeout this only returns once acquired.
-            if let Some(lease) = self.core.acquire(true, None, self.core.step(), false)? {
+            let lease = self
+                .core
+                .acquire(true, None, self.core.step(), false)
+                .during("lock", self.key())?;
+            if let Some(lease) = lease {
                 return Ok(LockGuard::new(self.core.clone(), lease));
             }
         }
@@ -353,7 +367,10 @@ impl MongoLocker {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn try_lock(&self) -> Result<Option<LockGuard>> {
-        let lease = self.core.acquire(false, None, self.core.step(), false)?;
+        let lease = self
+            .core
+            .acquire(false, None, self.core.step(), false)
+            .during("try_lock", self.key())?;
         Ok(lease.map(|lease| LockGuard::new(self.core.clone(), lease)))
     }
 
@@ -379,7 +396,8 @@ impl MongoLocker {
     pub fn try_lock_for(&self, timeout: Duration) -> Result<Option<LockGuard>> {
         let lease = self
             .core
-            .acquire(true, Some(timeout), self.core.step(), false)?;
+            .acquire(true, Some(timeout), self.core.step(), false)
+            .during("try_lock_for", self.key())?;
         Ok(lease.map(|lease| LockGuard::new(self.core.clone(), lease)))
     }
 }

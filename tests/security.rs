@@ -197,7 +197,7 @@ fn assert_authentication_failed(err: &Error) {
         panic!("expected Error::Database, got {err:?}")
     };
     let (code, message) = refusal(err);
-    match &*driver.kind {
+    match &*driver.driver_error().kind {
         ErrorKind::Authentication { message: m, .. } => assert!(
             m.to_lowercase().contains("authentication failed")
                 && message.contains("AuthenticationFailed"),
@@ -504,7 +504,7 @@ fn a_wrong_password_is_refused_as_an_authentication_failure() {
         panic!("{err:?}")
     };
     assert!(
-        matches!(*driver.kind, ErrorKind::Authentication { .. }),
+        matches!(*driver.driver_error().kind, ErrorKind::Authentication { .. }),
         "{driver:?}"
     );
     assert_authentication_failed(&err);
@@ -534,7 +534,7 @@ fn without_tls_the_client_fails_fast_instead_of_hanging() {
         panic!("{err:?}")
     };
     assert!(
-        matches!(*driver.kind, ErrorKind::ServerSelection { .. }),
+        matches!(*driver.driver_error().kind, ErrorKind::ServerSelection { .. }),
         "{driver:?}"
     );
 }

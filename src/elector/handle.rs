@@ -13,7 +13,7 @@ use super::engine::{Engine, Stopping};
 use super::events::Event;
 use super::role::LossReason;
 use super::status::{ClusterDetail, NodeStatus};
-use crate::error::{Error, Result};
+use crate::error::{During, Error, Result};
 
 /// Master election among all electors sharing a key, run on a dedicated
 /// thread, with every change of role reported as an [`Event`].
@@ -212,7 +212,10 @@ impl MongoElector {
     /// ```
     pub fn stop(&self) -> Result<()> {
         match self.engine.stop_run(STOP_WAIT) {
-            Stopping::NotRunning => self.engine.surrender_within(STOP_WAIT),
+            Stopping::NotRunning => self
+                .engine
+                .surrender_within(STOP_WAIT)
+                .during("stop", self.key()),
             Stopping::StillFinishing => {
                 log::warn!(
                     "`{}`: stopped; the elector thread finishes its last database \
@@ -254,7 +257,7 @@ impl MongoElector {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn poll(&self) -> Result<()> {
-        self.engine.poll()
+        self.engine.poll().during("poll", self.key())
     }
 
     /// How long the elector thread waits before its next poll, as of now:
@@ -293,6 +296,7 @@ impl MongoElector {
     pub fn release(&self) -> Result<()> {
         self.engine
             .surrender(LossReason::Released, &self.engine.run_token())
+            .during("release", self.key())
     }
 
     /// Whether this node is master now: elected, and its local lease
@@ -343,7 +347,9 @@ impl MongoElector {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn master_exists(&self) -> Result<bool> {
-        self.engine.master_exists()
+        self.engine
+            .master_exists()
+            .during("master_exists", self.key())
     }
 
     /// Whether the elector's loop is running.
@@ -391,7 +397,9 @@ impl MongoElector {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn cluster_detail(&self) -> Result<ClusterDetail> {
-        self.engine.cluster_detail()
+        self.engine
+            .cluster_detail()
+            .during("cluster_detail", self.key())
     }
 
     /// Upserts this node's status into the status collection now (each poll
@@ -410,7 +418,9 @@ impl MongoElector {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn report_status(&self) -> Result<()> {
-        self.engine.report_status_now()
+        self.engine
+            .report_status_now()
+            .during("report_status", self.key())
     }
 }
 

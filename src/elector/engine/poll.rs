@@ -62,7 +62,7 @@ impl Engine {
         if let Err(error) = &result {
             log::warn!("`{}`: poll failed: {error}", self.key);
             st.subscribers.send(Event::PollFailed {
-                error: error.clone(),
+                error: error.clone().during("poll", &self.key),
             });
         }
         // Judged now, under the lock that orders events, so a `Polled`
