@@ -504,7 +504,10 @@ fn a_wrong_password_is_refused_as_an_authentication_failure() {
         panic!("{err:?}")
     };
     assert!(
-        matches!(*driver.driver_error().kind, ErrorKind::Authentication { .. }),
+        matches!(
+            *driver.driver_error().kind,
+            ErrorKind::Authentication { .. }
+        ),
         "{driver:?}"
     );
     assert_authentication_failed(&err);
@@ -534,7 +537,10 @@ fn without_tls_the_client_fails_fast_instead_of_hanging() {
         panic!("{err:?}")
     };
     assert!(
-        matches!(*driver.driver_error().kind, ErrorKind::ServerSelection { .. }),
+        matches!(
+            *driver.driver_error().kind,
+            ErrorKind::ServerSelection { .. }
+        ),
         "{driver:?}"
     );
 }
