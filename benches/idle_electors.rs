@@ -78,7 +78,7 @@ fn main() {
     let n = env_or("ELECTORS", 100) as usize;
     let keys = env_or("KEYS", 10).max(1) as usize;
     let secs = env_or("IDLE_SECS", 60);
-    let client = common::client();
+    let (client, commands) = common::monitored_client();
     let db = common::fresh_db(&client, "idle");
     // The driver's connection is warm before the baseline.
     common::raw_write(&common::raw_collection(&db, "raw"), "w", 0);
@@ -97,6 +97,7 @@ fn main() {
         rx.try_iter().for_each(drop);
     }
 
+    let commands0 = commands.lock().unwrap().clone();
     let threads0 = threads();
     let (cpu0, _) = common::rusage();
     let t0 = Instant::now();
@@ -105,6 +106,7 @@ fn main() {
     let peak_kib = common::peak_rss_kib();
     let wall = t0.elapsed();
     let threads1 = threads();
+    let commands1 = commands.lock().unwrap().clone();
     let rss_after = common::rss_now_kib();
 
     let mut polls = 0u64;
@@ -145,6 +147,20 @@ fn main() {
         polls as f64 / n as f64 / minutes
     );
     println!("| role changes while idle | {transitions} |");
+    let sent: Vec<(String, u64)> = commands1
+        .iter()
+        .map(|(name, c1)| (name.clone(), c1 - commands0.get(name).copied().unwrap_or(0)))
+        .filter(|(_, c)| *c > 0)
+        .collect();
+    let total: u64 = sent.iter().map(|(_, c)| c).sum();
+    println!(
+        "| server commands (command monitoring) | {:.1} per elector per minute ({}) |",
+        total as f64 / n as f64 / minutes,
+        sent.iter()
+            .map(|(name, c)| format!("{name} {:.1}", *c as f64 / n as f64 / minutes))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     println!(
         "| client CPU (user+sys, whole process) | {:.1} ms per elector per minute ({:.3} % of one core for all {n}) |",
         cpu * 1e3 / n as f64 / minutes,

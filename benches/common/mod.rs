@@ -31,6 +31,27 @@ pub fn client() -> Client {
     Client::with_uri_str(uri()).expect("valid MONGODB_URI")
 }
 
+/// Commands started by a monitored client, counted by name.
+pub type CommandCounts = std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, u64>>>;
+
+/// A client whose started commands are counted by name (the driver's
+/// command monitoring).
+pub fn monitored_client() -> (Client, CommandCounts) {
+    let counts = CommandCounts::default();
+    let sink = counts.clone();
+    let mut options = mongodb::options::ClientOptions::parse(uri())
+        .run()
+        .expect("valid MONGODB_URI");
+    options.command_event_handler = Some(mongodb::event::EventHandler::callback(
+        move |ev: mongodb::event::command::CommandEvent| {
+            if let mongodb::event::command::CommandEvent::Started(s) = ev {
+                *sink.lock().unwrap().entry(s.command_name).or_default() += 1;
+            }
+        },
+    ));
+    (Client::with_options(options).expect("client"), counts)
+}
+
 /// A database of the run's own.
 pub fn fresh_db(client: &Client, what: &str) -> Database {
     client.database(&format!("bench_{what}_{}", uuid::Uuid::new_v4().simple()))

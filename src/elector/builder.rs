@@ -84,8 +84,10 @@ impl ElectorBuilder {
         self
     }
 
-    /// Whether each poll upserts this node's status into the status
-    /// collection (default `true`).
+    /// Whether this node upserts its status into the status collection
+    /// (default `true`): the elector thread does on each change of role
+    /// and about every ttl, a manual [`poll`](crate::MongoElector::poll)
+    /// each time. A report counts as a live member for two ttls.
     pub fn report_status(mut self, on: bool) -> Self {
         self.report_status = on;
         self

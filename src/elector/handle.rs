@@ -21,8 +21,12 @@ use crate::error::{During, Error, Result};
 /// Each poll is one atomic round trip: the master renews its lease (about
 /// every ttl/3, so one failed renewal does not cost mastership), a follower
 /// tries to take the lock when it is free or expired (every
-/// [`retry_interval`](crate::ElectorBuilder::retry_interval)). With status reporting
-/// on, each poll also upserts this node's status: one more write.
+/// [`retry_interval`](crate::ElectorBuilder::retry_interval)). A follower
+/// whose change stream is live sends no lock attempt while the master
+/// renews: it waits on the stream, and when the master's lease would run
+/// out it looks (one read) and tries only if the lock can be taken. With
+/// status reporting on, the elector thread upserts this node's status on
+/// each change of role and about every ttl: one more write.
 ///
 /// A master that cannot renew steps down on its own monotonic clock: when
 /// its local lease deadline (the send instant of its last successful renewal,
