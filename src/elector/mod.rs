@@ -4,13 +4,11 @@
 //! - `handle`: the public [`MongoElector`]; `builder`: [`ElectorBuilder`].
 //! - `engine`: shared state, one poll, the thread's loop, stepping down.
 //! - `role` (state machine) and `cadence` (when to poll): pure, no I/O.
-//! - `deadlines`: the process-wide thread that steps masters down on time.
 //! - `events`: the subscribers of [`Event`]s.
 //! - `status` (report types) and `status_store` (the status collection).
 
 mod builder;
 mod cadence;
-mod deadlines;
 mod engine;
 mod events;
 mod handle;
@@ -21,5 +19,4 @@ mod status_store;
 pub use builder::{default_retry_interval, ElectorBuilder, DEFAULT_ELECTOR_TTL};
 pub use events::{Event, POLL_EVENT_BACKLOG};
 pub use handle::{MongoElector, STOP_WAIT};
-pub use role::LossReason;
 pub use status::{ClusterDetail, NodeStatus, DEFAULT_STATUS_COLLECTION};
