@@ -43,6 +43,7 @@ mod elector;
 mod error;
 mod expr;
 mod guard;
+mod keepalive;
 mod lease;
 mod lock_core;
 mod locker;
@@ -52,6 +53,7 @@ mod moment;
 mod owner;
 mod preflight;
 mod store;
+mod tenure;
 mod validate;
 mod watch;
 
@@ -67,7 +69,7 @@ pub use lease::lease_margin;
 pub use locker::{LockStatus, MongoLocker};
 pub use locker_builder::{LockerBuilder, DEFAULT_COLLECTION, DEFAULT_STEP, DEFAULT_TTL};
 pub use loss::LossReason;
-pub use validate::{MAX_STEP, MAX_TTL, MIN_STEP, MIN_TTL};
+pub use validate::{MAX_METADATA_BYTES, MAX_METADATA_DEPTH, MAX_STEP, MAX_TTL, MIN_STEP, MIN_TTL};
 
 /// The README's examples, compiled as doc tests so they stay true.
 #[cfg(doctest)]

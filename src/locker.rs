@@ -51,7 +51,7 @@ pub struct MongoLocker {
 /// println!("{} owned={} expires={:?}", status.key, status.lock_owned, status.lock_expires);
 /// # Ok(()) }
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct LockStatus {
     /// This locker's owner identity.
     pub uuid: String,
@@ -71,6 +71,9 @@ pub struct LockStatus {
     pub lock_created: Option<DateTime<Utc>>,
     /// When the current live lock (whoever holds it) expires unless renewed.
     pub lock_expires: Option<DateTime<Utc>>,
+    /// The current live lock's metadata (whoever holds it), as
+    /// [`LockInfo::metadata`].
+    pub lock_metadata: Option<mongodb::bson::Document>,
 }
 
 impl MongoLocker {
@@ -306,6 +309,7 @@ impl MongoLocker {
                 .is_some_and(|i| i.uuid == self.core.owner().uuid),
             lock_created: live.as_ref().map(|i| i.created),
             lock_expires: live.as_ref().map(|i| i.expires),
+            lock_metadata: live.and_then(|i| i.metadata),
         })
     }
 
@@ -330,8 +334,8 @@ impl MongoLocker {
     pub fn lock(&self) -> Result<LockGuard> {
         loop {
             // Without a timeout this only returns once acquired.
-            if let Some(lease) = self.core.acquire(true, None, self.core.step(), false)? {
-                return Ok(LockGuard::new(self.core.clone(), lease));
+            if let Some(tenure) = self.core.acquire(true, None, self.core.step(), false)? {
+                return Ok(LockGuard::new(self.core.clone(), tenure));
             }
         }
     }
@@ -354,7 +358,7 @@ impl MongoLocker {
     /// ```
     pub fn try_lock(&self) -> Result<Option<LockGuard>> {
         let lease = self.core.acquire(false, None, self.core.step(), false)?;
-        Ok(lease.map(|lease| LockGuard::new(self.core.clone(), lease)))
+        Ok(lease.map(|tenure| LockGuard::new(self.core.clone(), tenure)))
     }
 
     /// Retries every [`step`](crate::LockerBuilder::step) for up to `timeout`: a
@@ -380,7 +384,7 @@ impl MongoLocker {
         let lease = self
             .core
             .acquire(true, Some(timeout), self.core.step(), false)?;
-        Ok(lease.map(|lease| LockGuard::new(self.core.clone(), lease)))
+        Ok(lease.map(|tenure| LockGuard::new(self.core.clone(), tenure)))
     }
 }
 
