@@ -305,7 +305,6 @@ impl LockCore {
             }
         }
     }
-
 }
 
 /// The deadline thread's handle on an acquisition: it ends it at its
