@@ -95,17 +95,19 @@ fn keep_alive_keeps_a_guard_valid_through_a_long_section() {
     let times: Vec<Instant> = sent.iter().map(|(_, _, t)| *t).collect();
     // About every ttl/3 (333 ms) for 5 s: 15, give or take scheduling.
     assert!(
-        (12..=17).contains(&times.len()),
+        (10..=17).contains(&times.len()),
         "{} renewals in 5 s",
         times.len()
     );
     let gaps: Vec<Duration> = times.windows(2).map(|w| w[1] - w[0]).collect();
     assert!(
-        gaps.iter().all(|g| *g >= Duration::from_millis(300)),
+        // Each is due 333 ms after the last one was sent; the driver's
+        // delay before its start event varies a little.
+        gaps.iter().all(|g| *g >= Duration::from_millis(250)),
         "renewals too close: {gaps:?}"
     );
     assert!(
-        gaps.iter().all(|g| *g <= Duration::from_millis(700)),
+        gaps.iter().all(|g| *g <= Duration::from_millis(800)),
         "renewals too far apart: {gaps:?}"
     );
     // The server's expiry moved forward with them.
