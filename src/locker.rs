@@ -188,7 +188,11 @@ impl MongoLocker {
     ///
     /// Returns the new expiry (server time), or `None` when this locker does
     /// not hold the lock any more (never acquired, released, expired, or
-    /// taken by force); in that case it forgets the acquisition.
+    /// taken by force; then it forgets the acquisition, and a guard's
+    /// [`lost`](crate::LockGuard::lost) receivers get
+    /// [`TakenOver`](crate::LossReason::TakenOver)), or when its acquisition
+    /// was already lost (past its local deadline: no round trip; acquire
+    /// anew).
     ///
     /// # Errors
     ///

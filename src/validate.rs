@@ -19,8 +19,25 @@ pub const MAX_STEP: Duration = Duration::from_secs(3600);
 /// Largest lock metadata accepted, as encoded BSON (16 KiB): the lock
 /// document is read by every contender on every attempt, so it stays small
 /// (MongoDB's own limit is 16 MiB for the whole document).
+///
+/// ```no_run
+/// use mongodb::bson::doc;
+/// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
+/// let too_big = doc! { "blob": "x".repeat(mongoelector::MAX_METADATA_BYTES) };
+/// let built = mongoelector::MongoLocker::builder("jobs", &db).metadata(too_big).build();
+/// assert!(matches!(
+///     built,
+///     Err(mongoelector::Error::InvalidArgument { parameter: "metadata", .. })
+/// ));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub const MAX_METADATA_BYTES: usize = 16 * 1024;
-/// Deepest nesting of documents and arrays accepted in lock metadata.
+/// Deepest nesting of documents and arrays accepted in lock metadata
+/// (the metadata document itself is level 1).
+///
+/// ```
+/// assert_eq!(mongoelector::MAX_METADATA_DEPTH, 20);
+/// ```
 pub const MAX_METADATA_DEPTH: usize = 20;
 
 /// Lock metadata that MongoDB stores and returns unchanged: at most
