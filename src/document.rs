@@ -1,5 +1,5 @@
 //! The lock document: its field names (those of the Python package, plus
-//! `fence`) and how a stored document is read back into typed values.
+//! `fence`, `run` and `metadata`) and how a stored document is read back into typed values.
 
 use chrono::{DateTime, Utc};
 use mongodb::bson::{Bson, Document};
@@ -17,6 +17,8 @@ pub(crate) const FENCE: &str = "fence";
 /// The elector run that acquired the lock (null for a locker), so that a
 /// delayed stop-time release of one run cannot free a later run's lock.
 pub(crate) const RUN: &str = "run";
+/// The holder's application metadata (a document, or null).
+pub(crate) const METADATA: &str = "metadata";
 /// Server time when the lock was last released (written by release).
 pub(crate) const TS_RELEASED: &str = "ts_released";
 /// Server time of a read, added by the read pipeline (never stored).
@@ -35,7 +37,7 @@ pub(crate) const SERVER_NOW: &str = "_server_now";
 /// }
 /// # Ok(()) }
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct LockInfo {
     /// The lock's key (the document's `_id`).
     pub key: String,
@@ -52,10 +54,15 @@ pub struct LockInfo {
     /// The acquisition's fence token: greater than that of every earlier
     /// acquisition of this key.
     pub fence: i64,
+    /// What the holder's locker was configured with through
+    /// [`LockerBuilder::metadata`](crate::LockerBuilder::metadata), exactly
+    /// as given; `None` when it set none (or the holder is an elector or
+    /// an older version of this crate).
+    pub metadata: Option<Document>,
 }
 
 /// What a lock document says, before comparing with the server's clock.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) enum LockRecord {
     /// Never taken, or released. `fence` is the last one handed out.
     Free { fence: i64 },
@@ -157,6 +164,14 @@ impl<'a> Reader<'a> {
         }
     }
 
+    pub fn opt_document(&self, field: &'static str) -> Result<Option<Document>> {
+        match self.doc.get(field) {
+            None | Some(Bson::Null) => Ok(None),
+            Some(Bson::Document(d)) => Ok(Some(d.clone())),
+            Some(other) => Err(self.wrong_type(field, "a document", other)),
+        }
+    }
+
     pub fn pid(&self, field: &'static str) -> Result<u32> {
         let pid = self.int(field)?;
         u32::try_from(pid).map_err(|_| self.malformed(field, format!("is out of range: {pid}")))
@@ -199,6 +214,7 @@ pub(crate) fn parse_lock(doc: &Document, collection: &str) -> Result<LockRecord>
         created: r.date(TS_CREATED)?,
         expires,
         fence,
+        metadata: r.opt_document(METADATA)?,
     }))
 }
 
@@ -235,6 +251,16 @@ mod tests {
         assert_eq!(info.fence, 7);
         assert_eq!(info.pid, 42);
         assert_eq!(info.expires.timestamp_millis(), 2_000);
+        assert_eq!(info.metadata, None);
+        let mut with = taken();
+        with.insert("metadata", doc! {"job": "x", "n": {"deep": [1, 2]}});
+        let LockRecord::Taken(meta) = parse_lock(&with, "c").unwrap() else {
+            panic!("not taken")
+        };
+        assert_eq!(
+            meta.metadata,
+            Some(doc! {"job": "x", "n": {"deep": [1, 2]}})
+        );
         let now = DateTime::from_timestamp_millis(1_999).unwrap();
         assert!(LockRecord::Taken(info.clone()).live_at(now).is_some());
         let now = DateTime::from_timestamp_millis(2_000).unwrap();
@@ -261,7 +287,8 @@ mod tests {
 
     #[test]
     fn names_the_malformed_field() {
-        let cases: [(&str, Bson, &str); 8] = [
+        let cases: [(&str, Bson, &str); 9] = [
+            ("metadata", Bson::String("x".into()), "metadata"),
             ("locked", Bson::String("yes".into()), "locked"),
             ("uuid", Bson::Int32(1), "uuid"),
             ("host", Bson::Null, "host"),

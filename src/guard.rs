@@ -1,17 +1,18 @@
-//! [`LockGuard`]: an acquisition that is released when dropped.
+//! [`LockGuard`]: an acquisition that is released when dropped, and that
+//! tells when it is lost.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Instant;
 
-use crate::moment::Moment;
-
 use chrono::{DateTime, Utc};
-use parking_lot::Mutex;
+use crossbeam_channel::Receiver;
 
 use crate::error::{During, Result};
-use crate::lease::Lease;
 use crate::lock_core::LockCore;
-use std::sync::Arc;
+use crate::loss::LossReason;
+use crate::moment::Moment;
+use crate::tenure::Tenure;
 
 /// One acquisition of a [`MongoLocker`](crate::MongoLocker), released when
 /// the guard is dropped. The guard owns what it needs: it can outlive the
@@ -19,9 +20,11 @@ use std::sync::Arc;
 ///
 /// Unlike a mutex guard, a lease can run out while the guard is alive (the
 /// process paused, the database was unreachable for a ttl): check
-/// [`is_valid`](Self::is_valid) before acting, renew long work with
-/// [`touch`](Self::touch), and pass [`fence`](Self::fence) to the resource
-/// you write so that it can refuse a holder that was too late.
+/// [`is_valid`](Self::is_valid) before acting (or wait on
+/// [`lost`](Self::lost)), renew long work with [`touch`](Self::touch) or
+/// let [`keep_alive`](crate::LockerBuilder::keep_alive) renew it, and pass
+/// [`fence`](Self::fence) to the resource you write so that it can refuse a
+/// holder that was too late.
 ///
 /// # Examples
 ///
@@ -45,26 +48,19 @@ pub struct LockGuard {
     /// drop that follows does not release again.
     released: bool,
     fence: i64,
-    /// The last expiry this guard saw, for when the locker no longer holds it.
-    expires: Mutex<DateTime<Utc>>,
-    /// The last deadline this guard saw, likewise.
-    lost_at: Mutex<Moment>,
+    /// This acquisition: its lease (the last one known, once it ended) and
+    /// how it stands.
+    tenure: Arc<Tenure>,
 }
 
 impl LockGuard {
-    pub(crate) fn new(locker: Arc<LockCore>, lease: Lease) -> Self {
+    pub(crate) fn new(locker: Arc<LockCore>, tenure: Arc<Tenure>) -> Self {
         LockGuard {
             locker,
             released: false,
-            fence: lease.fence,
-            expires: Mutex::new(lease.expires),
-            lost_at: Mutex::new(lease.deadline),
+            fence: tenure.fence(),
+            tenure,
         }
-    }
-
-    /// This acquisition's lease, while the locker still holds it.
-    fn lease(&self) -> Option<Lease> {
-        self.locker.lease().filter(|l| l.fence == self.fence)
     }
 
     /// The acquisition's fence token: greater than that of every earlier
@@ -93,10 +89,7 @@ impl LockGuard {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn expires_at(&self) -> DateTime<Utc> {
-        match self.lease() {
-            Some(lease) => lease.expires,
-            None => *self.expires.lock(),
-        }
+        self.tenure.lease().expires
     }
 
     /// Whether the holder may still act on the lock: the locker still holds
@@ -113,12 +106,13 @@ impl LockGuard {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn is_valid(&self) -> bool {
-        self.lease().is_some_and(|l| l.valid_at(Moment::now()))
+        self.tenure.valid_at(Moment::now())
     }
 
     /// The local deadline: the monotonic instant until which
     /// [`is_valid`](Self::is_valid) says true (unless renewed, or the
-    /// acquisition is lost meanwhile). No I/O.
+    /// acquisition is lost meanwhile; the last one known once it ended).
+    /// No I/O.
     ///
     /// ```no_run
     /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
@@ -129,15 +123,59 @@ impl LockGuard {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn deadline(&self) -> Instant {
-        match self.lease() {
-            Some(lease) => lease.deadline,
-            None => *self.lost_at.lock(),
-        }
-        .to_instant()
+        self.tenure.lease().deadline.to_instant()
+    }
+
+    /// A receiver that gets exactly one [`LossReason`] when this
+    /// acquisition's lease ends other than by its own release:
+    ///
+    /// - [`LossReason::RenewalFailed`] at the local deadline (see
+    ///   [`is_valid`](Self::is_valid)), with or without
+    ///   [`keep_alive`](crate::LockerBuilder::keep_alive), when no renewal
+    ///   succeeded before it (sent by a process-wide thread, on time even
+    ///   while a renewal is stuck on an unresponsive server);
+    /// - [`LossReason::TakenOver`] when a renewal (automatic or
+    ///   [`touch`](Self::touch)) finds that the lock no longer names this
+    ///   acquisition (forced away, or released by force).
+    ///
+    /// After the message it is disconnected. When the guard is released or
+    /// dropped first (or the locker's own [`release`](crate::MongoLocker::release)
+    /// frees this acquisition), it is disconnected without a message. Take
+    /// as many receivers as you like: each gets the message; one taken
+    /// after the loss gets it at once. Once lost, the acquisition never
+    /// becomes valid again: acquire anew.
+    ///
+    /// ```no_run
+    /// use crossbeam_channel::{select, RecvError};
+    /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
+    /// let locker = mongoelector::MongoLocker::builder("jobs", &db)
+    ///     .keep_alive(true)
+    ///     .build()?;
+    /// let guard = locker.lock()?;
+    /// let lost = guard.lost();
+    /// let work = crossbeam_channel::tick(std::time::Duration::from_secs(1));
+    /// for _ in 0..60 {
+    ///     select! {
+    ///         recv(lost) -> reason => {
+    ///             if let Ok(reason) = reason {
+    ///                 eprintln!("lost the lock: {reason:?}; stopping");
+    ///             }
+    ///             break;
+    ///         }
+    ///         recv(work) -> _ => { /* one step of the long job */ }
+    ///     }
+    /// }
+    /// # let _: Option<RecvError> = None;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn lost(&self) -> Receiver<LossReason> {
+        self.tenure.subscribe()
     }
 
     /// Renews the lease as [`MongoLocker::touch`](crate::MongoLocker::touch) does: the new expiry, or
-    /// `None` when this acquisition no longer holds the lock.
+    /// `None` when this acquisition no longer holds the lock (then
+    /// [`lost`](Self::lost) receivers get [`LossReason::TakenOver`], unless
+    /// it was lost or released already).
     ///
     /// # Errors
     ///
@@ -154,20 +192,17 @@ impl LockGuard {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn touch(&self) -> Result<Option<DateTime<Utc>>> {
-        let renewed = self
-            .locker
+        self.locker
             .touch_fence(Some(self.fence))
-            .during("touch", self.locker.key())?;
-        if let Some(lease) = self.lease() {
-            *self.expires.lock() = lease.expires;
-            *self.lost_at.lock() = lease.deadline;
-        }
-        Ok(renewed)
+            .during("touch", self.locker.key())
     }
 
     /// Releases the lock now, reporting errors that dropping the guard could
     /// only log. Releasing an acquisition that already lost the lock (expired
-    /// or taken by force) frees nothing and is not an error.
+    /// or taken by force) frees nothing and is not an error. Renewals stop
+    /// and [`lost`](Self::lost) receivers are disconnected at once. With
+    /// [`hold_at_least`](crate::LockerBuilder::hold_at_least), the lock
+    /// stays unavailable to other lockers until the hold ends.
     ///
     /// # Errors
     ///
@@ -184,6 +219,7 @@ impl LockGuard {
     /// ```
     pub fn release(mut self) -> Result<()> {
         self.released = true;
+        self.tenure.release();
         // `self` is dropped on return, with all it owns.
         self.locker
             .release_fence(Some(self.fence))
@@ -197,6 +233,7 @@ impl Drop for LockGuard {
         if self.released {
             return;
         }
+        self.tenure.release();
         if let Err(e) = self.locker.release_fence(Some(self.fence)) {
             log::warn!(
                 "dropping the guard (fence {}) did not free the lock; it stays taken until it expires: {}",
@@ -239,24 +276,35 @@ mod tests {
         let core = Arc::new(LockCore::new(
             "k".to_owned(),
             crate::store::LockStore::new(&db, "locks", std::time::Duration::ZERO),
-            std::time::Duration::from_secs(1),
-            std::time::Duration::from_millis(10),
-            false,
-            false,
+            crate::lock_core::Settings {
+                ttl: std::time::Duration::from_secs(1),
+                step: std::time::Duration::from_millis(10),
+                timeparanoid: false,
+                change_streams: false,
+                keep_alive: false,
+                hold: std::time::Duration::ZERO,
+                owner: crate::owner::Owner::new(),
+            },
         ));
-        let lease = Lease::granted(
+        let lease = crate::lease::Lease::granted(
             1,
             Utc::now(),
             Moment::now(),
             std::time::Duration::from_secs(1),
         );
         let weak = Arc::downgrade(&core);
-        let guard = LockGuard::new(core, lease);
+        let guard = LockGuard::new(core, Arc::new(Tenure::new(lease)));
+        let lost = guard.lost();
         assert_eq!(weak.strong_count(), 1);
         guard.release().unwrap();
         assert!(
             weak.upgrade().is_none(),
             "release leaked the locker's state"
+        );
+        assert_eq!(
+            lost.try_recv(),
+            Err(crossbeam_channel::TryRecvError::Disconnected),
+            "released: no message"
         );
     }
 }

@@ -90,34 +90,39 @@
 #![forbid(unsafe_code)]
 
 mod clock;
+mod deadlines;
 mod document;
 mod elector;
 mod error;
 mod expr;
 mod guard;
+mod keepalive;
 mod lease;
 mod lock_core;
 mod locker;
 mod locker_builder;
+mod loss;
 mod moment;
 mod owner;
 mod preflight;
 mod store;
+mod tenure;
 mod validate;
 mod watch;
 
 pub use clock::{CLOCK_CHECK_INTERVAL, CLOCK_TOLERANCE};
 pub use document::LockInfo;
 pub use elector::{
-    default_retry_interval, ClusterDetail, ElectorBuilder, Event, LossReason, MongoElector,
-    NodeStatus, DEFAULT_ELECTOR_TTL, DEFAULT_STATUS_COLLECTION, POLL_EVENT_BACKLOG, STOP_WAIT,
+    default_retry_interval, ClusterDetail, ElectorBuilder, Event, MongoElector, NodeStatus,
+    DEFAULT_ELECTOR_TTL, DEFAULT_STATUS_COLLECTION, POLL_EVENT_BACKLOG, STOP_WAIT,
 };
 pub use error::{DatabaseError, Error, Result};
 pub use guard::LockGuard;
 pub use lease::lease_margin;
 pub use locker::{LockStatus, MongoLocker};
 pub use locker_builder::{LockerBuilder, DEFAULT_COLLECTION, DEFAULT_STEP, DEFAULT_TTL};
-pub use validate::{MAX_STEP, MAX_TTL, MIN_STEP, MIN_TTL};
+pub use loss::LossReason;
+pub use validate::{MAX_METADATA_BYTES, MAX_METADATA_DEPTH, MAX_STEP, MAX_TTL, MIN_STEP, MIN_TTL};
 
 /// The README's examples, compiled as doc tests so they stay true.
 #[cfg(doctest)]

@@ -1,21 +1,27 @@
 //! [`LockCore`]: one locker's identity, settings and current acquisition,
 //! and every operation on them. Shared (through an `Arc`) by the
 //! [`MongoLocker`](crate::MongoLocker) and its [`LockGuard`](crate::LockGuard)s,
-//! which only call its methods.
+//! which only call its methods. Each acquisition is a [`Tenure`], watched
+//! by the deadline thread and, with keep-alive, renewed by the keep-alive
+//! thread (which calls [`Renew::renew`] here).
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 
 use crate::clock::ClockCheck;
+use crate::deadlines::{self, Expire};
 use crate::document::{LockInfo, LockRecord};
 use crate::error::{Error, Result};
+use crate::keepalive::{self, Answer, Renew};
 use crate::lease::{self, Lease};
+use crate::loss::LossReason;
 use crate::moment::Moment;
 use crate::owner::Owner;
 use crate::store::{LockStore, Whose};
+use crate::tenure::Tenure;
 use crate::validate;
 use crate::watch::{Hub, Interest};
 
@@ -32,14 +38,31 @@ pub(crate) struct LockCore {
     /// that its view of the lease matches the database's.
     op: Mutex<()>,
     /// The acquisition this locker holds, if any. Locked only briefly.
-    lease: Mutex<Option<Lease>>,
+    held: Mutex<Option<Arc<Tenure>>>,
     /// Whether blocking acquires wait on a change stream (where supported).
     change_streams: bool,
+    /// Whether the keep-alive thread renews each acquisition.
+    keep_alive: bool,
+    /// How long after its acquisition a released lock stays unavailable.
+    hold: Duration,
+}
+
+/// What a locker is configured with, beyond its key and store (checked by
+/// the builder).
+#[derive(Debug)]
+pub(crate) struct Settings {
+    pub ttl: Duration,
+    pub step: Duration,
+    pub timeparanoid: bool,
+    pub change_streams: bool,
+    pub keep_alive: bool,
+    pub hold: Duration,
+    pub owner: Owner,
 }
 
 /// One acquire attempt's answer.
 enum Attempt {
-    Won(Lease),
+    Won(Arc<Tenure>),
     /// Held by another (its expiry, when the answer named a holder).
     Held {
         expires: Option<DateTime<Utc>>,
@@ -48,24 +71,19 @@ enum Attempt {
 
 impl LockCore {
     /// A new identity on `key`, holding nothing. No I/O.
-    pub fn new(
-        key: String,
-        store: LockStore,
-        ttl: Duration,
-        step: Duration,
-        timeparanoid: bool,
-        change_streams: bool,
-    ) -> Self {
+    pub fn new(key: String, store: LockStore, settings: Settings) -> Self {
         LockCore {
             key,
-            owner: Owner::new(),
-            ttl,
-            step,
+            owner: settings.owner,
+            ttl: settings.ttl,
+            step: settings.step,
             store,
-            clock: ClockCheck::new(timeparanoid),
+            clock: ClockCheck::new(settings.timeparanoid),
             op: Mutex::new(()),
-            lease: Mutex::new(None),
-            change_streams,
+            held: Mutex::new(None),
+            change_streams: settings.change_streams,
+            keep_alive: settings.keep_alive,
+            hold: settings.hold,
         }
     }
 
@@ -100,15 +118,15 @@ impl LockCore {
         self.store.current(&self.key)
     }
 
-    /// Takes the lock (see `MongoLocker::acquire`): the lease obtained, or
+    /// Takes the lock (see `MongoLocker::acquire`): the acquisition, or
     /// `None` when a non-blocking attempt found it held or the timeout passed.
     pub fn acquire(
-        &self,
+        self: &Arc<Self>,
         blocking: bool,
         timeout: Option<Duration>,
         step: Duration,
         force: bool,
-    ) -> Result<Option<Lease>> {
+    ) -> Result<Option<Arc<Tenure>>> {
         validate::acquire_args(blocking, timeout, step)?;
         self.refuse_if_held()?;
         self.clock.check_if_due(&self.store)?;
@@ -124,7 +142,7 @@ impl LockCore {
                 i.rearm();
             }
             let holder_expires = match self.attempt(force)? {
-                Attempt::Won(lease) => return Ok(Some(lease)),
+                Attempt::Won(tenure) => return Ok(Some(tenure)),
                 Attempt::Held { expires } => expires,
             };
             if !blocking {
@@ -154,23 +172,28 @@ impl LockCore {
     }
 
     fn refuse_if_held(&self) -> Result<()> {
-        let mut lease = self.lease.lock();
-        match *lease {
-            Some(l) if l.valid_at(Moment::now()) => Err(Error::AlreadyHeld {
+        let mut held = self.held.lock();
+        let now = Moment::now();
+        match held.as_ref() {
+            Some(t) if t.valid_at(now) => Err(Error::AlreadyHeld {
                 key: self.key.clone(),
-                fence: l.fence,
+                fence: t.fence(),
             }),
-            // Past its local deadline: stale, a new acquisition may replace it.
-            Some(_) => {
-                *lease = None;
+            // Ended, or past its local deadline: stale, a new acquisition
+            // may replace it (ending it first, if the deadline thread has
+            // not yet).
+            Some(t) => {
+                t.expire_at(now);
+                *held = None;
                 Ok(())
             }
             None => Ok(()),
         }
     }
 
-    /// One acquire round trip: the lease, when this locker now holds the lock.
-    fn attempt(&self, force: bool) -> Result<Attempt> {
+    /// One acquire round trip: the acquisition, when this locker now holds
+    /// the lock.
+    fn attempt(self: &Arc<Self>, force: bool) -> Result<Attempt> {
         let _op = self.op.lock();
         // Another thread sharing this locker may have won meanwhile.
         self.refuse_if_held()?;
@@ -189,9 +212,15 @@ impl LockCore {
                     log::debug!("acquire `{}`: answer came too late to use", self.key);
                     return Ok(Attempt::Held { expires: None });
                 }
-                *self.lease.lock() = Some(lease);
+                let tenure = Arc::new(Tenure::new(lease));
+                *self.held.lock() = Some(tenure.clone());
+                deadlines::watch(lease.deadline, watched(&tenure));
+                if self.keep_alive {
+                    let me = Arc::downgrade(self) as Weak<dyn Renew>;
+                    keepalive::schedule(keepalive::renewal_due(sent, self.ttl), me, lease.fence);
+                }
                 log::debug!("acquired `{}` with fence {}", self.key, info.fence);
-                Ok(Attempt::Won(lease))
+                Ok(Attempt::Won(tenure))
             }
             Some(LockRecord::Taken(info)) => Ok(Attempt::Held {
                 expires: Some(info.expires),
@@ -207,52 +236,105 @@ impl LockCore {
     }
 
     /// Releases this locker's acquisition; when `fence` is given, only if it
-    /// is that acquisition.
+    /// is that acquisition. With a hold, the lock stays unavailable to
+    /// others until its acquisition time plus the hold.
     pub fn release_fence(&self, fence: Option<i64>) -> Result<bool> {
         let _op = self.op.lock();
-        let Some(lease) = self.take_lease_if(fence) else {
+        let Some(tenure) = self.take_if(fence) else {
             return Ok(false);
         };
-        self.store
-            .release(&self.key, Whose::Acquisition(&self.owner.uuid, lease.fence))
+        tenure.release();
+        self.store.release_holding(
+            &self.key,
+            Whose::Acquisition(&self.owner.uuid, tenure.fence()),
+            self.hold,
+        )
     }
 
-    /// Frees the lock whoever holds it, forgetting this locker's acquisition.
+    /// Frees the lock whoever holds it (at once, whatever the hold),
+    /// forgetting this locker's acquisition.
     pub fn release_anyone(&self) -> Result<bool> {
         let _op = self.op.lock();
-        self.lease.lock().take();
+        if let Some(tenure) = self.held.lock().take() {
+            tenure.release();
+        }
         self.store.release(&self.key, Whose::Anyone)
     }
 
-    fn take_lease_if(&self, fence: Option<i64>) -> Option<Lease> {
-        let mut lease = self.lease.lock();
-        match (*lease, fence) {
-            (Some(l), Some(f)) if l.fence != f => None,
-            _ => lease.take(),
+    fn take_if(&self, fence: Option<i64>) -> Option<Arc<Tenure>> {
+        let mut held = self.held.lock();
+        match (held.as_ref(), fence) {
+            (Some(t), Some(f)) if t.fence() != f => None,
+            _ => held.take(),
         }
     }
 
     /// Renews this locker's acquisition (when `fence` is given, only if it
-    /// is that one): the new expiry, or `None` when it no longer holds it.
+    /// is that one): the new expiry, or `None` when it no longer holds it
+    /// (then it forgets it, and a live acquisition is lost: `TakenOver`).
+    /// An acquisition already lost is not renewed (no I/O).
     pub fn touch_fence(&self, fence: Option<i64>) -> Result<Option<DateTime<Utc>>> {
         let _op = self.op.lock();
-        let Some(held) = *self.lease.lock() else {
+        let Some(tenure) = self.held.lock().clone() else {
             return Ok(None);
         };
-        if fence.is_some_and(|f| f != held.fence) {
+        if fence.is_some_and(|f| f != tenure.fence()) || !tenure.valid_at(Moment::now()) {
             return Ok(None);
         }
         let sent = Moment::now();
         let renewed = self
             .store
-            .touch(&self.key, &self.owner.uuid, held.fence, self.ttl)?;
-        let mut lease = self.lease.lock();
-        *lease = renewed.map(|expires| Lease::granted(held.fence, expires, sent, self.ttl));
-        Ok(renewed)
+            .touch(&self.key, &self.owner.uuid, tenure.fence(), self.ttl)?;
+        match renewed {
+            Some(expires) => {
+                let lease = Lease::granted(tenure.fence(), expires, sent, self.ttl);
+                if !tenure.renewed(lease, Moment::now()) {
+                    // Its deadline passed before the answer came: lost.
+                    return Ok(None);
+                }
+                deadlines::watch(lease.deadline, watched(&tenure));
+                Ok(Some(expires))
+            }
+            None => {
+                tenure.lose(LossReason::TakenOver);
+                let mut held = self.held.lock();
+                if held.as_ref().is_some_and(|t| Arc::ptr_eq(t, &tenure)) {
+                    *held = None;
+                }
+                Ok(None)
+            }
+        }
     }
+}
 
-    /// This locker's current acquisition, as it knows it locally.
-    pub fn lease(&self) -> Option<Lease> {
-        *self.lease.lock()
+/// The deadline thread's handle on an acquisition: it ends it at its
+/// deadline if it is still live and not renewed by then.
+fn watched(tenure: &Arc<Tenure>) -> Weak<dyn Expire> {
+    Arc::downgrade(tenure) as Weak<dyn Expire>
+}
+
+impl Renew for LockCore {
+    fn renew(&self, fence: i64) -> Option<Moment> {
+        let tenure = self.held.lock().clone()?;
+        if tenure.fence() != fence || !tenure.valid_at(Moment::now()) {
+            return None;
+        }
+        let due = keepalive::renewal_due(tenure.lease().sent, self.ttl);
+        if Moment::now() < due {
+            // Renewed by hand (touch) meanwhile.
+            return Some(due);
+        }
+        let answer = match self.touch_fence(Some(fence)) {
+            Ok(Some(_)) => Answer::Renewed,
+            Ok(None) => Answer::Gone,
+            Err(e) => {
+                log::warn!(
+                    "keep-alive of lock `{}` (fence {fence}) failed, retrying: {e}",
+                    self.key
+                );
+                Answer::Failed
+            }
+        };
+        keepalive::next_renewal(answer, tenure.lease(), Moment::now(), self.ttl)
     }
 }

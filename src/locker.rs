@@ -51,7 +51,7 @@ pub struct MongoLocker {
 /// println!("{} owned={} expires={:?}", status.key, status.lock_owned, status.lock_expires);
 /// # Ok(()) }
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct LockStatus {
     /// This locker's owner identity.
     pub uuid: String,
@@ -71,6 +71,9 @@ pub struct LockStatus {
     pub lock_created: Option<DateTime<Utc>>,
     /// When the current live lock (whoever holds it) expires unless renewed.
     pub lock_expires: Option<DateTime<Utc>>,
+    /// The current live lock's metadata (whoever holds it), as
+    /// [`LockInfo::metadata`].
+    pub lock_metadata: Option<mongodb::bson::Document>,
 }
 
 impl MongoLocker {
@@ -193,7 +196,11 @@ impl MongoLocker {
     ///
     /// Returns the new expiry (server time), or `None` when this locker does
     /// not hold the lock any more (never acquired, released, expired, or
-    /// taken by force); in that case it forgets the acquisition.
+    /// taken by force; then it forgets the acquisition, and a guard's
+    /// [`lost`](crate::LockGuard::lost) receivers get
+    /// [`TakenOver`](crate::LossReason::TakenOver)), or when its acquisition
+    /// was already lost (past its local deadline: no round trip; acquire
+    /// anew).
     ///
     /// # Errors
     ///
@@ -316,6 +323,7 @@ impl MongoLocker {
                 .is_some_and(|i| i.uuid == self.core.owner().uuid),
             lock_created: live.as_ref().map(|i| i.created),
             lock_expires: live.as_ref().map(|i| i.expires),
+            lock_metadata: live.and_then(|i| i.metadata),
         })
     }
 
@@ -340,12 +348,12 @@ impl MongoLocker {
     pub fn lock(&self) -> Result<LockGuard> {
         loop {
             // Without a timeout this only returns once acquired.
-            let lease = self
+            let tenure = self
                 .core
                 .acquire(true, None, self.core.step(), false)
                 .during("lock", self.key())?;
-            if let Some(lease) = lease {
-                return Ok(LockGuard::new(self.core.clone(), lease));
+            if let Some(tenure) = tenure {
+                return Ok(LockGuard::new(self.core.clone(), tenure));
             }
         }
     }
@@ -367,11 +375,11 @@ impl MongoLocker {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn try_lock(&self) -> Result<Option<LockGuard>> {
-        let lease = self
+        let tenure = self
             .core
             .acquire(false, None, self.core.step(), false)
             .during("try_lock", self.key())?;
-        Ok(lease.map(|lease| LockGuard::new(self.core.clone(), lease)))
+        Ok(tenure.map(|tenure| LockGuard::new(self.core.clone(), tenure)))
     }
 
     /// Retries every [`step`](crate::LockerBuilder::step) for up to `timeout`: a
@@ -398,7 +406,7 @@ impl MongoLocker {
             .core
             .acquire(true, Some(timeout), self.core.step(), false)
             .during("try_lock_for", self.key())?;
-        Ok(lease.map(|lease| LockGuard::new(self.core.clone(), lease)))
+        Ok(lease.map(|tenure| LockGuard::new(self.core.clone(), tenure)))
     }
 }
 

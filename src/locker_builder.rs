@@ -3,11 +3,13 @@
 
 use std::time::Duration;
 
+use mongodb::bson::Document;
 use mongodb::sync::Database;
 
 use crate::error::Result;
-use crate::lock_core::LockCore;
+use crate::lock_core::{LockCore, Settings};
 use crate::locker::MongoLocker;
+use crate::owner::Owner;
 use crate::store::LockStore;
 use crate::validate;
 
@@ -44,9 +46,108 @@ pub struct LockerBuilder {
     timeparanoid: bool,
     change_streams: bool,
     grace: Option<Duration>,
+    keep_alive: bool,
+    hold: Duration,
+    metadata: Option<Document>,
 }
 
 impl LockerBuilder {
+    /// Whether every acquisition of this locker (through a guard or
+    /// [`acquire`](MongoLocker::acquire)) is renewed automatically until it
+    /// is released (default `false`, as in the Python package).
+    ///
+    /// Renewals are due a third of the ttl after the last successful one
+    /// (or the acquire) was *sent*, one round trip each, made by one
+    /// process-wide thread (`mongoelector-keepalive`) for every locker of
+    /// the process. A failed renewal is retried (every tenth of the ttl,
+    /// 10 ms to 1 s) until the local deadline; if none succeeds by then the
+    /// acquisition is lost ([`LockGuard::lost`](crate::LockGuard::lost)
+    /// says [`RenewalFailed`](crate::LossReason::RenewalFailed)).
+    /// [`LockGuard::is_valid`](crate::LockGuard::is_valid) keeps answering
+    /// from the local deadline, so it stays true exactly as long as
+    /// renewals succeed. One renewal stuck on an unresponsive server delays
+    /// the others of the process (their deadlines still end them on time).
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
+    /// let locker = mongoelector::MongoLocker::builder("rebuild-index", &db)
+    ///     .ttl(Duration::from_secs(30)) // renewed every 10 s
+    ///     .keep_alive(true)
+    ///     .build()?;
+    /// let guard = locker.lock()?;
+    /// // ... work for as long as it takes, checking guard.is_valid() ...
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn keep_alive(mut self, on: bool) -> Self {
+        self.keep_alive = on;
+        self
+    }
+
+    /// How long after an acquisition the lock stays unavailable to other
+    /// lockers, however soon it is released (default zero; at most
+    /// [`MAX_TTL`](crate::MAX_TTL)): a run-once job that finished on one
+    /// node is not run again by another node within `min`.
+    ///
+    /// A release of a live lock acquired less than `min` ago (in server
+    /// time) keeps it taken by this locker until `ts_created + min`: the
+    /// release writes that instant as `ts_expire`, still in one round trip.
+    /// Until then [`locked`](MongoLocker::locked),
+    /// [`get_current`](MongoLocker::get_current) and
+    /// [`owned`](MongoLocker::owned) report it held by the releaser, and
+    /// other lockers take it over once it has passed, plus the
+    /// [takeover grace](Self::takeover_grace). This locker may retake it at
+    /// once. The released guard is invalid from the release on; fences
+    /// keep growing. A forced [`release(true)`](MongoLocker::release)
+    /// frees the lock at once.
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
+    /// let locker = mongoelector::MongoLocker::builder("daily-invoices", &db)
+    ///     .hold_at_least(Duration::from_secs(3600))
+    ///     .build()?;
+    /// if let Some(guard) = locker.try_lock()? {
+    ///     // ... send today's invoices: no other node does it within the hour ...
+    ///     guard.release()?;
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn hold_at_least(mut self, min: Duration) -> Self {
+        self.hold = min;
+        self
+    }
+
+    /// A document written into the lock document (field `metadata`) with
+    /// each acquisition, saying who holds the lock in the application's
+    /// terms; readers get it back unchanged as
+    /// [`LockInfo::metadata`](crate::LockInfo::metadata) (from
+    /// [`get_current`](MongoLocker::get_current)) and
+    /// [`LockStatus::lock_metadata`](crate::LockStatus::lock_metadata).
+    /// An acquisition by a locker without metadata stores null.
+    ///
+    /// It must be storable as given: at most
+    /// [`MAX_METADATA_BYTES`](crate::MAX_METADATA_BYTES) (16 KiB) as BSON,
+    /// nested at most [`MAX_METADATA_DEPTH`](crate::MAX_METADATA_DEPTH)
+    /// deep, with no key that is empty, starts with `$`, or contains `.` or
+    /// NUL. Values may be anything, strings starting with `$` included.
+    ///
+    /// ```no_run
+    /// use mongodb::bson::doc;
+    /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
+    /// let locker = mongoelector::MongoLocker::builder("nightly-report", &db)
+    ///     .metadata(doc! { "job": "nightly-report", "worker": { "pod": "web-7" } })
+    ///     .build()?;
+    /// if let Some(info) = locker.get_current()? {
+    ///     println!("held by {:?}", info.metadata);
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn metadata(mut self, doc: Document) -> Self {
+        self.metadata = Some(doc);
+        self
+    }
+
     /// Whether a blocking acquire waits on a change stream of the lock
     /// collection, retrying as soon as the lock is released or changes
     /// hands (default `true`). Where the deployment has no change streams
@@ -111,7 +212,8 @@ impl LockerBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) naming `key`, `collection`, `ttl`, `step` or `takeover_grace`.
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) naming `key`, `collection`, `ttl`, `step`,
+    /// `takeover_grace`, `hold_at_least` or `metadata`.
     pub fn build(self) -> Result<MongoLocker> {
         validate::key(&self.key)?;
         validate::collection("collection", &self.collection)?;
@@ -119,13 +221,23 @@ impl LockerBuilder {
         validate::step("step", self.step)?;
         let grace = self.grace.unwrap_or_else(|| crate::lease_margin(self.ttl));
         validate::grace("takeover_grace", grace)?;
+        validate::hold("hold_at_least", self.hold)?;
+        if let Some(m) = &self.metadata {
+            validate::metadata("metadata", m)?;
+        }
+        let settings = Settings {
+            ttl: self.ttl,
+            step: self.step,
+            timeparanoid: self.timeparanoid,
+            change_streams: self.change_streams,
+            keep_alive: self.keep_alive,
+            hold: self.hold,
+            owner: Owner::new().with_metadata(self.metadata),
+        };
         Ok(MongoLocker::from_core(LockCore::new(
             self.key,
             LockStore::new(&self.db, &self.collection, grace),
-            self.ttl,
-            self.step,
-            self.timeparanoid,
-            self.change_streams,
+            settings,
         )))
     }
 }
@@ -161,6 +273,9 @@ impl MongoLocker {
             timeparanoid: true,
             change_streams: true,
             grace: None,
+            keep_alive: false,
+            hold: Duration::ZERO,
+            metadata: None,
         }
     }
 }

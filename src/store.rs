@@ -16,8 +16,8 @@ use mongodb::options::{
 use mongodb::sync::{Collection, Database};
 
 use crate::document::{
-    parse_lock, server_now, LockInfo, LockRecord, Reader, FENCE, HOST, ID, LOCKED, PID, RUN,
-    SERVER_NOW, TS_CREATED, TS_EXPIRE, TS_RELEASED, UUID,
+    parse_lock, server_now, LockInfo, LockRecord, Reader, FENCE, HOST, ID, LOCKED, METADATA, PID,
+    RUN, SERVER_NOW, TS_CREATED, TS_EXPIRE, TS_RELEASED, UUID,
 };
 use crate::error::{is_duplicate_key, Result};
 use crate::expr::{duration_ms, literal, millis, now_plus, unexpired};
@@ -119,12 +119,43 @@ pub(crate) fn acquire_pipeline(
         TS_EXPIRE: now_plus(ttl),
         FENCE: next_fence,
         RUN: run.map(literal),
+        // Set (null when absent) so a holder without metadata never shows
+        // its predecessor's; a literal, so strings starting with `$` in
+        // the user's document stay strings.
+        METADATA: owner.metadata.clone().map(|m| doc! { "$literal": m }),
     };
     vec![doc! { "$replaceWith": { "$cond": [
         take_condition(&owner.uuid, force, grace),
         { "$mergeObjects": ["$$ROOT", ours] },
         "$$ROOT",
     ]}}]
+}
+
+/// The release update. Without a `hold` it marks the lock free. With one,
+/// a lock that is still live (unexpired in server time) and was acquired
+/// less than `hold` ago stays taken by its releaser until
+/// `ts_created + hold`: `ts_expire` becomes that instant, so other lockers
+/// take it only after it (plus the takeover grace), and every read says it
+/// is held until then. Otherwise it is marked free, as without a hold.
+/// Either way `ts_released` records the release, in server time.
+pub(crate) fn release_pipeline(hold: Duration) -> Vec<Document> {
+    if hold.is_zero() {
+        return vec![doc! { "$set": { LOCKED: false, TS_RELEASED: "$$NOW" } }];
+    }
+    let until = doc! { "$add": [millis(format!("${TS_CREATED}")), duration_ms(hold)] };
+    let keep = doc! { "$and": [
+        unexpired(TS_EXPIRE),
+        { "$gt": [until.clone(), millis("$$NOW")] },
+    ]};
+    vec![
+        doc! { "$set": { "_hold": keep } },
+        doc! { "$set": {
+            LOCKED: "$_hold",
+            TS_EXPIRE: { "$cond": ["$_hold", { "$toDate": until }, format!("${TS_EXPIRE}")] },
+            TS_RELEASED: "$$NOW",
+        }},
+        doc! { "$unset": "_hold" },
+    ]
 }
 
 /// How many fence values one millisecond of the server's clock is worth:
@@ -259,6 +290,12 @@ impl LockStore {
     /// Marks the lock free if `whose` holds it. True when the lock was held
     /// (taken and not expired) at the moment it was freed.
     pub fn release(&self, key: &str, whose: Whose<'_>) -> Result<bool> {
+        self.release_holding(key, whose, Duration::ZERO)
+    }
+
+    /// As [`release`](Self::release), but with a `hold` a live lock stays
+    /// taken until `ts_created + hold` (see [`release_pipeline`]).
+    pub fn release_holding(&self, key: &str, whose: Whose<'_>, hold: Duration) -> Result<bool> {
         let mut filter = doc! { ID: key, LOCKED: true };
         match whose {
             Whose::Anyone => {}
@@ -271,7 +308,7 @@ impl LockStore {
                 filter.insert(RUN, run);
             }
         }
-        let update = vec![doc! { "$set": { LOCKED: false, TS_RELEASED: "$$NOW" } }];
+        let update = release_pipeline(hold);
         let Some(after) = self
             .coll
             .find_one_and_update(filter, update)
@@ -281,6 +318,10 @@ impl LockStore {
             return Ok(false);
         };
         let r = Reader::new(&after, self.coll.name());
+        // Still locked: kept for a hold, which only a live lock gets.
+        if r.bool(LOCKED)? {
+            return Ok(true);
+        }
         // A document released after its expiry was no longer held.
         Ok(match r.opt_date(TS_EXPIRE)? {
             Some(expires) => expires > r.date(TS_RELEASED)?,
@@ -338,6 +379,7 @@ mod tests {
             uuid: "u1".into(),
             host: "h".into(),
             pid: 9,
+            metadata: None,
         };
         let grace = Duration::from_millis(150);
         let pipeline = acquire_pipeline(&owner, None, Duration::from_millis(1500), false, grace);
@@ -360,12 +402,62 @@ mod tests {
         let fields: Vec<&str> = set.keys().map(String::as_str).collect();
         assert_eq!(
             fields,
-            [LOCKED, UUID, HOST, PID, TS_CREATED, TS_EXPIRE, FENCE, RUN]
+            [LOCKED, UUID, HOST, PID, TS_CREATED, TS_EXPIRE, FENCE, RUN, METADATA]
         );
+        assert_eq!(set.get(METADATA), Some(&Bson::Null), "absent: null");
+        let with = Owner {
+            metadata: Some(doc! { "a": "$b" }),
+            ..owner.clone()
+        };
+        let pipeline = acquire_pipeline(&with, None, Duration::from_millis(1500), false, grace);
+        let meta = pipeline[0]
+            .get_document("$replaceWith")
+            .unwrap()
+            .get_array("$cond")
+            .unwrap()[1]
+            .as_document()
+            .unwrap()
+            .get_array("$mergeObjects")
+            .unwrap()[1]
+            .as_document()
+            .unwrap()
+            .get_document(METADATA)
+            .unwrap()
+            .clone();
+        assert_eq!(meta, doc! { "$literal": { "a": "$b" } }, "a literal");
         assert_eq!(
             set.get(TS_EXPIRE).unwrap(),
             &Bson::Document(doc! { "$toDate": { "$add": [{ "$toLong": "$$NOW" }, 1500_i64] } })
         );
+    }
+
+    #[test]
+    fn release_keeps_a_live_lock_until_the_hold_ends() {
+        assert_eq!(
+            release_pipeline(Duration::ZERO),
+            vec![doc! { "$set": { LOCKED: false, TS_RELEASED: "$$NOW" } }]
+        );
+        let held = release_pipeline(Duration::from_secs(2));
+        assert_eq!(held.len(), 3);
+        let keep = held[0]
+            .get_document("$set")
+            .unwrap()
+            .get_document("_hold")
+            .unwrap();
+        let and = keep.get_array("$and").unwrap();
+        assert_eq!(and[0], Bson::Document(unexpired(TS_EXPIRE)));
+        assert_eq!(
+            and[1],
+            Bson::Document(doc! { "$gt": [
+                { "$add": [{ "$toLong": "$ts_created" }, 2000_i64] },
+                { "$toLong": "$$NOW" },
+            ]})
+        );
+        assert_eq!(
+            held[1].get_document("$set").unwrap().get_str(LOCKED),
+            Ok("$_hold")
+        );
+        assert_eq!(held[2], doc! { "$unset": "_hold" });
     }
 
     #[test]

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use mongodb::bson::{Bson, Document};
+
 use crate::error::{Error, Result};
 
 /// Shortest lease accepted: below this the margin and a round trip eat it.
@@ -13,6 +15,88 @@ pub const MAX_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
 pub const MIN_STEP: Duration = Duration::from_millis(1);
 /// Longest retry interval accepted (one hour).
 pub const MAX_STEP: Duration = Duration::from_secs(3600);
+
+/// Largest lock metadata accepted, as encoded BSON (16 KiB): the lock
+/// document is read by every contender on every attempt, so it stays small
+/// (MongoDB's own limit is 16 MiB for the whole document).
+///
+/// ```no_run
+/// use mongodb::bson::doc;
+/// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
+/// let too_big = doc! { "blob": "x".repeat(mongoelector::MAX_METADATA_BYTES) };
+/// let built = mongoelector::MongoLocker::builder("jobs", &db).metadata(too_big).build();
+/// assert!(matches!(
+///     built,
+///     Err(mongoelector::Error::InvalidArgument { parameter: "metadata", .. })
+/// ));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub const MAX_METADATA_BYTES: usize = 16 * 1024;
+/// Deepest nesting of documents and arrays accepted in lock metadata
+/// (the metadata document itself is level 1).
+///
+/// ```
+/// assert_eq!(mongoelector::MAX_METADATA_DEPTH, 20);
+/// ```
+pub const MAX_METADATA_DEPTH: usize = 20;
+
+/// Lock metadata that MongoDB stores and returns unchanged: at most
+/// [`MAX_METADATA_BYTES`] encoded, nested at most [`MAX_METADATA_DEPTH`]
+/// deep, with no key that is empty, starts with `$`, or contains `.` or NUL
+/// (at any depth).
+pub(crate) fn metadata(parameter: &'static str, doc: &Document) -> Result<()> {
+    keys(parameter, doc, 1)?;
+    let size = mongodb::bson::to_vec(doc)
+        .map_err(|e| Error::invalid(parameter, format!("cannot be encoded as BSON: {e}")))?
+        .len();
+    if size > MAX_METADATA_BYTES {
+        return Err(Error::invalid(
+            parameter,
+            format!("must be at most {MAX_METADATA_BYTES} bytes as BSON, got {size}"),
+        ));
+    }
+    Ok(())
+}
+
+fn keys(parameter: &'static str, doc: &Document, depth: usize) -> Result<()> {
+    for (k, v) in doc {
+        let reason = if k.is_empty() {
+            "must not have an empty key"
+        } else if k.starts_with('$') {
+            "must not have a key starting with `$`"
+        } else if k.contains('.') {
+            "must not have a key containing `.`"
+        } else if k.contains('\0') {
+            "must not have a key containing a NUL character"
+        } else {
+            values(parameter, v, depth)?;
+            continue;
+        };
+        return Err(Error::invalid(parameter, format!("{reason}, got {k:?}")));
+    }
+    Ok(())
+}
+
+fn values(parameter: &'static str, value: &Bson, depth: usize) -> Result<()> {
+    let nested = |depth: usize| {
+        if depth > MAX_METADATA_DEPTH {
+            Err(Error::invalid(
+                parameter,
+                format!("must be nested at most {MAX_METADATA_DEPTH} levels deep"),
+            ))
+        } else {
+            Ok(depth)
+        }
+    };
+    match value {
+        Bson::Document(d) => keys(parameter, d, nested(depth + 1)?),
+        Bson::Array(items) => {
+            let depth = nested(depth + 1)?;
+            items.iter().try_for_each(|v| values(parameter, v, depth))
+        }
+        _ => Ok(()),
+    }
+}
 
 pub(crate) fn key(key: &str) -> Result<()> {
     if key.is_empty() {
@@ -32,6 +116,11 @@ pub(crate) fn ttl(parameter: &'static str, ttl: Duration) -> Result<()> {
 /// A takeover grace: zero to [`MAX_STEP`] (one hour).
 pub(crate) fn grace(parameter: &'static str, grace: Duration) -> Result<()> {
     in_range(parameter, grace, Duration::ZERO, MAX_STEP)
+}
+
+/// A hold after release: zero to [`MAX_TTL`] (one year).
+pub(crate) fn hold(parameter: &'static str, hold: Duration) -> Result<()> {
+    in_range(parameter, hold, Duration::ZERO, MAX_TTL)
 }
 
 pub(crate) fn step(parameter: &'static str, step: Duration) -> Result<()> {
@@ -129,6 +218,33 @@ mod tests {
                 "collection",
                 "{bad:?}"
             );
+        }
+    }
+
+    #[test]
+    fn metadata_must_be_storable_and_small() {
+        use mongodb::bson::doc;
+        let ok = doc! { "job": "nightly", "n": { "host": "$not-a-path", "list": [1, { "a": 2 }] } };
+        assert!(metadata("metadata", &ok).is_ok());
+        assert!(metadata("metadata", &doc! {}).is_ok());
+        let mut deep = doc! { "leaf": 1 };
+        for _ in 0..MAX_METADATA_DEPTH - 1 {
+            deep = doc! { "d": deep };
+        }
+        assert!(metadata("metadata", &deep).is_ok());
+        let too_deep = doc! { "d": deep };
+        let big = doc! { "blob": "x".repeat(MAX_METADATA_BYTES) };
+        for bad in [
+            doc! { "$set": 1 },
+            doc! { "a.b": 1 },
+            doc! { "": 1 },
+            doc! { "a\0b": 1 },
+            doc! { "ok": { "$inner": 1 } },
+            doc! { "ok": [{ "x.y": 1 }] },
+            too_deep,
+            big,
+        ] {
+            assert_eq!(parameter(metadata("metadata", &bad)), "metadata", "{bad:?}");
         }
     }
 

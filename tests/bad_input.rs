@@ -292,6 +292,83 @@ fn every_bad_input_gets_its_typed_error() {
             Expect::Parameter("takeover_grace"),
         ),
         (
+            "absurd hold_at_least",
+            Box::new(|| {
+                unit(
+                    MongoLocker::builder("k", &db)
+                        .hold_at_least(Duration::MAX)
+                        .build(),
+                )
+            }),
+            Expect::Parameter("hold_at_least"),
+        ),
+        (
+            "metadata key starting with $",
+            Box::new(|| {
+                unit(
+                    MongoLocker::builder("k", &db)
+                        .metadata(doc! {"$set": 1})
+                        .build(),
+                )
+            }),
+            Expect::Parameter("metadata"),
+        ),
+        (
+            "metadata key with a dot",
+            Box::new(|| {
+                unit(
+                    MongoLocker::builder("k", &db)
+                        .metadata(doc! {"a.b": 1})
+                        .build(),
+                )
+            }),
+            Expect::Parameter("metadata"),
+        ),
+        (
+            "metadata key with a NUL",
+            Box::new(|| {
+                unit(
+                    MongoLocker::builder("k", &db)
+                        .metadata(doc! {"a\0b": 1})
+                        .build(),
+                )
+            }),
+            Expect::Parameter("metadata"),
+        ),
+        (
+            "nested metadata key starting with $",
+            Box::new(|| {
+                unit(
+                    MongoLocker::builder("k", &db)
+                        .metadata(doc! {"ok": [{"$where": "x"}]})
+                        .build(),
+                )
+            }),
+            Expect::Parameter("metadata"),
+        ),
+        (
+            "metadata over 16 KiB",
+            Box::new(|| {
+                unit(
+                    MongoLocker::builder("k", &db)
+                        .metadata(doc! {"blob": "x".repeat(mongoelector::MAX_METADATA_BYTES)})
+                        .build(),
+                )
+            }),
+            Expect::Parameter("metadata"),
+        ),
+        (
+            "metadata nested too deep",
+            Box::new(|| {
+                let mut deep = doc! {"leaf": 1};
+                for _ in 0..=mongoelector::MAX_METADATA_DEPTH {
+                    deep = doc! {"d": deep};
+                }
+                unit(MongoLocker::builder("k", &db).metadata(deep).build())
+            }),
+            Expect::Parameter("metadata"),
+        ),
+        (
             "elector: absurd takeover grace",
             Box::new(|| {
                 unit_e(

@@ -5,13 +5,11 @@
 //! - `engine`: shared state, one poll, stepping down, start/stop
 //!   bookkeeping; `election_loop`: the elector thread's loop.
 //! - `role` (state machine) and `cadence` (when to poll): pure, no I/O.
-//! - `deadlines`: the process-wide thread that steps masters down on time.
 //! - `events`: the subscribers of [`Event`]s.
 //! - `status` (report types) and `status_store` (the status collection).
 
 mod builder;
 mod cadence;
-mod deadlines;
 mod election_loop;
 mod engine;
 mod events;
@@ -23,5 +21,4 @@ mod status_store;
 pub use builder::{default_retry_interval, ElectorBuilder, DEFAULT_ELECTOR_TTL};
 pub use events::{Event, POLL_EVENT_BACKLOG};
 pub use handle::{MongoElector, STOP_WAIT};
-pub use role::LossReason;
 pub use status::{ClusterDetail, NodeStatus, DEFAULT_STATUS_COLLECTION};

@@ -12,26 +12,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::lease::Lease;
+pub(crate) use crate::loss::LossReason;
 use crate::moment::Moment;
-
-/// Why a master stopped being master.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum LossReason {
-    /// [`MongoElector::stop`](crate::MongoElector::stop) was called (or the
-    /// elector was dropped); the lock was released.
-    Stopped,
-    /// [`MongoElector::release`](crate::MongoElector::release) was called;
-    /// the lock was released.
-    Released,
-    /// No renewal succeeded before the local lease deadline (database
-    /// unreachable, errors, or a pause): stepped down before the server
-    /// could grant the lock to another node.
-    RenewalFailed,
-    /// A renewal found that the lock no longer names this acquisition:
-    /// another node took it (by force, or after it expired), or it was
-    /// released by force.
-    TakenOver,
-}
 
 /// This node's role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

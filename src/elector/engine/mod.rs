@@ -11,12 +11,12 @@ use crossbeam_channel::Receiver;
 use parking_lot::{Condvar, Mutex};
 
 use super::cadence::{self, HolderDue};
-use super::deadlines::{self, Expire};
 use super::events::{Event, Subscribers};
 use super::role::{self, LossReason, Outcome, Role, Transition};
 use super::status::{ClusterDetail, NodeStatus};
 use super::status_store::StatusStore;
 use crate::clock::ClockCheck;
+use crate::deadlines::{self, Expire};
 use crate::error::Result;
 use crate::moment::Moment;
 use crate::owner::Owner;

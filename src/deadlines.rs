@@ -1,7 +1,9 @@
-//! One process-wide thread that steps masters down at their local lease
-//! deadline, even while their own thread is stuck in a database call (a
+//! One process-wide thread that acts at local lease deadlines: it steps
+//! masters down, and ends lock acquisitions (their `lost()` message), even
+//! while the thread that would renew them is stuck in a database call (a
 //! partitioned or paused server can hold a request for far longer than a
-//! ttl). Each elector has one thread of its own; this one is shared by all.
+//! ttl). Each elector has one thread of its own; this one is shared by all
+//! electors and locks.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
