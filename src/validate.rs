@@ -34,6 +34,11 @@ pub(crate) fn grace(parameter: &'static str, grace: Duration) -> Result<()> {
     in_range(parameter, grace, Duration::ZERO, MAX_STEP)
 }
 
+/// A hold-off: zero to [`MAX_STEP`] (one hour).
+pub(crate) fn hold_off(parameter: &'static str, d: Duration) -> Result<()> {
+    in_range(parameter, d, Duration::ZERO, MAX_STEP)
+}
+
 pub(crate) fn step(parameter: &'static str, step: Duration) -> Result<()> {
     in_range(parameter, step, MIN_STEP, MAX_STEP)
 }

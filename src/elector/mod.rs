@@ -6,7 +6,10 @@
 //!   bookkeeping; `election_loop`: the elector thread's loop.
 //! - `role` (state machine) and `cadence` (when to poll): pure, no I/O.
 //! - `deadlines`: the process-wide thread that steps masters down on time.
-//! - `events`: the subscribers of [`Event`]s.
+//! - `events`: the subscribers of [`Event`]s; `observer`: the thread behind
+//!   `observe()`; `stats`: the counters.
+//! - `introspect`: the read-only half of the public API (who is master,
+//!   members, stats, health).
 //! - `status` (report types) and `status_store` (the status collection).
 
 mod builder;
@@ -16,7 +19,10 @@ mod election_loop;
 mod engine;
 mod events;
 mod handle;
+mod introspect;
+mod observer;
 mod role;
+mod stats;
 mod status;
 mod status_store;
 
@@ -24,4 +30,5 @@ pub use builder::{default_retry_interval, ElectorBuilder, DEFAULT_ELECTOR_TTL};
 pub use events::{Event, POLL_EVENT_BACKLOG};
 pub use handle::{MongoElector, STOP_WAIT};
 pub use role::LossReason;
+pub use stats::ElectorStats;
 pub use status::{ClusterDetail, NodeStatus, DEFAULT_STATUS_COLLECTION};
