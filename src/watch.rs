@@ -179,6 +179,10 @@ impl Interest {
     /// [`Hub::poke`]. True when woken by a change. `cancelled` runs under
     /// the hub's lock: it must not take a lock of its own.
     pub fn wait_until(&mut self, until: Instant, cancelled: impl Fn() -> bool) -> bool {
+        self.wait(until, cancelled, false)
+    }
+
+    fn wait(&mut self, until: Instant, cancelled: impl Fn() -> bool, while_live: bool) -> bool {
         let shared = &self.hub.shared;
         let mut st = shared.state.lock();
         loop {
@@ -187,10 +191,20 @@ impl Interest {
                 self.seen = version;
                 return true;
             }
-            if cancelled() || shared.changed.wait_until(&mut st, until).timed_out() {
+            if cancelled()
+                || (while_live && st.stream != StreamState::Live)
+                || shared.changed.wait_until(&mut st, until).timed_out()
+            {
                 return false;
             }
         }
+    }
+
+    /// As [`wait_until`](Self::wait_until), but also ends (false) as soon
+    /// as the stream is not live: for a waiter that relies on it rather
+    /// than on a timer.
+    pub fn wait_while_live(&mut self, until: Instant, cancelled: impl Fn() -> bool) -> bool {
+        self.wait(until, cancelled, true)
     }
 
     /// Whether the stream is delivering events now.
@@ -272,16 +286,11 @@ fn unsupported(e: &mongodb::error::Error) -> bool {
 fn run(shared: &Shared, coll: &Collection<Document>) {
     let set = |s: StreamState| {
         let mut st = shared.state.lock();
-        // A waiter that relies on the stream (a follower waiting for the
-        // holder's expiry) must learn that it no longer can: wake every
-        // waiter for one look, after which they poll until it is back.
-        if st.stream == StreamState::Live && s != StreamState::Live {
-            for (version, _) in st.keys.values_mut() {
-                *version += 1;
-            }
-            shared.changed.notify_all();
-        }
         st.stream = s;
+        // A waiter that relies on the stream (a follower waiting for the
+        // holder's expiry, in `wait_while_live`) must learn that it no
+        // longer can; other waiters go on waiting.
+        shared.changed.notify_all();
     };
     let stopping = || shared.state.lock().stop;
     // Waits before a reopen (cut short when the hub stops).

@@ -53,6 +53,7 @@ pub(crate) fn run(engine: &Engine) {
         // A follower with a stream waits on it: until the next poll is
         // due, or at once on a change (or a stop).
         news = match &mut interest {
+            Some(i) if streaming => i.wait_while_live(next, || engine.stop_requested()),
             Some(i) => i.wait_until(next, || engine.stop_requested()),
             None => {
                 engine.sleep_until(next);
