@@ -241,8 +241,15 @@ fn a_lost_stream_falls_back_to_polling_and_reopens() {
     let keeper = locker(&db, "keeper", true);
     let other = locker(&db, "keeper", true);
     assert!(other.acquire(false, None, step, false).unwrap());
+    // Its next timed attempt (10 s) falls after the restart: an attempt
+    // while the server is down would fail the acquire with the error.
     let w = std::thread::spawn(move || {
-        keeper.acquire(true, Some(Duration::from_secs(30)), step, false)
+        keeper.acquire(
+            true,
+            Some(Duration::from_secs(30)),
+            Duration::from_secs(10),
+            false,
+        )
     });
     server.stop();
     std::thread::sleep(Duration::from_secs(1));
