@@ -113,8 +113,8 @@ mod watch;
 pub use clock::{CLOCK_CHECK_INTERVAL, CLOCK_TOLERANCE};
 pub use document::LockInfo;
 pub use elector::{
-    default_retry_interval, ClusterDetail, ElectorBuilder, Event, MongoElector, NodeStatus,
-    DEFAULT_ELECTOR_TTL, DEFAULT_STATUS_COLLECTION, POLL_EVENT_BACKLOG, STOP_WAIT,
+    default_retry_interval, ClusterDetail, ElectorBuilder, ElectorStats, Event, MongoElector,
+    NodeStatus, DEFAULT_ELECTOR_TTL, DEFAULT_STATUS_COLLECTION, POLL_EVENT_BACKLOG, STOP_WAIT,
 };
 pub use error::{DatabaseError, Error, Result};
 pub use guard::LockGuard;

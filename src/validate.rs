@@ -123,6 +123,11 @@ pub(crate) fn hold(parameter: &'static str, hold: Duration) -> Result<()> {
     in_range(parameter, hold, Duration::ZERO, MAX_TTL)
 }
 
+/// A hold-off: zero to [`MAX_STEP`] (one hour).
+pub(crate) fn hold_off(parameter: &'static str, d: Duration) -> Result<()> {
+    in_range(parameter, d, Duration::ZERO, MAX_STEP)
+}
+
 pub(crate) fn step(parameter: &'static str, step: Duration) -> Result<()> {
     in_range(parameter, step, MIN_STEP, MAX_STEP)
 }

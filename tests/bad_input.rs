@@ -369,6 +369,16 @@ fn every_bad_input_gets_its_typed_error() {
             Expect::Parameter("metadata"),
         ),
         (
+            "elector: step_down with a hold-off over an hour",
+            Box::new(|| {
+                MongoElector::new("k", &db)
+                    .unwrap()
+                    .step_down(Duration::from_secs(3601))
+                    .map(drop)
+            }),
+            Expect::Parameter("hold_off"),
+        ),
+        (
             "elector: absurd takeover grace",
             Box::new(|| {
                 unit_e(

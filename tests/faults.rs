@@ -600,3 +600,55 @@ fn a_primary_back_with_its_clock_ahead_causes_no_overlap_within_the_grace() {
     let _ = std::fs::remove_dir_all(&store);
     assert!(report.master_terms >= 1, "{report:?}");
 }
+
+#[test]
+fn an_observer_sees_a_killed_masters_successor_within_the_bound() {
+    let uri = common::uri();
+    let mut run = Run::new();
+    let (ttl, retry) = (Duration::from_secs(1), Duration::from_millis(100));
+    for i in 0..3 {
+        run.spawn(
+            &format!("elect{i}"),
+            &uri,
+            &elector_args(
+                "O",
+                "1000",
+                &["--retry-ms", "100", "--hold-ms", "50", "--acts", "1000"],
+            ),
+            None,
+        );
+    }
+    let client = mongodb::sync::Client::with_uri_str(&uri).unwrap();
+    // Never started: it only observes.
+    let observer = mongoelector::MongoElector::new("O", &client.database(&run.db)).unwrap();
+    let rx = observer.observe();
+    let first = loop {
+        match rx.recv_timeout(Duration::from_secs(15)).expect("a master") {
+            Some(m) => break m,
+            None => continue,
+        }
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    // Renewals are not changes.
+    assert!(rx.try_recv().is_err(), "a message without a change");
+    let killed = Instant::now();
+    run.signal(first.pid, "-KILL");
+    let next = loop {
+        match rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a new master")
+        {
+            Some(m) if m.fence != first.fence => break m,
+            _ => continue,
+        }
+    };
+    let took = killed.elapsed();
+    assert!(
+        took <= ttl + retry + Duration::from_secs(1),
+        "the observer saw the new master {took:?} after the kill"
+    );
+    assert!(next.fence > first.fence && next.pid != first.pid);
+    assert!(run.name_of(next.pid).is_some(), "one of ours");
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = run.finish();
+}

@@ -44,7 +44,12 @@ pub(crate) fn run(engine: &Engine) {
             interest = engine.watch_key();
         }
         let streaming = interest.as_ref().is_some_and(Interest::stream_live);
-        let next = engine.next_poll(renewed_at, now, streaming);
+        let mut next = engine.next_poll(renewed_at, now, streaming);
+        // A node held off by `step_down` campaigns again as soon as it ends.
+        if let Some(until) = engine.held_off_until() {
+            next = next.min(until);
+        }
+        engine.set_interval(next.saturating_duration_since(now));
         // A follower with a stream waits on it: until the next poll is
         // due, or at once on a change (or a stop).
         news = match &mut interest {

@@ -12,8 +12,8 @@ use super::election_loop;
 use super::engine::{Engine, Stopping};
 use super::events::Event;
 use super::role::LossReason;
-use super::status::{ClusterDetail, NodeStatus};
 use crate::error::{During, Error, Result};
+use crate::validate;
 
 /// Master election among all electors sharing a key, run on a dedicated
 /// thread, with every change of role reported as an [`Event`].
@@ -81,6 +81,11 @@ impl Drop for PendingRun<'_> {
 }
 
 impl MongoElector {
+    /// The engine behind this handle (for the rest of the public API).
+    pub(super) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     pub(crate) fn from_engine(engine: Arc<Engine>) -> Self {
         MongoElector {
             engine,
@@ -303,6 +308,33 @@ impl MongoElector {
             .during("release", self.key())
     }
 
+    /// Steps down like [`release`](Self::release) (`LostMaster` with
+    /// [`LossReason::Released`] when master, and the lock freed), then does
+    /// not campaign for `hold_off`: another node can take over, and this
+    /// one only looks until the time is up (draining a node before a
+    /// deploy, say). A follower calling it just holds off. A running
+    /// elector campaigns again as soon as the hold-off ends.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] naming `hold_off` when it exceeds one
+    /// hour; [`Error::Database`] from freeing the lock (this node has
+    /// stepped down and holds off all the same).
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
+    /// # let elector = mongoelector::MongoElector::new("scheduler", &db)?;
+    /// elector.step_down(Duration::from_secs(30))?; // someone else, please
+    /// assert!(!elector.is_master());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn step_down(&self, hold_off: Duration) -> Result<()> {
+        validate::hold_off("hold_off", hold_off)?;
+        self.engine.hold_off(Instant::now() + hold_off);
+        self.release()
+    }
+
     /// Whether this node is master now: elected, and its local lease
     /// deadline has not passed. No I/O; it turns false on time even while
     /// the database is unreachable.
@@ -335,27 +367,6 @@ impl MongoElector {
         self.engine.lease_deadline()
     }
 
-    /// Whether any node (this one or another) holds the election lock now,
-    /// in server time.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Database`] or [`Error::MalformedDocument`].
-    ///
-    /// ```no_run
-    /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
-    /// # let elector = mongoelector::MongoElector::new("scheduler", &db)?;
-    /// if !elector.master_exists()? {
-    ///     println!("no master right now");
-    /// }
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn master_exists(&self) -> Result<bool> {
-        self.engine
-            .master_exists()
-            .during("master_exists", self.key())
-    }
-
     /// Whether the elector's loop is running.
     ///
     /// ```no_run
@@ -366,65 +377,6 @@ impl MongoElector {
     /// ```
     pub fn running(&self) -> bool {
         self.engine.running()
-    }
-
-    /// This node's status, from local state (no I/O; `timestamp` is the
-    /// local clock). The `Result` keeps the Python package's shape.
-    ///
-    /// # Errors
-    ///
-    /// None at present.
-    ///
-    /// ```no_run
-    /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
-    /// # let elector = mongoelector::MongoElector::new("scheduler", &db)?;
-    /// let me = elector.node_status()?;
-    /// assert_eq!(me.uuid, elector.uuid());
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn node_status(&self) -> Result<NodeStatus> {
-        Ok(self.engine.node_status())
-    }
-
-    /// The election's live members (recent status reports, newest first)
-    /// and its master, read from the lock document itself.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Database`] or [`Error::MalformedDocument`].
-    ///
-    /// ```no_run
-    /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
-    /// # let elector = mongoelector::MongoElector::new("scheduler", &db)?;
-    /// let cluster = elector.cluster_detail()?;
-    /// println!("{} members, master {:?}", cluster.members.len(), cluster.master.map(|m| m.uuid));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn cluster_detail(&self) -> Result<ClusterDetail> {
-        self.engine
-            .cluster_detail()
-            .during("cluster_detail", self.key())
-    }
-
-    /// Upserts this node's status into the status collection now (each poll
-    /// does this when status reporting is on). One write; the first also
-    /// creates the TTL index that prunes old reports.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Database`].
-    ///
-    /// ```no_run
-    /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
-    /// # let elector = mongoelector::MongoElector::new("scheduler", &db)?;
-    /// elector.report_status()?;
-    /// assert_eq!(elector.cluster_detail()?.members.len(), 1);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn report_status(&self) -> Result<()> {
-        self.engine
-            .report_status_now()
-            .during("report_status", self.key())
     }
 }
 

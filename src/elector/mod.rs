@@ -5,7 +5,10 @@
 //! - `engine`: shared state, one poll, stepping down, start/stop
 //!   bookkeeping; `election_loop`: the elector thread's loop.
 //! - `role` (state machine) and `cadence` (when to poll): pure, no I/O.
-//! - `events`: the subscribers of [`Event`]s.
+//! - `events`: the subscribers of [`Event`]s; `observer`: the thread behind
+//!   `observe()`; `stats`: the counters.
+//! - `introspect`: the read-only half of the public API (who is master,
+//!   members, stats, health).
 //! - `status` (report types) and `status_store` (the status collection).
 
 mod builder;
@@ -14,11 +17,15 @@ mod election_loop;
 mod engine;
 mod events;
 mod handle;
+mod introspect;
+mod observer;
 mod role;
+mod stats;
 mod status;
 mod status_store;
 
 pub use builder::{default_retry_interval, ElectorBuilder, DEFAULT_ELECTOR_TTL};
 pub use events::{Event, POLL_EVENT_BACKLOG};
 pub use handle::{MongoElector, STOP_WAIT};
+pub use stats::ElectorStats;
 pub use status::{ClusterDetail, NodeStatus, DEFAULT_STATUS_COLLECTION};

@@ -105,4 +105,17 @@ impl Engine {
             self.wake.wait_until(&mut st, next);
         }
     }
+
+    /// Holds off campaigning until `until`.
+    pub fn hold_off(&self, until: Instant) {
+        self.state.lock().hold_off_until = Some(until);
+    }
+
+    /// When a hold-off set by `step_down` ends, while it has not.
+    pub fn held_off_until(&self) -> Option<Instant> {
+        self.state
+            .lock()
+            .hold_off_until
+            .filter(|at| *at > Instant::now())
+    }
 }

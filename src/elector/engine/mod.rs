@@ -12,6 +12,7 @@ use parking_lot::{Condvar, Mutex};
 
 use super::cadence::{self, HolderDue};
 use super::events::{Event, Subscribers};
+use super::observer::Observers;
 use super::role::{self, LossReason, Outcome, Role, Transition};
 use super::status::{ClusterDetail, NodeStatus};
 use super::status_store::StatusStore;
@@ -23,6 +24,7 @@ use crate::owner::Owner;
 use crate::store::{LockStore, Whose};
 use crate::watch::{Interest, StreamState};
 
+mod health;
 mod lifecycle;
 mod poll;
 
@@ -50,9 +52,11 @@ pub(crate) struct Engine {
     retry: Duration,
     app_version: Option<String>,
     report: bool,
-    locks: LockStore,
+    locks: Arc<LockStore>,
     status: StatusStore,
     clock: ClockCheck,
+    /// The receivers of `observe()`.
+    observers: Arc<Observers>,
     /// One poll (or surrender) at a time, whoever calls it.
     poll_lock: Mutex<()>,
     state: Mutex<State>,
@@ -82,6 +86,21 @@ struct State {
     run_id: u64,
     last_poll: Option<DateTime<Utc>>,
     subscribers: Subscribers,
+    /// Counters for `stats()`.
+    stats: Counters,
+    /// The pause the loop chose after its last poll, for `healthy()`.
+    interval: Duration,
+    /// Set by `step_down`: do not campaign before this instant.
+    hold_off_until: Option<Instant>,
+}
+
+/// What `stats()` reports, kept under the state lock.
+#[derive(Clone, Copy, Debug, Default)]
+struct Counters {
+    polls: u64,
+    poll_failures: u64,
+    terms: u64,
+    last_success: Option<Instant>,
 }
 
 impl Engine {
@@ -94,9 +113,10 @@ impl Engine {
             retry: s.retry,
             app_version: s.app_version,
             report: s.report,
-            locks: s.locks,
+            locks: Arc::new(s.locks),
             status: s.status,
             clock: ClockCheck::new(s.timeparanoid),
+            observers: Arc::default(),
             poll_lock: Mutex::new(()),
             state: Mutex::new(State {
                 role: Role::Follower,
@@ -106,6 +126,9 @@ impl Engine {
                 run_id: 0,
                 last_poll: None,
                 subscribers: Subscribers::default(),
+                stats: Counters::default(),
+                interval: s.retry,
+                hold_off_until: None,
             }),
             wake: Condvar::new(),
             stopping: AtomicBool::new(false),
@@ -165,6 +188,7 @@ impl Engine {
         };
         let event = match transition {
             Transition::Became { fence, expires } => {
+                st.stats.terms += 1;
                 log::info!("`{}`: became master (fence {fence})", self.key);
                 Event::BecameMaster { fence, expires }
             }

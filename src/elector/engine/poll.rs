@@ -56,10 +56,15 @@ impl Engine {
                 role::after_poll(st.role, polled_as, outcome, sent, self.ttl, Moment::now());
             self.apply(&mut st, change);
             st.last_poll = Some(Utc::now());
+            st.stats.polls += 1;
+            if answer.is_ok() {
+                st.stats.last_success = Some(sent_at);
+            }
         }
         let result = answer.and_then(|_| if report { self.report_status() } else { Ok(()) });
         let mut st = self.state.lock();
         if let Err(error) = &result {
+            st.stats.poll_failures += 1;
             log::warn!("`{}`: poll failed: {error}", self.key);
             st.subscribers.send(Event::PollFailed {
                 error: error.clone().during("poll", &self.key),
@@ -95,6 +100,12 @@ impl Engine {
                 },
             ),
             Role::Follower => {
+                // Held off by `step_down`: only look, never take.
+                if self.held_off_until().is_some() {
+                    return Ok(Outcome::NotAcquired {
+                        holder: self.live_holder()?,
+                    });
+                }
                 if ask == Ask::Look {
                     if let Some(holder) = self.live_holder()? {
                         return Ok(Outcome::NotAcquired {

@@ -1,0 +1,232 @@
+//! Observing the master, counters and health, and stepping down for a
+//! while, against the real server.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{db, wait_until, PrivateServer};
+use crossbeam_channel::Receiver;
+use mongodb::sync::Database;
+use mongoelector::{LockInfo, MongoElector};
+
+fn elector(db: &Database, key: &str, ttl: Duration, retry: Duration) -> MongoElector {
+    MongoElector::builder(key, db)
+        .ttl(ttl)
+        .retry_interval(retry)
+        .build()
+        .unwrap()
+}
+
+fn has_change_streams(db: &Database) -> bool {
+    db.run_command(mongodb::bson::doc! {"hello": 1})
+        .run()
+        .unwrap()
+        .contains_key("setName")
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// The next message naming a master other than `not` (skipping `None`s).
+fn next_master(rx: &Receiver<Option<LockInfo>>, not: i64, limit: Duration) -> Option<LockInfo> {
+    let end = Instant::now() + limit;
+    while let Ok(m) = rx.recv_deadline(end) {
+        match m {
+            Some(m) if m.fence != not => return Some(m),
+            _ => {}
+        }
+    }
+    None
+}
+
+#[test]
+fn an_observer_sees_each_new_master_at_once_and_no_renewals() {
+    let db = db();
+    let (ttl, retry) = (Duration::from_secs(3), Duration::from_millis(500));
+    let nodes: Vec<MongoElector> = (0..3).map(|_| elector(&db, "obs", ttl, retry)).collect();
+    // Never started: a pure observer.
+    let observer = MongoElector::new("obs", &db).unwrap();
+    let rx = observer.observe();
+    // Nobody is master yet: the first message says so.
+    assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), None);
+    for n in &nodes {
+        n.start(false).unwrap();
+    }
+    let first = next_master(&rx, -1, Duration::from_secs(5)).expect("the first master");
+    let master = nodes.iter().find(|n| n.uuid() == first.uuid).unwrap();
+    assert!(master.is_master());
+    // Renewals (every second here) are not changes of master.
+    std::thread::sleep(Duration::from_millis(3500));
+    let quiet: Vec<_> = rx.try_iter().collect();
+    assert!(quiet.is_empty(), "messages without a change: {quiet:?}");
+    // A second receiver gets the current master at once.
+    let late = observer.observe();
+    let now = late.recv_timeout(Duration::from_secs(1)).unwrap().unwrap();
+    assert_eq!(
+        (now.uuid.as_str(), now.fence),
+        (first.uuid.as_str(), first.fence)
+    );
+
+    let streams = has_change_streams(&db);
+    let mut current = first;
+    let mut took = Vec::new();
+    for _ in 0..5 {
+        let master = nodes.iter().find(|n| n.uuid() == current.uuid).unwrap();
+        let stopped = Instant::now();
+        master.stop().unwrap();
+        let next = next_master(&rx, current.fence, ttl + retry + Duration::from_secs(2))
+            .expect("a new master");
+        took.push(stopped.elapsed());
+        assert!(next.fence > current.fence, "fences grow");
+        assert_ne!(next.uuid, current.uuid);
+        master.start(false).unwrap();
+        current = next;
+    }
+    let med = median(took.clone());
+    eprintln!("stop -> observer sees the new master: median {med:?} of {took:?}");
+    if streams {
+        assert!(med < Duration::from_millis(50), "median {med:?} ({took:?})");
+    } else {
+        assert!(
+            took.iter().all(|t| *t < retry + Duration::from_secs(1)),
+            "{took:?}"
+        );
+    }
+    for n in &nodes {
+        n.stop().unwrap();
+    }
+    // The last master released: the observer says nobody is.
+    let end = Instant::now() + Duration::from_secs(5);
+    let mut last = Some(current);
+    while let Ok(m) = rx.recv_deadline(end) {
+        last = m;
+        if last.is_none() {
+            break;
+        }
+    }
+    assert_eq!(last, None);
+}
+
+#[test]
+fn an_expired_lease_is_reported_as_no_master() {
+    let db = db();
+    let observer = MongoElector::new("expiry", &db).unwrap();
+    let abandoned = MongoElector::builder("expiry", &db)
+        .ttl(Duration::from_secs(1))
+        .report_status(false)
+        .build()
+        .unwrap();
+    abandoned.poll().unwrap(); // master, never renewed
+    let rx = observer.observe();
+    let first = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(first.unwrap().uuid, abandoned.uuid());
+    // Expiry makes no change event: the observer wakes at the expiry.
+    let t = Instant::now();
+    assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), None);
+    assert!(
+        t.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        t.elapsed()
+    );
+}
+
+#[test]
+fn stats_count_polls_and_failures_and_health_follows_the_server() {
+    let mut server = PrivateServer::start(&[]);
+    let db = server.client().database("health");
+    let (ttl, retry) = (Duration::from_secs(3), Duration::from_millis(300));
+    let e = elector(&db, "health", ttl, retry);
+    let tolerance = Duration::from_millis(500);
+    assert!(!e.healthy(tolerance), "not running: not healthy");
+    e.start(false).unwrap();
+    assert!(wait_until(Duration::from_secs(5), || e.is_master()
+        && e.healthy(tolerance)));
+    std::thread::sleep(Duration::from_secs(2));
+    let s = e.stats();
+    assert!(s.is_master && s.terms == 1, "{s:?}");
+    // About one poll a second as master (ttl/3), and its first one.
+    assert!(s.polls >= 2 && s.poll_failures == 0, "{s:?}");
+    assert!(s.last_success.unwrap().elapsed() < Duration::from_secs(2));
+    // Frozen: healthy turns false within the poll interval + tolerance.
+    server.pause();
+    let frozen = Instant::now();
+    assert!(wait_until(Duration::from_secs(5), || !e.healthy(tolerance)));
+    let after = frozen.elapsed();
+    assert!(
+        after <= ttl / 3 + tolerance + Duration::from_millis(300),
+        "unhealthy {after:?} after the freeze"
+    );
+    server.resume();
+    assert!(wait_until(Duration::from_secs(10), || e.healthy(tolerance)));
+    // Down: polls fail, and are counted.
+    server.stop();
+    assert!(wait_until(Duration::from_secs(15), || e
+        .stats()
+        .poll_failures
+        > 0));
+    server.restart();
+    assert!(wait_until(Duration::from_secs(20), || e.healthy(tolerance)));
+    let s = e.stats();
+    assert!(s.polls > 3, "{s:?}");
+    e.stop().unwrap();
+    assert!(!e.healthy(tolerance), "stopped: not healthy");
+}
+
+#[test]
+fn step_down_hands_over_at_once_and_holds_off_for_its_time() {
+    let db = db();
+    let (ttl, retry) = (Duration::from_secs(3), Duration::from_millis(300));
+    let hold = Duration::from_secs(3);
+    let a = elector(&db, "drain", ttl, retry);
+    let b = elector(&db, "drain", ttl, retry);
+    a.start(false).unwrap();
+    assert!(wait_until(Duration::from_secs(5), || a.is_master()));
+    b.start(false).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let streams = has_change_streams(&db);
+    let (first, second) = (&a, &b);
+    let mut took = Vec::new();
+    for _ in 0..3 {
+        assert!(first.is_master() && !second.is_master());
+        let t = Instant::now();
+        first.step_down(hold).unwrap();
+        assert!(!first.is_master());
+        assert!(wait_until(Duration::from_secs(5), || second.is_master()));
+        took.push(t.elapsed());
+        // The other one stops: the first does not campaign before its
+        // hold-off is over ...
+        second.stop().unwrap();
+        while t.elapsed() < hold - Duration::from_millis(200) {
+            assert!(
+                !first.is_master(),
+                "master again {:?} into a 3 s hold-off",
+                t.elapsed()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // ... and does after it.
+        assert!(wait_until(hold + retry + Duration::from_secs(2), || first.is_master()));
+        assert!(t.elapsed() >= hold);
+        second.start(false).unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let med = median(took.clone());
+    eprintln!("stop -> observer sees the new master: median {med:?} of {took:?}");
+    if streams {
+        assert!(med < Duration::from_millis(50), "median {med:?} ({took:?})");
+    } else {
+        assert!(
+            took.iter().all(|t| *t < retry + Duration::from_secs(1)),
+            "{took:?}"
+        );
+    }
+    // A follower calling it just holds off.
+    assert!(!b.is_master());
+    b.step_down(Duration::from_secs(1)).unwrap();
+    assert!(!b.is_master());
+    a.stop().unwrap();
+    b.stop().unwrap();
+}
