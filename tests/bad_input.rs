@@ -369,6 +369,17 @@ fn every_bad_input_gets_its_typed_error() {
             Expect::Parameter("metadata"),
         ),
         (
+            "elector: metadata key starting with $",
+            Box::new(|| {
+                unit_e(
+                    MongoElector::builder("k", &db)
+                        .metadata(doc! {"$bad": 1})
+                        .build(),
+                )
+            }),
+            Expect::Parameter("metadata"),
+        ),
+        (
             "elector: step_down with a hold-off over an hour",
             Box::new(|| {
                 MongoElector::new("k", &db)

@@ -230,3 +230,65 @@ fn step_down_hands_over_at_once_and_holds_off_for_its_time() {
     a.stop().unwrap();
     b.stop().unwrap();
 }
+
+#[test]
+fn each_nodes_metadata_reaches_observers_and_the_cluster_view() {
+    let db = db();
+    let (ttl, retry) = (Duration::from_secs(3), Duration::from_millis(200));
+    let node = |addr: &str| {
+        MongoElector::builder("meta", &db)
+            .ttl(ttl)
+            .retry_interval(retry)
+            .metadata(mongodb::bson::doc! {"address": addr, "tags": {"zone": "a", "n": [1, 2]}})
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (node("10.0.0.1:80"), node("10.0.0.2:80"));
+    let observer = MongoElector::new("meta", &db).unwrap();
+    let rx = observer.observe();
+    a.start(false).unwrap();
+    assert!(wait_until(Duration::from_secs(5), || a.is_master()));
+    b.start(false).unwrap();
+    let first = next_master(&rx, -1, Duration::from_secs(5)).unwrap();
+    let addr = |m: &Option<mongodb::bson::Document>| {
+        m.as_ref()
+            .and_then(|d| d.get_str("address").ok())
+            .map(str::to_owned)
+    };
+    assert_eq!(addr(&first.metadata).as_deref(), Some("10.0.0.1:80"));
+    assert_eq!(
+        first
+            .metadata
+            .as_ref()
+            .unwrap()
+            .get_document("tags")
+            .unwrap(),
+        &mongodb::bson::doc! {"zone": "a", "n": [1, 2]},
+        "nested documents come back unchanged"
+    );
+    // Both report; the cluster view carries each member's metadata.
+    assert!(wait_until(Duration::from_secs(5), || a
+        .cluster_detail()
+        .unwrap()
+        .members
+        .len()
+        == 2));
+    let cluster = a.cluster_detail().unwrap();
+    assert_eq!(
+        addr(&cluster.master.as_ref().unwrap().metadata).as_deref(),
+        Some("10.0.0.1:80")
+    );
+    for m in &cluster.members {
+        let want = if m.uuid == a.uuid() {
+            "10.0.0.1:80"
+        } else {
+            "10.0.0.2:80"
+        };
+        assert_eq!(addr(&m.metadata).as_deref(), Some(want));
+    }
+    // The next master publishes its own.
+    a.stop().unwrap();
+    let next = next_master(&rx, first.fence, Duration::from_secs(5)).unwrap();
+    assert_eq!(addr(&next.metadata).as_deref(), Some("10.0.0.2:80"));
+    b.stop().unwrap();
+}

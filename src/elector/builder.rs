@@ -56,6 +56,7 @@ pub struct ElectorBuilder {
     retry: Option<Duration>,
     grace: Option<Duration>,
     app_version: Option<String>,
+    metadata: Option<mongodb::bson::Document>,
     report_status: bool,
     timeparanoid: bool,
     change_streams: bool,
@@ -81,6 +82,27 @@ impl ElectorBuilder {
     /// The application's version, included in status reports.
     pub fn app_version(mut self, version: &str) -> Self {
         self.app_version = Some(version.to_owned());
+        self
+    }
+
+    /// A document this node publishes: written into the lock document
+    /// (field `metadata`) while it is master, and into its status reports,
+    /// so that [`observe`](crate::MongoElector::observe), the master in
+    /// [`cluster_detail`](crate::MongoElector::cluster_detail) and each of
+    /// its members carry it: the master's address for its clients, say. The
+    /// limits of [`LockerBuilder::metadata`](crate::LockerBuilder::metadata)
+    /// apply, checked at `build()`.
+    ///
+    /// ```no_run
+    /// use mongodb::bson::doc;
+    /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
+    /// let elector = mongoelector::MongoElector::builder("scheduler", &db)
+    ///     .metadata(doc! { "address": "10.0.0.7:8080" })
+    ///     .build()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn metadata(mut self, doc: mongodb::bson::Document) -> Self {
+        self.metadata = Some(doc);
         self
     }
 
@@ -151,7 +173,7 @@ impl ElectorBuilder {
     /// # Errors
     ///
     /// [`Error::InvalidArgument`] naming `key`, `ttl`, `retry_interval`,
-    /// `collection`, `status_collection` or `takeover_grace`.
+    /// `collection`, `status_collection`, `takeover_grace` or `metadata`.
     pub fn build(self) -> Result<MongoElector> {
         validate::key(&self.key)?;
         validate::ttl("ttl", self.ttl)?;
@@ -166,6 +188,9 @@ impl ElectorBuilder {
             ));
         }
         validate::collection("collection", &self.collection)?;
+        if let Some(m) = &self.metadata {
+            validate::metadata("metadata", m)?;
+        }
         let grace = self.grace.unwrap_or_else(|| crate::lease_margin(self.ttl));
         validate::grace("takeover_grace", grace)?;
         validate::collection("status_collection", &self.status_collection)?;
@@ -182,6 +207,7 @@ impl ElectorBuilder {
             ttl: self.ttl,
             retry,
             app_version: self.app_version,
+            metadata: self.metadata,
             report: self.report_status,
             timeparanoid: self.timeparanoid,
             change_streams: self.change_streams,
@@ -218,6 +244,7 @@ impl MongoElector {
             retry: None,
             grace: None,
             app_version: None,
+            metadata: None,
             report_status: true,
             timeparanoid: false,
             change_streams: true,

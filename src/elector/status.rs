@@ -39,6 +39,8 @@ pub struct NodeStatus {
     pub last_poll: Option<DateTime<Utc>>,
     /// The application version the node was built with, if given.
     pub app_version: Option<String>,
+    /// The node's metadata ([`ElectorBuilder::metadata`](crate::ElectorBuilder::metadata)), if any.
+    pub metadata: Option<mongodb::bson::Document>,
     /// When the report was written: server time for stored reports, the
     /// local clock for [`MongoElector::node_status`](crate::MongoElector::node_status).
     pub timestamp: DateTime<Utc>,

@@ -24,6 +24,7 @@ const IS_MASTER: &str = "ismaster";
 const RUNNING: &str = "running";
 const LAST_POLL: &str = "last_poll";
 const APP_VERSION: &str = "app_version";
+const METADATA: &str = "metadata";
 const TIMESTAMP: &str = "timestamp";
 const FENCE: &str = "fence";
 /// Server time after which the report no longer counts as a live member;
@@ -73,6 +74,7 @@ impl StatusStore {
             RUNNING: status.running,
             LAST_POLL: status.last_poll.map(bson_date),
             APP_VERSION: status.app_version.as_deref().map(literal),
+            METADATA: status.metadata.clone().map(|m| doc! { "$literal": m }),
             TIMESTAMP: "$$NOW",
             FENCE: status.fence,
             TS_EXPIRE: now_plus(live_for),
@@ -125,6 +127,7 @@ impl StatusStore {
             app_version,
             timestamp: r.date(TIMESTAMP)?,
             fence: r.opt_int(FENCE)?,
+            metadata: r.opt_document(METADATA)?,
         })
     }
 }

@@ -34,6 +34,8 @@ pub(crate) struct Settings {
     pub ttl: Duration,
     pub retry: Duration,
     pub app_version: Option<String>,
+    /// Published in the lock document while master, and in status reports.
+    pub metadata: Option<mongodb::bson::Document>,
     pub report: bool,
     pub timeparanoid: bool,
     pub change_streams: bool,
@@ -108,7 +110,7 @@ impl Engine {
         Arc::new_cyclic(|me| Engine {
             me: me.clone(),
             key: s.key,
-            owner: Owner::new(),
+            owner: Owner::new().with_metadata(s.metadata),
             ttl: s.ttl,
             retry: s.retry,
             app_version: s.app_version,
@@ -270,6 +272,7 @@ impl Engine {
             running: st.running,
             last_poll: st.last_poll,
             app_version: self.app_version.clone(),
+            metadata: self.owner.metadata.clone(),
             timestamp: Utc::now(),
             fence: lease.map(|l| l.fence),
         }
@@ -432,6 +435,7 @@ mod tests {
             ttl: Duration::from_secs(1),
             retry: Duration::from_millis(200),
             app_version: None,
+            metadata: None,
             report: false,
             timeparanoid: false,
             change_streams: false,
