@@ -262,3 +262,67 @@ fn an_acquisition_answered_after_its_deadline_is_not_granted() {
     );
     proxy.pass();
 }
+
+/// Where `needle` starts in `hay`.
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Edits a `buildInfo` reply in flight so the server says it is 4.0.x:
+/// `versionArray` [8, 2, ..] becomes [4, 0, ..] and "8.2.x" "4.0.x" (same
+/// lengths, so the BSON stays valid).
+fn say_four_oh(buf: &mut [u8]) {
+    if let Some(i) = find(buf, b"\x04versionArray\x00") {
+        // The array's length, then elements "0" and "1": type, name, int32.
+        let p = i + b"\x04versionArray\x00".len() + 4;
+        if buf.len() >= p + 14 && buf[p] == 0x10 && buf[p + 7] == 0x10 {
+            buf[p + 3..p + 7].copy_from_slice(&4i32.to_le_bytes());
+            buf[p + 10..p + 14].copy_from_slice(&0i32.to_le_bytes());
+        }
+    }
+    if let Some(i) = find(buf, b"\x02version\x00") {
+        let p = i + b"\x02version\x00".len() + 4;
+        if buf.len() > p + 2 && buf[p + 1] == b'.' {
+            buf[p] = b'4';
+            buf[p + 2] = b'0';
+        }
+    }
+}
+
+#[test]
+fn a_server_older_than_4_2_is_refused_naming_its_version() {
+    let server = PrivateServer::start(&[]);
+    let proxy = proxy::Proxy::start(([127, 0, 0, 1], server.port).into()).unwrap();
+    proxy.rewrite_replies(say_four_oh);
+    let uri = format!(
+        "mongodb://127.0.0.1:{}/?directConnection=true&serverSelectionTimeoutMS=5000",
+        proxy.port()
+    );
+    let db = mongodb::sync::Client::with_uri_str(uri)
+        .unwrap()
+        .database("old");
+    let l = locker(&db, "k");
+    match l.try_lock() {
+        Err(mongoelector::Error::UnsupportedServer { version, minimum }) => {
+            assert!(version.starts_with("4.0"), "{version}");
+            assert_eq!(minimum, "4.2");
+        }
+        other => panic!("expected UnsupportedServer, got {other:?}"),
+    }
+    // Nothing was written: the check comes before the first lock command.
+    let direct = server.client().database("old");
+    assert_eq!(locks(&direct).count_documents(doc! {}).run().unwrap(), 0);
+    // The elector reports it as a failed poll.
+    let e = MongoElector::builder("k", &db)
+        .report_status(false)
+        .build()
+        .unwrap();
+    assert!(matches!(
+        e.poll(),
+        Err(mongoelector::Error::UnsupportedServer { .. })
+    ));
+    // Through the same proxy without the edit, the same server is fine.
+    proxy.rewrite_replies(|_| {});
+    let fresh = locker(&db, "k");
+    assert!(fresh.try_lock().unwrap().is_some());
+}

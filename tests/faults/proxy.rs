@@ -39,7 +39,12 @@ struct Shared {
     threads: Mutex<Vec<JoinHandle<()>>>,
     open: AtomicUsize,
     accepted: AtomicUsize,
+    /// Applied, in place, to each chunk the server sends (same length).
+    rewrite: Mutex<Option<Rewrite>>,
 }
+
+/// An in-place edit of server replies.
+pub type Rewrite = Arc<dyn Fn(&mut [u8]) + Send + Sync>;
 
 pub struct Proxy {
     addr: SocketAddr,
@@ -117,6 +122,11 @@ impl Shared {
                 Err(e) if is_timeout(&e) || e.kind() == ErrorKind::Interrupted => continue,
                 Err(_) => break,
             };
+            if std::ptr::eq(src, &conn.server) {
+                if let Some(f) = lock(&self.rewrite).clone() {
+                    f(&mut buf[..n]);
+                }
+            }
             let read_at = Instant::now();
             let mut off = 0;
             while off < n {
@@ -210,6 +220,7 @@ impl Proxy {
             threads: Mutex::new(Vec::new()),
             open: AtomicUsize::new(0),
             accepted: AtomicUsize::new(0),
+            rewrite: Mutex::new(None),
         });
         let me = shared.clone();
         let acceptor = thread::Builder::new()
@@ -233,6 +244,12 @@ impl Proxy {
     fn set_mode(&self, mode: Mode) {
         *lock(&self.shared.mode) = mode;
         self.shared.changed.notify_all();
+    }
+
+    /// Edits, in place, every chunk the server sends from now on (the edit
+    /// must keep the length): a server that answers differently.
+    pub fn rewrite_replies(&self, f: impl Fn(&mut [u8]) + Send + Sync + 'static) {
+        *lock(&self.shared.rewrite) = Some(Arc::new(f));
     }
 
     /// Forward normally (also heals a partition: held bytes then flow on).
