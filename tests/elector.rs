@@ -502,8 +502,9 @@ fn status_reports_and_cluster_view() {
         "the stale report says master"
     );
     assert!(cluster.master_status().is_none());
-    // Silent members drop out after two ttls (reports come every ttl).
-    std::thread::sleep(ttl * 2 + Duration::from_millis(300));
+    // Silent members drop out after three ttls (reports come every ttl or
+    // two).
+    std::thread::sleep(ttl * 3 + Duration::from_millis(300));
     assert!(b.cluster_detail().unwrap().members.is_empty());
     // A stopped member reports itself gone at once.
     b.start(false).unwrap();

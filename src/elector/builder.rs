@@ -108,8 +108,8 @@ impl ElectorBuilder {
 
     /// Whether this node upserts its status into the status collection
     /// (default `true`): the elector thread does on each change of role
-    /// and about every ttl, a manual [`poll`](crate::MongoElector::poll)
-    /// each time. A report counts as a live member for two ttls.
+    /// and every ttl or two, a manual [`poll`](crate::MongoElector::poll)
+    /// each time. A report counts as a live member for three ttls.
     pub fn report_status(mut self, on: bool) -> Self {
         self.report_status = on;
         self

@@ -26,7 +26,7 @@ use crate::validate;
 /// renews: it waits on the stream, and when the master's lease would run
 /// out it looks (one read) and tries only if the lock can be taken. With
 /// status reporting on, the elector thread upserts this node's status on
-/// each change of role and about every ttl: one more write.
+/// each change of role and every ttl or two: one more write.
 ///
 /// A master that cannot renew steps down on its own monotonic clock: when
 /// its local lease deadline (the send instant of its last successful renewal,

@@ -63,8 +63,8 @@ pub struct NodeStatus {
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClusterDetail {
-    /// Members whose last report is recent (two ttls: a running node
-    /// reports every ttl and on each change of role),
+    /// Members whose last report is recent (three ttls: a running node
+    /// reports on each change of role and every ttl or two),
     /// newest report first.
     pub members: Vec<NodeStatus>,
     /// The master, read from the lock document itself (never from a report,

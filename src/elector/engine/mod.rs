@@ -389,10 +389,13 @@ pub(crate) enum Ask {
     Look,
 }
 
-/// How long a status report counts as a live member: two report intervals
-/// (reports are sent every ttl, and on each change of role).
+/// How long a status report counts as a live member: three ttls. Reports
+/// are sent on each change of role and with the first poll at least a ttl
+/// after the last one; a follower on a change stream polls only when its
+/// master's lease would run out (up to a ttl and a grace apart), so its
+/// reports can be two ttls and a grace apart.
 pub(crate) fn report_live_for(ttl: Duration) -> Duration {
-    ttl * 2
+    ttl * 3
 }
 
 /// What `stop_run` found.
