@@ -85,6 +85,12 @@ pub(crate) fn retry_pause(
         .unwrap_or(step)
 }
 
+/// A duration as a `TimeDelta`, for wall-clock arithmetic (saturating;
+/// durations are validated far below the limit).
+pub(crate) fn as_delta(d: Duration) -> chrono::TimeDelta {
+    chrono::TimeDelta::from_std(d).unwrap_or(chrono::TimeDelta::MAX)
+}
+
 /// `sent + ttl - margin`: the last instant the holder may act.
 pub(crate) fn local_deadline(sent: Moment, ttl: Duration) -> Moment {
     sent + (ttl - lease_margin(ttl))

@@ -158,8 +158,7 @@ impl LockCore {
                     _ => return Ok(None),
                 },
             };
-            let grace =
-                chrono::TimeDelta::from_std(self.store.grace()).unwrap_or(chrono::TimeDelta::MAX);
+            let grace = lease::as_delta(self.store.grace());
             let pause =
                 lease::retry_pause(step, left, holder_expires.map(|e| e - Utc::now() + grace));
             match &mut interest {

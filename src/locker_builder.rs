@@ -219,8 +219,7 @@ impl LockerBuilder {
         validate::collection("collection", &self.collection)?;
         validate::ttl("ttl", self.ttl)?;
         validate::step("step", self.step)?;
-        let grace = self.grace.unwrap_or_else(|| crate::lease_margin(self.ttl));
-        validate::grace("takeover_grace", grace)?;
+        let grace = validate::takeover_grace(self.grace, self.ttl)?;
         validate::hold("hold_at_least", self.hold)?;
         if let Some(m) = &self.metadata {
             validate::metadata("metadata", m)?;

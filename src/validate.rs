@@ -113,9 +113,12 @@ pub(crate) fn ttl(parameter: &'static str, ttl: Duration) -> Result<()> {
     in_range(parameter, ttl, MIN_TTL, MAX_TTL)
 }
 
-/// A takeover grace: zero to [`MAX_STEP`] (one hour).
-pub(crate) fn grace(parameter: &'static str, grace: Duration) -> Result<()> {
-    in_range(parameter, grace, Duration::ZERO, MAX_STEP)
+/// A builder's takeover grace: the one given (zero to [`MAX_STEP`], one
+/// hour), or by default the lease margin of `ttl`.
+pub(crate) fn takeover_grace(grace: Option<Duration>, ttl: Duration) -> Result<Duration> {
+    let grace = grace.unwrap_or_else(|| crate::lease_margin(ttl));
+    in_range("takeover_grace", grace, Duration::ZERO, MAX_STEP)?;
+    Ok(grace)
 }
 
 /// A hold after release: zero to [`MAX_TTL`] (one year).

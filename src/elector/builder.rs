@@ -191,8 +191,7 @@ impl ElectorBuilder {
         if let Some(m) = &self.metadata {
             validate::metadata("metadata", m)?;
         }
-        let grace = self.grace.unwrap_or_else(|| crate::lease_margin(self.ttl));
-        validate::grace("takeover_grace", grace)?;
+        let grace = validate::takeover_grace(self.grace, self.ttl)?;
         validate::collection("status_collection", &self.status_collection)?;
         if self.collection == self.status_collection {
             return Err(Error::invalid(

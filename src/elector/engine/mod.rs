@@ -412,11 +412,6 @@ pub(crate) enum Stopping {
 /// The answer a poll's acquisition is replaced with after a stop.
 const NOT_ACQUIRED: Outcome = Outcome::NotAcquired { holder: None };
 
-/// A grace as a `TimeDelta` (validated far below its limit).
-pub(crate) fn grace_delta(grace: Duration) -> chrono::TimeDelta {
-    chrono::TimeDelta::from_std(grace).unwrap_or(chrono::TimeDelta::MAX)
-}
-
 pub(crate) fn new_run_token() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }

@@ -6,12 +6,13 @@ use std::time::Instant;
 
 use chrono::Utc;
 
-use super::{grace_delta, Ask, Engine, NOT_ACQUIRED};
+use super::{Ask, Engine, NOT_ACQUIRED};
 use crate::document::LockRecord;
 use crate::elector::cadence::HolderDue;
 use crate::elector::events::Event;
 use crate::elector::role::{self, Holder, Outcome, Role};
 use crate::error::Result;
+use crate::lease::as_delta;
 use crate::moment::Moment;
 
 impl Engine {
@@ -50,7 +51,7 @@ impl Engine {
             let grace = self.locks.grace();
             st.holder_due = outcome.holder().map(|h| match h.takeable_in {
                 Some(left) => HolderDue::Known(sent_at + left),
-                None => HolderDue::Estimated(h.expires - Utc::now() + grace_delta(grace)),
+                None => HolderDue::Estimated(h.expires - Utc::now() + as_delta(grace)),
             });
             let change =
                 role::after_poll(st.role, polled_as, outcome, sent, self.ttl, Moment::now());
@@ -145,7 +146,7 @@ impl Engine {
         let Some((LockRecord::Taken(info), now)) = self.locks.read(&self.key)? else {
             return Ok(None);
         };
-        let takeable_in = (info.expires - now + grace_delta(self.locks.grace())).to_std();
+        let takeable_in = (info.expires - now + as_delta(self.locks.grace())).to_std();
         Ok(match takeable_in {
             Ok(left) if !left.is_zero() && info.uuid != self.owner.uuid => Some(Holder {
                 uuid: info.uuid,
