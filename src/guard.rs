@@ -307,4 +307,36 @@ mod tests {
             "released: no message"
         );
     }
+
+    /// A holder suspended past its lease (simulated: the lease clock jumps,
+    /// `Instant` does not) wakes up with the guard invalid.
+    #[test]
+    fn a_guard_suspended_past_its_lease_is_invalid() {
+        let client = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:1/").unwrap();
+        let db = client.database("unused");
+        let core = Arc::new(LockCore::new(
+            "k".to_owned(),
+            crate::store::LockStore::new(&db, "locks", std::time::Duration::ZERO),
+            crate::lock_core::Settings {
+                ttl: std::time::Duration::from_secs(2),
+                step: std::time::Duration::from_millis(10),
+                timeparanoid: false,
+                change_streams: false,
+                keep_alive: false,
+                hold: std::time::Duration::ZERO,
+                owner: crate::owner::Owner::new(),
+            },
+        ));
+        let lease = crate::lease::Lease::granted(
+            1,
+            Utc::now(),
+            Moment::now(),
+            std::time::Duration::from_secs(2),
+        );
+        let guard = LockGuard::new(core, Arc::new(Tenure::new(lease)));
+        assert!(guard.is_valid());
+        crate::moment::simulate_suspend(std::time::Duration::from_secs(3));
+        assert!(!guard.is_valid(), "valid after a suspend past its lease");
+        drop(guard); // the locker holds no acquisition: no I/O
+    }
 }

@@ -15,7 +15,7 @@ pub(crate) struct Moment(Duration);
 impl Moment {
     /// Now, on the lease clock.
     pub fn now() -> Moment {
-        Moment(since_origin())
+        Moment(since_origin() + suspended())
     }
 
     /// How long after `earlier` this is (zero when it is not after).
@@ -41,6 +41,31 @@ impl Add<Duration> for Moment {
     fn add(self, d: Duration) -> Moment {
         Moment(self.0.saturating_add(d))
     }
+}
+
+// Time this thread's tests pretend the machine spent suspended: the lease
+// clock counts it, `Instant` does not (as with `CLOCK_BOOTTIME` and
+// `CLOCK_MONOTONIC` across a real suspend, which tests cannot cause).
+#[cfg(test)]
+thread_local! {
+    static SUSPENDED: std::cell::Cell<Duration> = const { std::cell::Cell::new(Duration::ZERO) };
+}
+
+#[cfg(test)]
+fn suspended() -> Duration {
+    SUSPENDED.with(|s| s.get())
+}
+
+#[cfg(not(test))]
+fn suspended() -> Duration {
+    Duration::ZERO
+}
+
+/// Makes this thread's lease clock jump `d` ahead, as a suspend of the
+/// machine would.
+#[cfg(test)]
+pub(crate) fn simulate_suspend(d: Duration) {
+    SUSPENDED.with(|s| s.set(s.get() + d));
 }
 
 #[cfg(any(target_os = "linux", target_os = "android"))]

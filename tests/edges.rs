@@ -326,3 +326,115 @@ fn a_server_older_than_4_2_is_refused_naming_its_version() {
     let fresh = locker(&db, "k");
     assert!(fresh.try_lock().unwrap().is_some());
 }
+
+/// Whether `cmd` opens a change stream.
+fn opens_stream(name: &str, cmd: &Document) -> bool {
+    name == "aggregate"
+        && cmd
+            .get_array("pipeline")
+            .ok()
+            .and_then(|p| p.first())
+            .and_then(|s| s.as_document())
+            .is_some_and(|s| s.contains_key("$changeStream"))
+}
+
+#[test]
+fn a_stream_that_keeps_failing_reopens_about_once_a_second() {
+    // The server fails every getMore with an error the driver does not
+    // resume from itself: the stream's own reopen path, again and again.
+    let server = PrivateServer::start(&["--enable-test-commands"]);
+    let (client, commands) = common::monitored_client_at(&server.uri());
+    let db = client.database("reopen");
+    let holder = locker(&db, "held");
+    assert!(holder.acquire(false, None, STEP, false).unwrap());
+    let waiter = locker(&db, "held");
+    // A waiter keeps the process's stream open throughout.
+    let w = std::thread::spawn(move || {
+        waiter
+            .acquire(
+                true,
+                Some(Duration::from_secs(5)),
+                Duration::from_secs(2),
+                false,
+            )
+            .unwrap()
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    server
+        .client()
+        .database("admin")
+        .run_command(doc! {
+            "configureFailPoint": "failCommand",
+            "mode": "alwaysOn",
+            "data": { "failCommands": ["getMore"], "errorCode": 2 },
+        })
+        .run()
+        .unwrap();
+    // A write ends the getMore that is waiting (this server answers it at
+    // every write); the ones after it fail.
+    server
+        .client()
+        .database("reopen")
+        .collection::<Document>("poke")
+        .insert_one(doc! {})
+        .run()
+        .unwrap();
+    commands.take();
+    std::thread::sleep(Duration::from_secs(3));
+    let opens = commands
+        .take()
+        .iter()
+        .filter(|(name, cmd)| opens_stream(name, cmd))
+        .count();
+    server
+        .client()
+        .database("admin")
+        .run_command(doc! { "configureFailPoint": "failCommand", "mode": "off" })
+        .run()
+        .unwrap();
+    let _ = w.join();
+    eprintln!("{opens} change stream opens in 3 s of failing getMores");
+    // About one a second, jittered to at least 750 ms apart: not a hot loop.
+    assert!((1..=5).contains(&opens), "{opens} stream opens in 3 s");
+}
+
+#[test]
+fn renewals_are_due_a_third_of_the_ttl_after_the_last_one_was_sent() {
+    // 150 ms each way: a poll is a slow round trip, and the first one
+    // also writes a status report. Counted from the end of each poll,
+    // renewals would come a period plus a round trip or two apart.
+    let server = PrivateServer::start(&[]);
+    let proxy = proxy::Proxy::start(([127, 0, 0, 1], server.port).into()).unwrap();
+    let uri = format!(
+        "mongodb://127.0.0.1:{}/?directConnection=true&serverSelectionTimeoutMS=5000",
+        proxy.port()
+    );
+    let (client, commands) = common::monitored_client_at(&uri);
+    let db = client.database("cadence");
+    let e = MongoElector::builder("cadence", &db)
+        .ttl(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    e.master_exists().unwrap(); // first use, before the latency
+    proxy.latency(Duration::from_millis(150));
+    e.start(false).unwrap();
+    assert!(common::wait_until(Duration::from_secs(5), || e.is_master()));
+    commands.take();
+    std::thread::sleep(Duration::from_millis(5500));
+    let renewals: Vec<Instant> = commands
+        .take_timed()
+        .into_iter()
+        .filter(|(name, _, _)| name == "findAndModify")
+        .map(|(_, _, at)| at)
+        .collect();
+    e.stop().unwrap();
+    let gaps: Vec<Duration> = renewals.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(gaps.len() >= 3, "{gaps:?}");
+    // One period (1 s) from send to send, give or take the scheduling.
+    for gap in &gaps {
+        assert!(
+            *gap >= Duration::from_millis(900) && *gap <= Duration::from_millis(1150),
+            "renewals {gaps:?} apart"
+        );
+    }
+}

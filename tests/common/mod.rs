@@ -58,11 +58,14 @@ impl Commands {
 }
 
 pub fn monitored_client() -> (Client, Commands) {
+    monitored_client_at(&uri())
+}
+
+/// [`monitored_client`] for another URI (a private server, a proxy).
+pub fn monitored_client_at(uri: &str) -> (Client, Commands) {
     let commands = Commands::default();
     let sink = commands.clone();
-    let mut options = ClientOptions::parse(uri())
-        .run()
-        .expect("valid MONGODB_URI");
+    let mut options = ClientOptions::parse(uri).run().expect("valid URI");
     options.command_event_handler = Some(EventHandler::callback(move |ev: CommandEvent| {
         if let CommandEvent::Started(started) = ev {
             sink.0.lock().unwrap().push((

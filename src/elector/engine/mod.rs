@@ -468,6 +468,38 @@ mod tests {
         ));
     }
 
+    /// A master suspended past its lease (simulated: the lease clock jumps,
+    /// `Instant` does not) wakes up not master, and says so.
+    #[test]
+    fn a_master_suspended_past_its_lease_wakes_up_not_master() {
+        let engine = offline_engine();
+        let events = engine.subscribe();
+        engine.state.lock().role = Role::Master(Lease::granted(
+            3,
+            Utc::now(),
+            Moment::now(),
+            Duration::from_secs(2),
+        ));
+        let before = Instant::now();
+        assert!(engine.is_master());
+        crate::moment::simulate_suspend(Duration::from_secs(3));
+        assert!(
+            before.elapsed() < Duration::from_secs(1),
+            "no real time passed"
+        );
+        assert!(
+            !engine.is_master(),
+            "still master after a suspend past its lease"
+        );
+        assert!(matches!(
+            events.try_recv(),
+            Ok(Event::LostMaster {
+                fence: 3,
+                reason: LossReason::RenewalFailed
+            })
+        ));
+    }
+
     #[test]
     fn poll_wait_is_the_loops_pause() {
         let engine = offline_engine();
