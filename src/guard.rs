@@ -266,18 +266,16 @@ mod tests {
         assert_send_sync::<LockGuard>();
     }
 
-    /// An explicit release drops everything the guard owns: the locker's
-    /// shared state is freed once the locker is gone too. No server: the
-    /// core holds no acquisition, so the release does no I/O.
-    #[test]
-    fn release_frees_the_shared_state() {
+    /// A locker on a URI nobody listens at (the tests here do no I/O), and
+    /// a lease of `ttl` granted now.
+    fn offline_core(ttl: std::time::Duration) -> (Arc<LockCore>, crate::lease::Lease) {
         let client = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:1/").unwrap();
         let db = client.database("unused");
         let core = Arc::new(LockCore::new(
             "k".to_owned(),
             crate::store::LockStore::new(&db, "locks", std::time::Duration::ZERO),
             crate::lock_core::Settings {
-                ttl: std::time::Duration::from_secs(1),
+                ttl,
                 step: std::time::Duration::from_millis(10),
                 timeparanoid: false,
                 change_streams: false,
@@ -286,12 +284,18 @@ mod tests {
                 owner: crate::owner::Owner::new(),
             },
         ));
-        let lease = crate::lease::Lease::granted(
-            1,
-            Utc::now(),
-            Moment::now(),
-            std::time::Duration::from_secs(1),
-        );
+        (
+            core,
+            crate::lease::Lease::granted(1, Utc::now(), Moment::now(), ttl),
+        )
+    }
+
+    /// An explicit release drops everything the guard owns: the locker's
+    /// shared state is freed once the locker is gone too. No server: the
+    /// core holds no acquisition, so the release does no I/O.
+    #[test]
+    fn release_frees_the_shared_state() {
+        let (core, lease) = offline_core(std::time::Duration::from_secs(1));
         let weak = Arc::downgrade(&core);
         let guard = LockGuard::new(core, Arc::new(Tenure::new(lease)));
         let lost = guard.lost();
@@ -312,27 +316,7 @@ mod tests {
     /// `Instant` does not) wakes up with the guard invalid.
     #[test]
     fn a_guard_suspended_past_its_lease_is_invalid() {
-        let client = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:1/").unwrap();
-        let db = client.database("unused");
-        let core = Arc::new(LockCore::new(
-            "k".to_owned(),
-            crate::store::LockStore::new(&db, "locks", std::time::Duration::ZERO),
-            crate::lock_core::Settings {
-                ttl: std::time::Duration::from_secs(2),
-                step: std::time::Duration::from_millis(10),
-                timeparanoid: false,
-                change_streams: false,
-                keep_alive: false,
-                hold: std::time::Duration::ZERO,
-                owner: crate::owner::Owner::new(),
-            },
-        ));
-        let lease = crate::lease::Lease::granted(
-            1,
-            Utc::now(),
-            Moment::now(),
-            std::time::Duration::from_secs(2),
-        );
+        let (core, lease) = offline_core(std::time::Duration::from_secs(2));
         let guard = LockGuard::new(core, Arc::new(Tenure::new(lease)));
         assert!(guard.is_valid());
         crate::moment::simulate_suspend(std::time::Duration::from_secs(3));

@@ -7,18 +7,9 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{monitored_client, PrivateServer};
+use common::{has_change_streams, monitored_client, PrivateServer};
 use mongodb::sync::Database;
 use mongoelector::{Event, MongoElector, MongoLocker};
-
-/// Whether the server under test has change streams (a replica set).
-fn has_change_streams(db: &Database) -> bool {
-    let hello = db
-        .run_command(mongodb::bson::doc! {"hello": 1})
-        .run()
-        .unwrap();
-    hello.contains_key("setName")
-}
 
 fn locker(db: &Database, key: &str, streams: bool) -> MongoLocker {
     MongoLocker::builder(key, db)

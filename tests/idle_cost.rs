@@ -14,21 +14,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::{monitored_client, wait_until, Commands};
-use mongodb::sync::Database;
+use common::{has_change_streams, monitored_client, wait_until, Commands};
 use mongoelector::MongoElector;
 
 const WINDOW: Duration = Duration::from_secs(60);
 
 const WRITES: &[&str] = &["findAndModify", "update", "insert", "delete"];
-
-fn has_change_streams(db: &Database) -> bool {
-    let hello = db
-        .run_command(mongodb::bson::doc! {"hello": 1})
-        .run()
-        .unwrap();
-    hello.contains_key("setName")
-}
 
 struct Counted {
     total: usize,

@@ -78,6 +78,15 @@ pub fn monitored_client_at(uri: &str) -> (Client, Commands) {
     (Client::with_options(options).expect("client"), commands)
 }
 
+/// Whether the server offers change streams (a replica set does; a
+/// standalone server does not).
+pub fn has_change_streams(db: &Database) -> bool {
+    db.run_command(mongodb::bson::doc! {"hello": 1})
+        .run()
+        .unwrap()
+        .contains_key("setName")
+}
+
 /// Polls `f` every 10 ms until it returns true or `limit` passes.
 pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + limit;
