@@ -620,7 +620,12 @@ fn an_observer_sees_a_killed_masters_successor_within_the_bound() {
     }
     let client = mongodb::sync::Client::with_uri_str(&uri).unwrap();
     // Never started: it only observes.
-    let observer = mongoelector::MongoElector::new("O", &client.database(&run.db)).unwrap();
+    // Without a change stream it polls at its own retry interval.
+    let observer = mongoelector::MongoElector::builder("O", &client.database(&run.db))
+        .ttl(ttl)
+        .retry_interval(retry)
+        .build()
+        .unwrap();
     let rx = observer.observe();
     let first = loop {
         match rx.recv_timeout(Duration::from_secs(15)).expect("a master") {

@@ -58,8 +58,9 @@ fn an_observer_sees_each_new_master_at_once_and_no_renewals() {
     let db = db();
     let (ttl, retry) = (Duration::from_secs(3), Duration::from_millis(500));
     let nodes: Vec<MongoElector> = (0..3).map(|_| elector(&db, "obs", ttl, retry)).collect();
-    // Never started: a pure observer.
-    let observer = MongoElector::new("obs", &db).unwrap();
+    // Never started: a pure observer (without a change stream it polls at
+    // its own retry interval).
+    let observer = elector(&db, "obs", ttl, retry);
     let rx = observer.observe();
     // Nobody is master yet: the first message says so.
     assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), None);
@@ -237,7 +238,7 @@ fn each_nodes_metadata_reaches_observers_and_the_cluster_view() {
             .unwrap()
     };
     let (a, b) = (node("10.0.0.1:80"), node("10.0.0.2:80"));
-    let observer = MongoElector::new("meta", &db).unwrap();
+    let observer = elector(&db, "meta", ttl, retry);
     let rx = observer.observe();
     a.start(false).unwrap();
     assert!(wait_until(Duration::from_secs(5), || a.is_master()));
