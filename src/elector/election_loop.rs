@@ -18,9 +18,6 @@ pub(crate) fn run(engine: &Engine) {
     // only looks (a read) unless the lock can be taken.
     let mut news = true;
     while !engine.stop_requested() {
-        // Retried every poll until it succeeds (cached after that), on
-        // this thread: `start` does no I/O.
-        engine.ensure_status_index();
         // A follower watches the key, re-armed before each poll so a
         // release during the poll still wakes it; registered after its
         // first poll that did not win, so a node that is elected at once
@@ -34,8 +31,12 @@ pub(crate) fn run(engine: &Engine) {
         } else {
             Ask::Attempt
         };
-        // Errors are logged and announced by the poll; keep going.
-        let _ = engine.poll_with(ask, engine.report_due());
+        // Errors are logged and announced by the poll; keep going. The
+        // status index is made on this thread (`start` does no I/O), once
+        // the database answers.
+        if engine.poll_with(ask, engine.report_due()).is_ok() {
+            engine.ensure_status_index();
+        }
         let now = Instant::now();
         let renewed_at = engine.lease_deadline().and(engine.renewed_at());
         if renewed_at.is_some() {

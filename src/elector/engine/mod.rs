@@ -74,6 +74,8 @@ pub(crate) struct Engine {
     run: Mutex<String>,
     /// Whether followers wait on a change stream (where supported).
     change_streams: bool,
+    /// When the status index was last tried (until it is created).
+    index_tried: Mutex<Option<Instant>>,
 }
 
 struct State {
@@ -136,6 +138,7 @@ impl Engine {
             stopping: AtomicBool::new(false),
             run: Mutex::new(new_run_token()),
             change_streams: s.change_streams,
+            index_tried: Mutex::new(None),
         })
     }
 
@@ -317,13 +320,24 @@ impl Engine {
         Ok(self.locks.current(&self.key)?.is_some())
     }
 
-    /// Creates the status TTL index if needed; a failure is only logged
-    /// (the database may be down at start; reports work without it).
+    /// Creates the status TTL index if needed, at most once a ttl until it
+    /// succeeds (cached after that); a failure is only logged (reports work
+    /// without it). The loop calls it after a poll that got an answer, so a
+    /// database that answers nothing costs no extra wait per poll.
     pub fn ensure_status_index(&self) {
-        if self.report {
-            if let Err(e) = self.status.ensure_index() {
-                log::debug!("`{}`: could not create the status TTL index: {e}", self.key);
+        if !self.report {
+            return;
+        }
+        {
+            let mut tried = self.index_tried.lock();
+            if tried.is_some_and(|at| at.elapsed() < self.ttl) {
+                return;
             }
+            *tried = Some(Instant::now());
+        }
+        match self.status.ensure_index() {
+            Ok(()) => {}
+            Err(e) => log::debug!("`{}`: could not create the status TTL index: {e}", self.key),
         }
     }
 
