@@ -464,14 +464,20 @@ fn clients_an_hour_off_never_overlap_and_paranoid_ones_refuse() {
     );
 }
 
-#[test]
-fn a_server_restart_is_survived_with_one_master_and_growing_fences() {
+/// A private server on an on-disk store of its own (to survive restarts),
+/// and the store's directory, for the caller to remove.
+fn on_disk_server() -> (PrivateServer, PathBuf) {
     let store = std::env::temp_dir().join(format!(
         "mongoelector-store-{}",
         uuid::Uuid::new_v4().simple()
     ));
     let store_arg = store.to_string_lossy().into_owned();
-    let mut server = PrivateServer::start(&["--storage-path", &store_arg]);
+    (PrivateServer::start(&["--storage-path", &store_arg]), store)
+}
+
+#[test]
+fn a_server_restart_is_survived_with_one_master_and_growing_fences() {
+    let (mut server, store) = on_disk_server();
     let uri = uri_of(server.port);
     let mut run = Run::new();
     let (ttl, retry) = (Duration::from_millis(1500), Duration::from_millis(150));
@@ -542,12 +548,7 @@ fn a_server_restart_is_survived_with_one_master_and_growing_fences() {
 
 #[test]
 fn a_primary_back_with_its_clock_ahead_causes_no_overlap_within_the_grace() {
-    let store = std::env::temp_dir().join(format!(
-        "mongoelector-store-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
-    let store_arg = store.to_string_lossy().into_owned();
-    let mut server = PrivateServer::start(&["--storage-path", &store_arg]);
+    let (mut server, store) = on_disk_server();
     let uri = uri_of(server.port);
     let mut run = Run::new();
     // Leases of 10 s outlive the restart; masters hold until they lose
