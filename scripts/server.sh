@@ -8,6 +8,8 @@
 #                                        its log is .secantus/server-PORT.log (the
 #                                        last 10 logs are kept, KEEP_LOGS=N)
 #   scripts/server.sh stop PID           SIGTERM, then wait for the PID to exit
+#   scripts/server.sh log PORT           the last lines of that server's log,
+#                                        framed (for a failed test run)
 #
 # Extra start ARGS go to secantusd-py (for example --standalone, or
 # --storage-path DIR for an on-disk store; the default is :memory:).
@@ -92,11 +94,21 @@ stop() {
     kill -KILL "$pid" 2>/dev/null || true
 }
 
+log() {
+    local port="${1:?usage: server.sh log PORT}" file
+    file="$DIR/server-$port.log"
+    [ -s "$file" ] || { echo "server.sh: the server's log ($file) is empty"; return 0; }
+    echo "server.sh: ---- the last 200 lines of $file ----"
+    tail -n 200 "$file"
+    echo "server.sh: ---- end of $file ----"
+}
+
 cmd="${1:-}"
 shift || true
 case "$cmd" in
     install) install ;;
     start) start "$@" ;;
     stop) stop "$@" ;;
-    *) die "usage: server.sh install | start [ARGS...] | stop PID" ;;
+    log) log "$@" ;;
+    *) die "usage: server.sh install | start [ARGS...] | stop PID | log PORT" ;;
 esac

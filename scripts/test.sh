@@ -10,6 +10,11 @@
 # that scripts/secure-server.sh sets up (certificates, users and roles made
 # at test time) and stops by PID. SKIP_SECURE=1 leaves that pass out.
 #
+# The tests are built first; then, when not run from a terminal (CI), each
+# pass has a time limit (TEST_PASS_TIMEOUT seconds, default 900, about
+# three times a pass on a loaded 2-core machine), so that a hung test fails
+# the run loudly, with the server's log, instead of stalling it.
+#
 #   scripts/test.sh [CARGO TEST ARGS...]
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -32,17 +37,41 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 scripts/server.sh install
+echo "test.sh: building the tests" >&2
+cargo test --no-run "$@"
+
+LIMIT="${TEST_PASS_TIMEOUT:-900}"
+# pass NAME COMMAND...: runs one pass, its tests under the time limit.
+pass() {
+    local name="$1" status=0
+    shift
+    echo "test.sh: == $name" >&2
+    "$@" || status=$?
+    if [ "$status" = 124 ]; then
+        echo "test.sh: FAILED: the pass $name ran over ${LIMIT}s and was stopped" \
+            "(a hung test: the lines 'has been running for over 60 seconds' name it)" >&2
+    elif [ "$status" != 0 ]; then
+        echo "test.sh: FAILED: the pass $name (exit $status)" >&2
+    fi
+    return "$status"
+}
+# The limit covers the pass's whole process group (cargo, the test binaries
+# and their worker processes). Run from a terminal, the tests stay in its
+# foreground group instead, so that Ctrl-C reaches them, and no limit is set.
+limited=(timeout --kill-after=30 "$LIMIT")
+[ ! -t 0 ] || limited=()
+
 if [ -n "${MONGODB_URI:-}" ]; then
-    cargo test "$@"
+    pass "against MONGODB_URI" "${limited[@]}" cargo test "$@"
 else
     # Both server modes: the default replica set (change streams), then a
     # standalone server (no change streams: waiters poll), same tests.
-    echo "test.sh: == against SecantusDB as a replica set" >&2
-    scripts/with-server.sh cargo test "$@"
-    echo "test.sh: == against SecantusDB as a standalone server" >&2
-    scripts/with-server.sh --standalone cargo test "$@"
+    pass "against SecantusDB as a replica set" \
+        scripts/with-server.sh "${limited[@]}" cargo test "$@"
+    pass "against SecantusDB as a standalone server" \
+        scripts/with-server.sh --standalone "${limited[@]}" cargo test "$@"
 fi
 if [ "${SKIP_SECURE:-0}" != 1 ]; then
-    echo "test.sh: == against SecantusDB with authentication and TLS" >&2
-    scripts/secure-server.sh cargo test --test security -- --ignored
+    pass "against SecantusDB with authentication and TLS" \
+        scripts/secure-server.sh "${limited[@]}" cargo test --test security -- --ignored
 fi

@@ -24,10 +24,17 @@ fi
 
 read -r PORT PID < <("$ROOT/scripts/server.sh" start "${MODE[@]}")
 [ -n "${PID:-}" ] || { echo "with-server.sh: the test server did not start" >&2; exit 1; }
-trap '"$ROOT/scripts/server.sh" stop "$PID"' EXIT
+trap '[ -z "$PID" ] || "$ROOT/scripts/server.sh" stop "$PID"' EXIT
 trap 'exit 130' INT TERM
 export MONGODB_URI="mongodb://127.0.0.1:$PORT/$QUERY"
 echo "with-server.sh: SecantusDB (PID $PID) at $MONGODB_URI" >&2
 status=0
 "$@" || status=$?
+if [ "$status" != 0 ]; then
+    # Stopped first: a server that is stuck writes its threads' stacks to
+    # its log when it is asked to stop.
+    "$ROOT/scripts/server.sh" stop "$PID"
+    PID=""
+    "$ROOT/scripts/server.sh" log "$PORT" >&2
+fi
 exit "$status"

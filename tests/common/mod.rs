@@ -212,3 +212,20 @@ impl Drop for PrivateServer {
             .status();
     }
 }
+
+/// Creates the crate's two default collections in `db` (the lock collection
+/// and the status collection), for tests on an on-disk SecantusDB store: on
+/// one, SecantusDB 0.7.0b3 can deadlock for good when a `createIndexes` that
+/// creates a collection races the first write into that collection (the
+/// status index against the first status report); MongoDB does not.
+/// `scripts/secure-server.sh` does the same for its users' databases.
+pub fn create_collections(db: &Database) {
+    for name in [
+        mongoelector::DEFAULT_COLLECTION,
+        mongoelector::DEFAULT_STATUS_COLLECTION,
+    ] {
+        db.create_collection(name)
+            .run()
+            .unwrap_or_else(|e| panic!("create {name}: {e}"));
+    }
+}
