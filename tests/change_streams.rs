@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{has_change_streams, monitored_client, PrivateServer};
@@ -22,24 +21,7 @@ fn locker(db: &Database, key: &str, streams: bool) -> MongoLocker {
 
 /// How long a blocked acquire with a long `step` takes to notice a release.
 fn release_to_acquire(db: &Database, key: &str, streams: bool, step: Duration) -> Duration {
-    let holder = locker(db, key, streams);
-    assert!(holder.acquire(false, None, step, false).unwrap());
-    let waiter = Arc::new(locker(db, key, streams));
-    let w = waiter.clone();
-    let blocked = std::thread::spawn(move || {
-        let got = w
-            .acquire(true, Some(Duration::from_secs(20)), step, false)
-            .unwrap();
-        (got, Instant::now())
-    });
-    // Let the waiter make its first attempt and start waiting (and the
-    // stream open).
-    std::thread::sleep(Duration::from_millis(1500));
-    let released = Instant::now();
-    assert!(holder.release(false).unwrap());
-    let (got, at) = blocked.join().unwrap();
-    assert!(got, "the waiter acquired");
-    at - released
+    common::release_to_acquire(&locker(db, key, streams), locker(db, key, streams), step)
 }
 
 #[test]

@@ -6,19 +6,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{db, wait_until, PrivateServer};
+use common::{db, elector, wait_until, PrivateServer};
 use crossbeam_channel::Receiver;
 use mongodb::bson::{doc, Document};
-use mongodb::sync::Database;
 use mongoelector::{lease_margin, Error, Event, LossReason, MongoElector, MongoLocker};
-
-fn elector(db: &Database, key: &str, ttl: Duration, retry: Duration) -> MongoElector {
-    MongoElector::builder(key, db)
-        .ttl(ttl)
-        .retry_interval(retry)
-        .build()
-        .unwrap()
-}
 
 /// The transitions among `events`, checking that they alternate, starting
 /// with BecameMaster.

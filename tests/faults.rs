@@ -464,19 +464,29 @@ fn clients_an_hour_off_never_overlap_and_paranoid_ones_refuse() {
     );
 }
 
+/// The directory of an on-disk store, removed when dropped (after the
+/// server, which the tests drop first; on a panic too).
+struct Store(PathBuf);
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A private server on an on-disk store of its own (to survive restarts),
-/// and the store's directory, for the caller to remove. The crate's two
-/// collections in `db` are created first: on an on-disk store, SecantusDB
-/// 0.7.0b3 can deadlock for good when a `createIndexes` that creates a
-/// collection races the first write into it (the status index against the
-/// first status report), which MongoDB does not. The crate's own index
-/// creation still runs, on an existing collection.
-fn on_disk_server(db: &str) -> (PrivateServer, PathBuf) {
-    let store = std::env::temp_dir().join(format!(
+/// and the store. The crate's two collections in `db` are created first:
+/// on an on-disk store, SecantusDB 0.7.0b3 can deadlock for good when a
+/// `createIndexes` that creates a collection races the first write into it
+/// (the status index against the first status report), which MongoDB does
+/// not. The crate's own index creation still runs, on an existing
+/// collection.
+fn on_disk_server(db: &str) -> (PrivateServer, Store) {
+    let store = Store(std::env::temp_dir().join(format!(
         "mongoelector-store-{}",
         uuid::Uuid::new_v4().simple()
-    ));
-    let store_arg = store.to_string_lossy().into_owned();
+    )));
+    let store_arg = store.0.to_string_lossy().into_owned();
     let server = PrivateServer::start(&["--storage-path", &store_arg]);
     common::create_collections(&server.client().database(db));
     (server, store)
@@ -531,7 +541,7 @@ fn a_server_restart_is_survived_with_one_master_and_growing_fences() {
     std::thread::sleep(Duration::from_secs(2));
     let (history, report) = run.finish();
     drop(server);
-    let _ = std::fs::remove_dir_all(&store);
+    drop(store);
     // Every lease was long expired when the server came back, so the bound
     // is the retry interval plus reconnecting; allow for the driver's
     // server selection and heartbeat (1.5 s, 0.5 s).
@@ -605,7 +615,7 @@ fn a_primary_back_with_its_clock_ahead_causes_no_overlap_within_the_grace() {
     // term that could still act when a later one began.
     let (_history, report) = run.finish();
     drop(server);
-    let _ = std::fs::remove_dir_all(&store);
+    drop(store);
     assert!(report.master_terms >= 1, "{report:?}");
 }
 

@@ -5,18 +5,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{db, has_change_streams, wait_until, PrivateServer};
+use common::{db, elector, has_change_streams, wait_until, PrivateServer};
 use crossbeam_channel::Receiver;
-use mongodb::sync::Database;
 use mongoelector::{LockInfo, MongoElector};
-
-fn elector(db: &Database, key: &str, ttl: Duration, retry: Duration) -> MongoElector {
-    MongoElector::builder(key, db)
-        .ttl(ttl)
-        .retry_interval(retry)
-        .build()
-        .unwrap()
-}
 
 /// With change streams: a median under 50 ms; without: each within the
 /// retry interval and a second.

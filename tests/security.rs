@@ -11,10 +11,13 @@
 //! confine a role to one collection, so the missing-privilege tests go by
 //! action.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::wait_until;
 use mongodb::bson::Document;
 use mongodb::error::ErrorKind;
 use mongodb::event::command::CommandEvent;
@@ -336,44 +339,11 @@ fn the_elector_works_for_the_restricted_user_over_tls() {
         .any(|e| matches!(e, Event::PollFailed { .. })));
 }
 
-fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
-}
-
-/// How long a blocked `try_lock_for` with a long step takes to notice a
-/// release, on `db`.
+/// How long a blocked acquire with a long `step` takes to notice a release
+/// (a key of its own; ttl 30 s), on `db`.
 fn release_to_acquire(db: &Database, step: Duration) -> Duration {
     let k = key("wake");
-    let holder = MongoLocker::builder(&k, db)
-        .ttl(Duration::from_secs(30))
-        .build()
-        .unwrap();
-    assert!(holder
-        .acquire(false, None, Duration::from_millis(100), false)
-        .unwrap());
-    let waiter = MongoLocker::builder(&k, db)
-        .ttl(Duration::from_secs(30))
-        .step(step)
-        .build()
-        .unwrap();
-    let blocked = std::thread::spawn(move || {
-        let got = waiter.try_lock_for(Duration::from_secs(20)).unwrap();
-        (got.is_some(), Instant::now())
-    });
-    // Let the waiter make its first attempt and its stream open.
-    std::thread::sleep(Duration::from_millis(1500));
-    let released = Instant::now();
-    assert!(holder.release(false).unwrap());
-    let (got, at) = blocked.join().unwrap();
-    assert!(got, "the waiter acquired");
-    at - released
+    common::release_to_acquire(&locker(db, &k), locker(db, &k), step)
 }
 
 #[test]

@@ -10,6 +10,7 @@ use mongodb::event::command::CommandEvent;
 use mongodb::event::EventHandler;
 use mongodb::options::ClientOptions;
 use mongodb::sync::{Client, Database};
+use mongoelector::{MongoElector, MongoLocker};
 
 pub fn uri() -> String {
     match std::env::var("MONGODB_URI") {
@@ -85,6 +86,38 @@ pub fn has_change_streams(db: &Database) -> bool {
         .run()
         .unwrap()
         .contains_key("setName")
+}
+
+/// An elector on `key` with this ttl and retry interval, defaults else.
+pub fn elector(db: &Database, key: &str, ttl: Duration, retry: Duration) -> MongoElector {
+    MongoElector::builder(key, db)
+        .ttl(ttl)
+        .retry_interval(retry)
+        .build()
+        .unwrap()
+}
+
+/// How long a waiter blocked in `acquire` (up to 20 s, with this `step`)
+/// takes to get the lock once `holder` releases it: the holder takes it,
+/// the waiter makes its first attempt and starts waiting (its change stream
+/// opening, where there is one), then the holder releases.
+pub fn release_to_acquire(holder: &MongoLocker, waiter: MongoLocker, step: Duration) -> Duration {
+    assert!(
+        holder.acquire(false, None, step, false).unwrap(),
+        "the holder acquired"
+    );
+    let blocked = std::thread::spawn(move || {
+        let got = waiter
+            .acquire(true, Some(Duration::from_secs(20)), step, false)
+            .unwrap();
+        (got, Instant::now())
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    let released = Instant::now();
+    assert!(holder.release(false).unwrap());
+    let (got, at) = blocked.join().unwrap();
+    assert!(got, "the waiter acquired");
+    at - released
 }
 
 /// Polls `f` every 10 ms until it returns true or `limit` passes.
