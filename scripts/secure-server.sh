@@ -129,10 +129,5 @@ export MONGOELECTOR_SECURE_PASSWORD="$PASSWORD"
 echo "secure-server.sh: SecantusDB with --auth and TLS (PID $PID) at 127.0.0.1:$PORT" >&2
 status=0
 "$@" || status=$?
-if [ "$status" != 0 ]; then
-    # Stopped first: a stuck server writes its threads' stacks when asked to stop.
-    "$ROOT/scripts/server.sh" stop "$PID"
-    PID=""
-    "$ROOT/scripts/server.sh" log "$PORT" >&2
-fi
+[ "$status" = 0 ] || { "$ROOT/scripts/server.sh" failed "$PID" "$PORT"; PID=""; }
 exit "$status"

@@ -8,8 +8,10 @@
 #                                        its log is .secantus/server-PORT.log (the
 #                                        last 10 logs are kept, KEEP_LOGS=N)
 #   scripts/server.sh stop PID           SIGTERM, then wait for the PID to exit
-#   scripts/server.sh log PORT           the last lines of that server's log,
-#                                        framed (for a failed test run)
+#   scripts/server.sh failed PID PORT    after a failed run: stop it (a stuck
+#                                        server writes its threads' stacks to
+#                                        its log when asked to stop), then
+#                                        print the last lines of its log
 #
 # Extra start ARGS go to secantusd-py (for example --standalone, or
 # --storage-path DIR for an on-disk store; the default is :memory:).
@@ -94,13 +96,16 @@ stop() {
     kill -KILL "$pid" 2>/dev/null || true
 }
 
-log() {
-    local port="${1:?usage: server.sh log PORT}" file
-    file="$DIR/server-$port.log"
-    [ -s "$file" ] || { echo "server.sh: the server's log ($file) is empty"; return 0; }
-    echo "server.sh: ---- the last 200 lines of $file ----"
-    tail -n 200 "$file"
-    echo "server.sh: ---- end of $file ----"
+failed() {
+    local pid="${1:?usage: server.sh failed PID PORT}" port="${2:?usage: server.sh failed PID PORT}"
+    local file="$DIR/server-$port.log"
+    stop "$pid"
+    [ -s "$file" ] || { echo "server.sh: the server's log ($file) is empty" >&2; return 0; }
+    {
+        echo "server.sh: ---- the last 200 lines of $file ----"
+        tail -n 200 "$file"
+        echo "server.sh: ---- end of $file ----"
+    } >&2
 }
 
 cmd="${1:-}"
@@ -109,6 +114,6 @@ case "$cmd" in
     install) install ;;
     start) start "$@" ;;
     stop) stop "$@" ;;
-    log) log "$@" ;;
-    *) die "usage: server.sh install | start [ARGS...] | stop PID | log PORT" ;;
+    failed) failed "$@" ;;
+    *) die "usage: server.sh install | start [ARGS...] | stop PID | failed PID PORT" ;;
 esac

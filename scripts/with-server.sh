@@ -30,11 +30,5 @@ export MONGODB_URI="mongodb://127.0.0.1:$PORT/$QUERY"
 echo "with-server.sh: SecantusDB (PID $PID) at $MONGODB_URI" >&2
 status=0
 "$@" || status=$?
-if [ "$status" != 0 ]; then
-    # Stopped first: a server that is stuck writes its threads' stacks to
-    # its log when it is asked to stop.
-    "$ROOT/scripts/server.sh" stop "$PID"
-    PID=""
-    "$ROOT/scripts/server.sh" log "$PORT" >&2
-fi
+[ "$status" = 0 ] || { "$ROOT/scripts/server.sh" failed "$PID" "$PORT"; PID=""; }
 exit "$status"
