@@ -464,8 +464,7 @@ fn clients_an_hour_off_never_overlap_and_paranoid_ones_refuse() {
     );
 }
 
-/// The directory of an on-disk store, removed when dropped (after the
-/// server, which the tests drop first; on a panic too).
+/// The directory of an on-disk store, removed when dropped (on a panic too).
 struct Store(PathBuf);
 
 impl Drop for Store {
@@ -475,12 +474,8 @@ impl Drop for Store {
 }
 
 /// A private server on an on-disk store of its own (to survive restarts),
-/// and the store. The crate's two collections in `db` are created first:
-/// on an on-disk store, SecantusDB 0.7.0b3 can deadlock for good when a
-/// `createIndexes` that creates a collection races the first write into it
-/// (the status index against the first status report), which MongoDB does
-/// not. The crate's own index creation still runs, on an existing
-/// collection.
+/// and the store, with the crate's two collections in `db` created first
+/// (`common::create_collections` says why).
 fn on_disk_server(db: &str) -> (PrivateServer, Store) {
     let store = Store(std::env::temp_dir().join(format!(
         "mongoelector-store-{}",
