@@ -1,11 +1,14 @@
 //! The process-wide keep-alive thread: it renews every lock acquisition
 //! made by a locker with `keep_alive(true)`, each a third of the ttl after
 //! its last successful renewal was sent, and retries a failed one until the
-//! local deadline. One thread serves every locker of the process; the
-//! schedule (when a renewal is due, what its answer means) is pure and
-//! lives here too. Deadlines are not kept here: a renewal stuck on a
-//! frozen server would hold them up, so the deadline thread
-//! ([`crate::deadlines`]) ends acquisitions on time.
+//! local deadline. One thread keeps the schedule for every locker of the
+//! process and sends nothing itself: the round trips run on a pool
+//! ([`crate::workers`]) of normally one thread, which grows only while a
+//! renewal is stuck (a frozen or partitioned server), so renewals to other
+//! servers keep their times. The schedule (when a renewal is due, what its
+//! answer means) is pure and lives here too. Deadlines are not kept here:
+//! the deadline thread ([`crate::deadlines`]) ends acquisitions on time
+//! whatever their renewals do.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -16,9 +19,17 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use crate::lease::Lease;
 use crate::moment::Moment;
+use crate::workers::Workers;
 
 /// The thread's name, as `/proc/self/task/*/comm` and debuggers show it.
 pub(crate) const THREAD_NAME: &str = "mongoelector-keepalive";
+
+/// The threads that send the renewals. Another is started when renewals
+/// wait while none has been sent or answered for `RENEWAL_STALL`.
+static RENEWERS: Workers = Workers::new("mongoelector-renew", RENEWAL_STALL);
+
+/// A renewal in flight this long, with others waiting, counts as stuck.
+const RENEWAL_STALL: Duration = Duration::from_millis(200);
 
 /// Renewals per ttl: one failed renewal does not cost the lease.
 pub(crate) const RENEWALS_PER_TTL: u32 = 3;
@@ -73,8 +84,9 @@ type Request = (Moment, Weak<dyn Renew>, i64);
 
 static THREAD: OnceLock<Option<Sender<Request>>> = OnceLock::new();
 
-/// Calls `target.renew(fence)` at `at` and then whenever it asks, for as
-/// long as the target exists and the acquisition lasts.
+/// Calls `target.renew(fence)` (on a renewal thread) at `at` and then
+/// whenever it asks, for as long as the target exists and the acquisition
+/// lasts.
 pub(crate) fn schedule(at: Moment, target: Weak<dyn Renew>, fence: i64) {
     let thread = THREAD.get_or_init(|| {
         let (tx, rx) = crossbeam_channel::unbounded();
@@ -112,17 +124,22 @@ fn run(rx: Receiver<Request>) {
             let Some((target, fence)) = targets.remove(&id) else {
                 continue;
             };
-            let next = target.upgrade().and_then(|t| t.renew(fence));
-            if let Some(next) = next {
-                due.push(Reverse((next, id)));
-                targets.insert(id, (target, fence));
-            }
+            RENEWERS.submit(Box::new(move || {
+                if let Some(next) = target.upgrade().and_then(|t| t.renew(fence)) {
+                    schedule(next, target, fence);
+                }
+            }));
         }
-        let next = match due.peek() {
-            Some(Reverse((at, _))) => rx.recv_timeout(
-                at.saturating_duration_since(Moment::now())
-                    .min(RECHECK_EVERY),
-            ),
+        let wait = [
+            due.peek()
+                .map(|Reverse((at, _))| at.saturating_duration_since(Moment::now())),
+            RENEWERS.unstick(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let next = match wait {
+            Some(wait) => rx.recv_timeout(wait.min(RECHECK_EVERY)),
             None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
         };
         match next {

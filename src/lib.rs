@@ -109,6 +109,7 @@ mod store;
 mod tenure;
 mod validate;
 mod watch;
+mod workers;
 
 pub use clock::{CLOCK_CHECK_INTERVAL, CLOCK_TOLERANCE};
 pub use document::LockInfo;

@@ -57,16 +57,18 @@ impl LockerBuilder {
     /// is released (default `false`, as in the Python package).
     ///
     /// Renewals are due a third of the ttl after the last successful one
-    /// (or the acquire) was *sent*, one round trip each, made by one
+    /// (or the acquire) was *sent*, one round trip each, scheduled by one
     /// process-wide thread (`mongoelector-keepalive`) for every locker of
-    /// the process. A failed renewal is retried (every tenth of the ttl,
+    /// the process and sent by one thread (`mongoelector-renew`). A failed renewal is retried (every tenth of the ttl,
     /// 10 ms to 1 s) until the local deadline; if none succeeds by then the
     /// acquisition is lost ([`LockGuard::lost`](crate::LockGuard::lost)
     /// says [`RenewalFailed`](crate::LossReason::RenewalFailed)).
     /// [`LockGuard::is_valid`](crate::LockGuard::is_valid) keeps answering
     /// from the local deadline, so it stays true exactly as long as
-    /// renewals succeed. One renewal stuck on an unresponsive server delays
-    /// the others of the process (their deadlines still end them on time).
+    /// renewals succeed. A renewal stuck on an unresponsive server holds up
+    /// no other: when renewals have waited 200 ms with none sent or
+    /// answered, another sending thread starts (it ends once idle for
+    /// 10 s), and the stuck acquisition still ends at its deadline.
     ///
     /// ```no_run
     /// # use std::time::Duration;

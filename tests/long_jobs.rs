@@ -1,9 +1,10 @@
 //! Long jobs and run-once jobs against the real server: keep-alive, the
 //! loss channel, hold-at-least, and the holder's metadata.
 //!
-//! Every keep-alive test holds `SERIAL`: one process-wide thread renews
-//! every lock, so a test that freezes a server (and with it that thread's
-//! round trip) must not run beside one that times renewals.
+//! Every keep-alive test holds `SERIAL`: the renewals of every lock share
+//! the process's keep-alive threads, and a test that freezes a server adds
+//! a renewal thread for a while, so it must not run beside one that times
+//! renewals or counts threads.
 
 mod common;
 
@@ -162,6 +163,61 @@ fn a_frozen_server_ends_the_lease_at_its_deadline() {
     drop(guard);
 }
 
+#[cfg(target_os = "linux")]
+#[test]
+fn a_renewal_stuck_on_a_frozen_server_holds_up_no_other() {
+    let _serial = serial();
+    let frozen = PrivateServer::start(&[]);
+    let frozen_db = common::fresh_db(&frozen.client());
+    let ttl = Duration::from_secs(2);
+    let stuck = keep_alive(&frozen_db, "stuck", ttl);
+    let stuck_guard = stuck.lock().unwrap();
+    let stuck_lost = stuck_guard.lost();
+    // Another lock, on the suite's server, which stays up.
+    let db = db();
+    let well = keep_alive(&db, "well", ttl);
+    let guard = well.lock().unwrap();
+    let lost = guard.lost();
+    // A renewal of each goes through, then one server freezes.
+    std::thread::sleep(Duration::from_millis(900));
+    frozen.pause();
+    let before = guard.expires_at();
+    // Three ttls: the lock on the live server is renewed throughout.
+    assert_eq!(
+        lost.recv_timeout(3 * ttl),
+        Err(RecvTimeoutError::Timeout),
+        "the lock on the live server was lost"
+    );
+    assert!(guard.is_valid());
+    assert!(guard.expires_at() > before, "renewed while the other hung");
+    // The frozen one's round trip is still stuck; its lease ended on time.
+    assert_eq!(
+        stuck_lost.recv_timeout(Duration::from_secs(1)),
+        Ok(LossReason::RenewalFailed)
+    );
+    let names = thread_names();
+    let count = |name: &str| names.iter().filter(|n| n.as_str() == name).count();
+    // comm is cut to 15 bytes.
+    assert_eq!(count("mongoelector-ke"), 1, "{names:?}");
+    assert!(
+        count("mongoelector-re") >= 2,
+        "a thread beside the stuck one: {names:?}"
+    );
+    frozen.resume();
+    drop(stuck_guard);
+    guard.release().unwrap();
+    // Idle for 10 s, the threads beyond the first end.
+    assert!(
+        common::wait_until(Duration::from_secs(20), || thread_names()
+            .iter()
+            .filter(|n| n.as_str() == "mongoelector-re")
+            .count()
+            == 1),
+        "{:?}",
+        thread_names()
+    );
+}
+
 #[test]
 fn without_keep_alive_the_loss_comes_at_the_deadline() {
     let db = db();
@@ -302,11 +358,18 @@ fn a_hundred_kept_alive_guards_share_one_renewal_thread() {
         .count();
     // comm is cut to 15 bytes: "mongoelector-keepalive" reads "mongoelector-ke".
     assert_eq!(renewers, 1, "{names:?}");
+    // The round trips run on "mongoelector-renew": one thread, and another
+    // only while a round trip takes over 200 ms (a loaded machine).
+    let senders = names
+        .iter()
+        .filter(|n| n.as_str() == "mongoelector-re")
+        .count();
+    assert!((1..=3).contains(&senders), "a thread per lock? {names:?}");
     let ours = names
         .iter()
         .filter(|n| n.starts_with("mongoelector"))
         .count();
-    assert!(ours <= 3, "a thread per lock? {names:?}");
+    assert!(ours - senders <= 3, "a thread per lock? {names:?}");
     for (g, b) in guards.iter().zip(&before) {
         assert!(g.is_valid(), "fence {} lapsed", g.fence());
         assert!(g.expires_at() > *b, "fence {} was not renewed", g.fence());

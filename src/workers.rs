@@ -1,0 +1,173 @@
+//! A pool of threads for jobs that may block on the database: normally one
+//! thread runs them in turn; another is started only when jobs wait while
+//! no running one has finished for a while (a round trip stuck on a frozen
+//! or partitioned server, which the driver does not time out), so one stuck
+//! job never holds up the rest. Threads left idle for a while end, down to
+//! one.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::moment::Moment;
+
+/// A job for the pool.
+pub(crate) type Job = Box<dyn FnOnce() + Send>;
+
+/// How long a thread beyond the first waits for work before it ends.
+const IDLE_END: Duration = Duration::from_secs(10);
+
+/// The pool; a `static`, since its threads borrow it for ever.
+pub(crate) struct Workers {
+    name: &'static str,
+    stall: Duration,
+    state: Mutex<State>,
+    work: Condvar,
+}
+
+struct State {
+    jobs: VecDeque<Job>,
+    workers: usize,
+    idle: usize,
+    /// The last time a thread took or finished a job (or one was started).
+    progress: Option<Moment>,
+}
+
+impl Workers {
+    /// A pool whose threads are named `name`, starting another thread when
+    /// jobs have waited `stall` without any job being taken or finished.
+    pub const fn new(name: &'static str, stall: Duration) -> Workers {
+        Workers {
+            name,
+            stall,
+            state: parking_lot::const_mutex(State {
+                jobs: VecDeque::new(),
+                workers: 0,
+                idle: 0,
+                progress: None,
+            }),
+            work: Condvar::new(),
+        }
+    }
+
+    /// Queues `job`; it runs on an idle thread, or after the jobs before it.
+    pub fn submit(&'static self, job: Job) {
+        let mut st = self.state.lock();
+        st.jobs.push_back(job);
+        if st.idle > 0 {
+            self.work.notify_one();
+        } else if st.workers == 0 {
+            self.spawn(&mut st);
+        }
+    }
+
+    /// Starts another thread if jobs wait and none has been taken or
+    /// finished for `stall`. Returns when to call again (`None`: no job
+    /// waits).
+    pub fn unstick(&'static self) -> Option<Duration> {
+        let mut st = self.state.lock();
+        if st.jobs.is_empty() {
+            return None;
+        }
+        let now = Moment::now();
+        let since = st
+            .progress
+            .map_or(self.stall, |p| now.saturating_duration_since(p));
+        if st.idle == 0 && since >= self.stall {
+            self.spawn(&mut st);
+            return Some(self.stall);
+        }
+        Some(self.stall.saturating_sub(since))
+    }
+
+    fn spawn(&'static self, st: &mut State) {
+        match std::thread::Builder::new()
+            .name(self.name.to_owned())
+            .spawn(move || self.work_loop())
+        {
+            Ok(_) => {
+                st.workers += 1;
+                st.progress = Some(Moment::now());
+            }
+            // The jobs wait for a running thread; leases end at their
+            // deadlines meanwhile, which `lost()` reports.
+            Err(e) => log::error!("could not spawn a `{}` thread: {e}", self.name),
+        }
+    }
+
+    fn work_loop(&'static self) {
+        let mut st = self.state.lock();
+        loop {
+            if let Some(job) = st.jobs.pop_front() {
+                st.progress = Some(Moment::now());
+                drop(st);
+                job();
+                st = self.state.lock();
+                st.progress = Some(Moment::now());
+                continue;
+            }
+            st.idle += 1;
+            let timed_out = self.work.wait_for(&mut st, IDLE_END).timed_out();
+            st.idle -= 1;
+            if timed_out && st.jobs.is_empty() && st.workers > 1 {
+                st.workers -= 1;
+                return;
+            }
+        }
+    }
+
+    /// How many threads the pool has (for tests).
+    #[cfg(test)]
+    fn threads(&self) -> usize {
+        self.state.lock().workers
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    #[test]
+    fn jobs_run_on_one_thread_while_none_is_stuck() {
+        static POOL: Workers = Workers::new("test-workers-a", Duration::from_secs(2));
+        let done = Arc::new(AtomicUsize::new(0));
+        for _ in 0..100 {
+            let done = done.clone();
+            POOL.submit(Box::new(move || {
+                std::thread::sleep(Duration::from_millis(1));
+                done.fetch_add(1, Ordering::SeqCst);
+            }));
+        }
+        // As the keep-alive thread does: check for a stall now and then.
+        while done.load(Ordering::SeqCst) < 100 {
+            POOL.unstick();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(POOL.threads(), 1);
+    }
+
+    #[test]
+    fn a_stuck_job_holds_up_only_its_own_thread() {
+        static POOL: Workers = Workers::new("test-workers-b", Duration::from_millis(100));
+        let t = std::time::Instant::now();
+        let (release, stuck) = crossbeam_channel::bounded::<()>(0);
+        POOL.submit(Box::new(move || {
+            let _ = stuck.recv();
+        }));
+        let (tx, rx) = crossbeam_channel::unbounded();
+        POOL.submit(Box::new(move || tx.send(()).unwrap()));
+        // Nothing runs it until the stall is noticed.
+        assert!(rx.recv_timeout(Duration::from_millis(50)).is_err());
+        while rx.try_recv().is_err() {
+            let again = POOL.unstick().unwrap_or(Duration::from_millis(10));
+            std::thread::sleep(again.max(Duration::from_millis(1)));
+            assert!(t.elapsed() < Duration::from_secs(5), "never ran");
+        }
+        assert!(t.elapsed() >= Duration::from_millis(100));
+        assert_eq!(POOL.threads(), 2);
+        release.send(()).unwrap();
+    }
+}
