@@ -26,10 +26,14 @@ pub(crate) const THREAD_NAME: &str = "mongoelector-keepalive";
 
 /// The threads that send the renewals. Another is started when renewals
 /// wait while none has been sent or answered for `RENEWAL_STALL`.
-static RENEWERS: Workers = Workers::new("mongoelector-renew", RENEWAL_STALL);
+static RENEWERS: Workers = Workers::new("mongoelector-renew", RENEWAL_STALL, RENEWERS_QUIET);
 
 /// A renewal in flight this long, with others waiting, counts as stuck.
 const RENEWAL_STALL: Duration = Duration::from_millis(200);
+
+/// The extra sending threads end once no renewal has found all of them
+/// busy for this long.
+const RENEWERS_QUIET: Duration = Duration::from_secs(10);
 
 /// Renewals per ttl: one failed renewal does not cost the lease.
 pub(crate) const RENEWALS_PER_TTL: u32 = 3;

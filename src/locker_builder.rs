@@ -67,8 +67,9 @@ impl LockerBuilder {
     /// from the local deadline, so it stays true exactly as long as
     /// renewals succeed. A renewal stuck on an unresponsive server holds up
     /// no other: when renewals have waited 200 ms with none sent or
-    /// answered, another sending thread starts (it ends once idle for
-    /// 10 s), and the stuck acquisition still ends at its deadline.
+    /// answered, another sending thread starts (it ends about 10 s after
+    /// none is needed), and the stuck acquisition still ends at its
+    /// deadline.
     ///
     /// ```no_run
     /// # use std::time::Duration;

@@ -2,10 +2,11 @@
 //! thread runs them in turn; another is started only when jobs wait while
 //! no running one has finished for a while (a round trip stuck on a frozen
 //! or partitioned server, which the driver does not time out), so one stuck
-//! job never holds up the rest. Threads left idle for a while end, down to
-//! one.
+//! job never holds up the rest. Once no job has found every thread busy
+//! for a while, the threads beyond one end.
 
 use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
@@ -15,13 +16,11 @@ use crate::moment::Moment;
 /// A job for the pool.
 pub(crate) type Job = Box<dyn FnOnce() + Send>;
 
-/// How long a thread beyond the first waits for work before it ends.
-const IDLE_END: Duration = Duration::from_secs(10);
-
 /// The pool; a `static`, since its threads borrow it for ever.
 pub(crate) struct Workers {
     name: &'static str,
     stall: Duration,
+    quiet: Duration,
     state: Mutex<State>,
     work: Condvar,
 }
@@ -32,20 +31,27 @@ struct State {
     idle: usize,
     /// The last time a thread took or finished a job (or one was started).
     progress: Option<Moment>,
+    /// The last time a job came while no thread was idle.
+    saturated: Option<Moment>,
 }
 
 impl Workers {
     /// A pool whose threads are named `name`, starting another thread when
-    /// jobs have waited `stall` without any job being taken or finished.
-    pub const fn new(name: &'static str, stall: Duration) -> Workers {
+    /// jobs have waited `stall` without any job being taken or finished,
+    /// and ending the threads beyond one once no job has found every
+    /// thread busy for `quiet` (each when it next wakes, at most `quiet`
+    /// later, with another thread idle).
+    pub const fn new(name: &'static str, stall: Duration, quiet: Duration) -> Workers {
         Workers {
             name,
             stall,
+            quiet,
             state: parking_lot::const_mutex(State {
                 jobs: VecDeque::new(),
                 workers: 0,
                 idle: 0,
                 progress: None,
+                saturated: None,
             }),
             work: Condvar::new(),
         }
@@ -57,7 +63,10 @@ impl Workers {
         st.jobs.push_back(job);
         if st.idle > 0 {
             self.work.notify_one();
-        } else if st.workers == 0 {
+            return;
+        }
+        st.saturated = Some(Moment::now());
+        if st.workers == 0 {
             self.spawn(&mut st);
         }
     }
@@ -70,11 +79,15 @@ impl Workers {
         if st.jobs.is_empty() {
             return None;
         }
+        if st.idle > 0 {
+            // Woken already; it takes the job as soon as it runs.
+            return Some(self.stall);
+        }
         let now = Moment::now();
         let since = st
             .progress
             .map_or(self.stall, |p| now.saturating_duration_since(p));
-        if st.idle == 0 && since >= self.stall {
+        if since >= self.stall {
             self.spawn(&mut st);
             return Some(self.stall);
         }
@@ -102,18 +115,27 @@ impl Workers {
             if let Some(job) = st.jobs.pop_front() {
                 st.progress = Some(Moment::now());
                 drop(st);
-                job();
+                // A panicking job must not take its thread's count with it.
+                if std::panic::catch_unwind(AssertUnwindSafe(job)).is_err() {
+                    log::error!("a `{}` job panicked", self.name);
+                }
                 st = self.state.lock();
                 st.progress = Some(Moment::now());
                 continue;
             }
-            st.idle += 1;
-            let timed_out = self.work.wait_for(&mut st, IDLE_END).timed_out();
-            st.idle -= 1;
-            if timed_out && st.jobs.is_empty() && st.workers > 1 {
+            // No job: end if the pool has been quiet and another thread is
+            // idle to take the next one (jobs wake idle threads in turn, so
+            // a wait rarely times out while jobs keep coming).
+            let quiet = st
+                .saturated
+                .is_none_or(|at| Moment::now().saturating_duration_since(at) >= self.quiet);
+            if st.idle > 0 && quiet {
                 st.workers -= 1;
                 return;
             }
+            st.idle += 1;
+            self.work.wait_for(&mut st, self.quiet);
+            st.idle -= 1;
         }
     }
 
@@ -132,7 +154,11 @@ mod tests {
 
     #[test]
     fn jobs_run_on_one_thread_while_none_is_stuck() {
-        static POOL: Workers = Workers::new("test-workers-a", Duration::from_secs(2));
+        static POOL: Workers = Workers::new(
+            "test-workers-a",
+            Duration::from_secs(2),
+            Duration::from_secs(10),
+        );
         let done = Arc::new(AtomicUsize::new(0));
         for _ in 0..100 {
             let done = done.clone();
@@ -151,7 +177,11 @@ mod tests {
 
     #[test]
     fn a_stuck_job_holds_up_only_its_own_thread() {
-        static POOL: Workers = Workers::new("test-workers-b", Duration::from_millis(100));
+        static POOL: Workers = Workers::new(
+            "test-workers-b",
+            Duration::from_millis(100),
+            Duration::from_secs(10),
+        );
         let t = std::time::Instant::now();
         let (release, stuck) = crossbeam_channel::bounded::<()>(0);
         POOL.submit(Box::new(move || {
@@ -167,7 +197,39 @@ mod tests {
             assert!(t.elapsed() < Duration::from_secs(5), "never ran");
         }
         assert!(t.elapsed() >= Duration::from_millis(100));
-        assert_eq!(POOL.threads(), 2);
+        // Two, or more where a new thread was slow to start.
+        assert!(POOL.threads() >= 2);
         release.send(()).unwrap();
+    }
+
+    #[test]
+    fn the_extra_threads_end_once_not_needed_though_jobs_keep_coming() {
+        static POOL: Workers = Workers::new(
+            "test-workers-c",
+            Duration::from_millis(50),
+            Duration::from_millis(500),
+        );
+        let (release, stuck) = crossbeam_channel::bounded::<()>(0);
+        POOL.submit(Box::new(move || {
+            let _ = stuck.recv();
+        }));
+        let tick = || {
+            POOL.submit(Box::new(|| {}));
+            POOL.unstick();
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let t = std::time::Instant::now();
+        while POOL.threads() < 2 {
+            tick();
+            assert!(t.elapsed() < Duration::from_secs(5), "no second thread");
+        }
+        release.send(()).unwrap();
+        // Jobs every 20 ms wake the idle threads in turn; still, once none
+        // finds every thread busy for 500 ms, the pool is back to one.
+        let t = std::time::Instant::now();
+        while POOL.threads() > 1 {
+            tick();
+            assert!(t.elapsed() < Duration::from_secs(5), "never shrank");
+        }
     }
 }
