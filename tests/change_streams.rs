@@ -19,9 +19,10 @@ fn locker(db: &Database, key: &str, streams: bool) -> MongoLocker {
         .unwrap()
 }
 
-/// How long a blocked acquire with a long `step` takes to notice a release.
+/// How long a blocked acquire with a long `step` takes to notice a release
+/// (the waiter keeps the lock).
 fn release_to_acquire(db: &Database, key: &str, streams: bool, step: Duration) -> Duration {
-    common::release_to_acquire(&locker(db, key, streams), locker(db, key, streams), step)
+    common::release_to_acquire(&locker(db, key, streams), locker(db, key, streams), step).0
 }
 
 #[test]

@@ -340,10 +340,13 @@ fn the_elector_works_for_the_restricted_user_over_tls() {
 }
 
 /// How long a blocked acquire with a long `step` takes to notice a release
-/// (a key of its own; ttl 30 s), on `db`.
+/// (a key of its own; ttl 30 s), on `db`. The waiter then releases the
+/// lock: nothing waits any more.
 fn release_to_acquire(db: &Database, step: Duration) -> Duration {
     let k = key("wake");
-    common::release_to_acquire(&locker(db, &k), locker(db, &k), step)
+    let (took, waiter) = common::release_to_acquire(&locker(db, &k), locker(db, &k), step);
+    assert!(waiter.release(false).unwrap());
+    took
 }
 
 #[test]
@@ -568,16 +571,25 @@ fn without_kill_cursors_closing_the_change_stream_is_refused() {
     let (db, seen) = monitored_db(As::User("lacks_killCursors"));
     let took = release_to_acquire(&db, Duration::from_secs(5));
     assert!(took < Duration::from_secs(1), "the stream still works");
-    // Nothing waits any more: the stream's thread closes its cursor.
+    // Nothing waits any more: once its getMore returns, the stream's thread
+    // closes its cursor. This server ends a waiting getMore at any write, so
+    // a write now and then (a lock taken and released) makes that soon.
+    let nudge = locker(&db, &key("nudge"));
+    let refused = || {
+        seen.failed.lock().unwrap().iter().any(|(name, code, msg)| {
+            name == "killCursors" && *code == 13 && msg.contains("(action: killCursors)")
+        })
+    };
+    let end = Instant::now() + Duration::from_secs(5);
+    while !refused() && Instant::now() < end {
+        assert!(nudge
+            .acquire(false, None, Duration::from_millis(100), false)
+            .unwrap());
+        assert!(nudge.release(false).unwrap());
+        std::thread::sleep(Duration::from_millis(200));
+    }
     assert!(
-        wait_until(Duration::from_secs(5), || seen
-            .failed
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|(name, code, msg)| name == "killCursors"
-                && *code == 13
-                && msg.contains("(action: killCursors)"))),
+        refused(),
         "closing the cursor was refused: {:?}",
         seen.failed.lock().unwrap()
     );

@@ -100,8 +100,13 @@ pub fn elector(db: &Database, key: &str, ttl: Duration, retry: Duration) -> Mong
 /// How long a waiter blocked in `acquire` (up to 20 s, with this `step`)
 /// takes to get the lock once `holder` releases it: the holder takes it,
 /// the waiter makes its first attempt and starts waiting (its change stream
-/// opening, where there is one), then the holder releases.
-pub fn release_to_acquire(holder: &MongoLocker, waiter: MongoLocker, step: Duration) -> Duration {
+/// opening, where there is one), then the holder releases. The waiter is
+/// given back, holding the lock.
+pub fn release_to_acquire(
+    holder: &MongoLocker,
+    waiter: MongoLocker,
+    step: Duration,
+) -> (Duration, MongoLocker) {
     assert!(
         holder.acquire(false, None, step, false).unwrap(),
         "the holder acquired"
@@ -110,14 +115,14 @@ pub fn release_to_acquire(holder: &MongoLocker, waiter: MongoLocker, step: Durat
         let got = waiter
             .acquire(true, Some(Duration::from_secs(20)), step, false)
             .unwrap();
-        (got, Instant::now())
+        (got, Instant::now(), waiter)
     });
     std::thread::sleep(Duration::from_millis(1500));
     let released = Instant::now();
     assert!(holder.release(false).unwrap());
-    let (got, at) = blocked.join().unwrap();
+    let (got, at, waiter) = blocked.join().unwrap();
     assert!(got, "the waiter acquired");
-    at - released
+    (at - released, waiter)
 }
 
 /// Polls `f` every 10 ms until it returns true or `limit` passes.
