@@ -196,22 +196,18 @@ fn a_renewal_stuck_on_a_frozen_server_holds_up_no_other() {
         Ok(LossReason::RenewalFailed)
     );
     let names = thread_names();
-    let count = |name: &str| names.iter().filter(|n| n.as_str() == name).count();
-    // comm is cut to 15 bytes.
-    assert_eq!(count("mongoelector-ke"), 1, "{names:?}");
+    assert_eq!(count(&names, KEEPALIVE), 1, "{names:?}");
     assert!(
-        count("mongoelector-re") >= 2,
+        count(&names, RENEW) >= 2,
         "a thread beside the stuck one: {names:?}"
     );
     frozen.resume();
     drop(stuck_guard);
     guard.release().unwrap();
-    // Idle for 10 s, the threads beyond the first end.
+    // Quiet for 10 s (no renewal finding every thread busy), the threads
+    // beyond the first end.
     assert!(
-        common::wait_until(Duration::from_secs(20), || thread_names()
-            .iter()
-            .filter(|n| n.as_str() == "mongoelector-re")
-            .count()
+        common::wait_until(Duration::from_secs(20), || count(&thread_names(), RENEW)
             == 1),
         "{:?}",
         thread_names()
@@ -338,6 +334,16 @@ fn thread_names() -> Vec<String> {
         .collect()
 }
 
+/// The keep-alive thread and the renewal threads, as `comm` shows their
+/// names (cut to 15 bytes).
+const KEEPALIVE: &str = "mongoelector-ke";
+const RENEW: &str = "mongoelector-re";
+
+/// How many of `names` are `name`.
+fn count(names: &[String], name: &str) -> usize {
+    names.iter().filter(|n| n.as_str() == name).count()
+}
+
 #[cfg(target_os = "linux")]
 #[test]
 fn a_hundred_kept_alive_guards_share_one_renewal_thread() {
@@ -352,18 +358,10 @@ fn a_hundred_kept_alive_guards_share_one_renewal_thread() {
     // Longer than a ttl: only renewals keep them valid.
     std::thread::sleep(Duration::from_secs(4));
     let names = thread_names();
-    let renewers = names
-        .iter()
-        .filter(|n| n.as_str() == "mongoelector-ke")
-        .count();
-    // comm is cut to 15 bytes: "mongoelector-keepalive" reads "mongoelector-ke".
-    assert_eq!(renewers, 1, "{names:?}");
+    assert_eq!(count(&names, KEEPALIVE), 1, "{names:?}");
     // The round trips run on "mongoelector-renew": one thread, and another
     // only while a round trip takes over 200 ms (a loaded machine).
-    let senders = names
-        .iter()
-        .filter(|n| n.as_str() == "mongoelector-re")
-        .count();
+    let senders = count(&names, RENEW);
     assert!((1..=3).contains(&senders), "a thread per lock? {names:?}");
     let ours = names
         .iter()
