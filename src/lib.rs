@@ -63,29 +63,46 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # What else it does
+//!
+//! - **Long jobs**: [`LockerBuilder::keep_alive`] renews every acquisition
+//!   every ttl/3 until it is released; [`LockGuard::lost`] says, once, when
+//!   it is lost anyway.
+//! - **Run-once jobs**: [`LockerBuilder::hold_at_least`] keeps a released
+//!   lock unavailable until a minimum time after it was taken, in server
+//!   time.
+//! - **Fencing**: every acquisition and every term carries a fence token
+//!   ([`LockGuard::fence`], [`Event::BecameMaster`]) greater than every
+//!   earlier one on the key; a resource that refuses lower fences refuses a
+//!   paused holder's late write.
+//! - **Watching the election**: [`MongoElector::observe`] reports the
+//!   master at each change; [`MongoElector::stats`] and
+//!   [`MongoElector::healthy`] serve metrics and probes without I/O;
+//!   [`MongoElector::step_down`] drains a node.
+//!
 //! # Timing
 //!
-//! With the elector's defaults (ttl 15 s, followers retry every 3 s):
-//!
-//! - a master that dies or is cut off is replaced within ttl + retry
-//!   interval + one round trip (about 18 s);
-//! - a master that stops (`stop()`, drop) releases the lock: another node
-//!   takes over within one retry interval;
+//! - The lock's default ttl is 600 s, as in Python ([`DEFAULT_TTL`]): a
+//!   holder that crashes leaves its lock held that long (plus the takeover
+//!   grace). Choose a shorter ttl, with keep-alive for long jobs.
+//! - With the elector's defaults (ttl 15 s, takeover grace
+//!   [`lease_margin`]`(ttl)` = 1 s, followers retry every 3 s), a master
+//!   that dies or is cut off is replaced within **ttl + takeover grace +
+//!   retry interval + one round trip** (about 19 s);
+//! - a master that stops (`stop()`, drop) or steps down releases the lock:
+//!   another node takes over within one retry interval (milliseconds on a
+//!   replica set, where followers wake on a change stream);
 //! - a master that cannot renew steps down on its own monotonic clock,
 //!   before the server could grant the lock to anyone else.
 //!
-//! The README's "Timing" and "Guarantees and how they are tested" sections
-//! give the argument, the assumptions and the tests.
+//! # Guide
 //!
-//! # Running the tests
-//!
-//! The tests need a MongoDB-compatible server. `scripts/test.sh` installs a
-//! throwaway one (SecantusDB, a Python test server, into `.secantus/`),
-//! starts it on a free loopback port, runs `cargo test` against it as a
-//! replica set and again as a standalone server, and stops it. With
-//! `MONGODB_URI` set it runs `cargo test` once against that server instead;
-//! `scripts/with-server.sh cargo test --test locker` runs one target against
-//! a fresh server.
+//! The [`guide`] pages hold the reference: [locking](guide::locking),
+//! [election](guide::election), [timing](guide::timing),
+//! [guarantees](guide::guarantees) and how they are tested,
+//! [security](guide::security), [performance](guide::performance), the
+//! [lock document](guide::document), [threads](guide::threads), the
+//! [code layout](guide::layout), and [running the tests](guide::testing).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -96,6 +113,7 @@ mod elector;
 mod error;
 mod expr;
 mod guard;
+pub mod guide;
 mod keepalive;
 mod lease;
 mod lock_core;
