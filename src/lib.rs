@@ -97,6 +97,7 @@ mod error;
 mod expr;
 mod guard;
 mod keepalive;
+mod listing;
 mod lease;
 mod lock_core;
 mod locker;
@@ -120,6 +121,7 @@ pub use elector::{
 pub use error::{DatabaseError, Error, Result};
 pub use guard::LockGuard;
 pub use lease::lease_margin;
+pub use listing::live_locks;
 pub use locker::{LockStatus, MongoLocker};
 pub use locker_builder::{LockerBuilder, DEFAULT_COLLECTION, DEFAULT_STEP, DEFAULT_TTL};
 pub use loss::LossReason;
