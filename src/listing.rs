@@ -59,4 +59,3 @@ fn read_live(db: &Database, collection: &str) -> Result<Vec<LockInfo>> {
     }
     Ok(live)
 }
-

@@ -21,8 +21,14 @@ fn lists_held_locks_only_sorted_by_key() {
             .build()
             .unwrap()
     };
-    assert!(live_locks(&db, "locks").unwrap().is_empty(), "no collection yet");
-    let (b, a) = (locker("b", Duration::from_secs(30)), locker("a", Duration::from_secs(30)));
+    assert!(
+        live_locks(&db, "locks").unwrap().is_empty(),
+        "no collection yet"
+    );
+    let (b, a) = (
+        locker("b", Duration::from_secs(30)),
+        locker("a", Duration::from_secs(30)),
+    );
     let (gb, ga) = (b.lock().unwrap(), a.lock().unwrap());
     let released = locker("released", Duration::from_secs(30));
     released.lock().unwrap().release().unwrap();
@@ -50,7 +56,12 @@ fn lists_held_locks_only_sorted_by_key() {
 #[test]
 fn an_elections_master_is_listed() {
     let db = db();
-    let elector = common::elector(&db, "scheduler", Duration::from_secs(5), Duration::from_secs(1));
+    let elector = common::elector(
+        &db,
+        "scheduler",
+        Duration::from_secs(5),
+        Duration::from_secs(1),
+    );
     elector.poll().unwrap();
     assert!(elector.is_master());
     let listed = live_locks(&db, mongoelector::DEFAULT_COLLECTION).unwrap();
@@ -58,15 +69,19 @@ fn an_elections_master_is_listed() {
     assert_eq!(listed[0].key, "scheduler");
     assert_eq!(listed[0].uuid, elector.uuid());
     elector.stop().unwrap();
-    assert!(live_locks(&db, mongoelector::DEFAULT_COLLECTION).unwrap().is_empty());
+    assert!(live_locks(&db, mongoelector::DEFAULT_COLLECTION)
+        .unwrap()
+        .is_empty());
 }
 
 #[test]
 fn a_damaged_lock_document_is_reported_by_name() {
     let db = db();
     db.collection("locks")
-        .insert_one(doc! { "_id": "bad", "locked": true, "uuid": "u", "host": "h", "pid": 1_i64,
-                           "ts_created": "yesterday", "ts_expire": mongodb::bson::DateTime::now() })
+        .insert_one(
+            doc! { "_id": "bad", "locked": true, "uuid": "u", "host": "h", "pid": 1_i64,
+            "ts_created": "yesterday", "ts_expire": mongodb::bson::DateTime::now() },
+        )
         .run()
         .unwrap();
     match live_locks(&db, "locks") {

@@ -176,7 +176,11 @@ pub fn parse() -> Result<Cli, Failure> {
         let text = error.render().to_string();
         let first = text.lines().next().unwrap_or("bad usage");
         let first = first.strip_prefix("error: ").unwrap_or(first);
-        Failure::new(USAGE, "reading the command line", format!("{first} (see --help)"))
+        Failure::new(
+            USAGE,
+            "reading the command line",
+            format!("{first} (see --help)"),
+        )
     })
 }
 
@@ -195,12 +199,37 @@ mod tests {
 
     #[test]
     fn the_command_follows_a_double_dash() {
-        let cli = Cli::try_parse_from(["mongoelector", "lock", "k", "--no-wait", "--", "sh", "-c", "exit 3"]).unwrap();
-        let Command::Lock(lock) = cli.command else { panic!("not lock") };
+        let cli = Cli::try_parse_from([
+            "mongoelector",
+            "lock",
+            "k",
+            "--no-wait",
+            "--",
+            "sh",
+            "-c",
+            "exit 3",
+        ])
+        .unwrap();
+        let Command::Lock(lock) = cli.command else {
+            panic!("not lock")
+        };
         assert!(lock.no_wait);
         assert_eq!(lock.command, ["sh", "-c", "exit 3"]);
-        assert!(Cli::try_parse_from(["mongoelector", "lock", "k", "--no-wait", "--timeout", "1s", "--", "true"]).is_err());
-        assert!(Cli::try_parse_from(["mongoelector", "release", "k"]).is_err(), "--force is required");
+        assert!(Cli::try_parse_from([
+            "mongoelector",
+            "lock",
+            "k",
+            "--no-wait",
+            "--timeout",
+            "1s",
+            "--",
+            "true"
+        ])
+        .is_err());
+        assert!(
+            Cli::try_parse_from(["mongoelector", "release", "k"]).is_err(),
+            "--force is required"
+        );
     }
 
     #[test]
@@ -208,6 +237,9 @@ mod tests {
         use clap::CommandFactory;
         let help = Cli::command().render_long_help().to_string();
         assert!(help.contains("79   lock: the lock was lost"), "{help}");
-        assert!(help.contains(&format!("{} s", DEFAULT_SERVER_SELECTION_TIMEOUT.as_secs())), "{help}");
+        assert!(
+            help.contains(&format!("{} s", DEFAULT_SERVER_SELECTION_TIMEOUT.as_secs())),
+            "{help}"
+        );
     }
 }

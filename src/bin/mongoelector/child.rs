@@ -63,7 +63,13 @@ pub fn spawn(argv: &[OsString], env: &[(&str, String)]) -> Result<Child, Failure
                 let _ = tx.send(status);
             }
         })
-        .map_err(|e| Failure::new(SOFTWARE, "starting the thread that waits for the command", e))?;
+        .map_err(|e| {
+            Failure::new(
+                SOFTWARE,
+                "starting the thread that waits for the command",
+                e,
+            )
+        })?;
     Ok(Child {
         pid,
         exited,
@@ -81,7 +87,9 @@ fn die_with_the_tool(command: &mut Command) {
             nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(io::Error::from)?;
             // The tool died between fork and prctl: do not start at all.
             if nix::unistd::getppid() != parent {
-                return Err(io::Error::other("the tool ended before the command started"));
+                return Err(io::Error::other(
+                    "the tool ended before the command started",
+                ));
             }
             Ok(())
         });

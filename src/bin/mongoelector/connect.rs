@@ -19,7 +19,11 @@ pub const DEFAULT_SERVER_SELECTION_TIMEOUT: Duration = Duration::from_secs(5);
 pub fn database(connection: &Connection) -> Result<Database, Failure> {
     let doing = "reading the connection string";
     let uri = connection.uri.as_deref().ok_or_else(|| {
-        Failure::new(USAGE, doing, "no server given: pass --uri or set MONGODB_URI")
+        Failure::new(
+            USAGE,
+            doing,
+            "no server given: pass --uri or set MONGODB_URI",
+        )
     })?;
     let mut options = ClientOptions::parse(uri).run().map_err(|e| {
         // A malformed string is the user's; a failed SRV lookup is the network's.
@@ -54,7 +58,8 @@ pub fn database(connection: &Connection) -> Result<Database, Failure> {
 /// The characters MongoDB refuses in a database name, refused here with a
 /// usage error rather than by the server.
 fn check_name(name: &str) -> Result<(), Failure> {
-    let bad = name.is_empty() || name.len() > 63 || name.contains(['/', '\\', '.', ' ', '"', '$', '\0']);
+    let bad =
+        name.is_empty() || name.len() > 63 || name.contains(['/', '\\', '.', ' ', '"', '$', '\0']);
     if bad {
         return Err(Failure::new(
             USAGE,
@@ -79,12 +84,41 @@ mod tests {
 
     #[test]
     fn the_database_comes_from_the_flag_or_the_path() {
-        assert_eq!(database(&connection("mongodb://h/app", None)).unwrap().name(), "app");
-        assert_eq!(database(&connection("mongodb://h/app", Some("x"))).unwrap().name(), "x");
-        assert_eq!(database(&connection("mongodb://h/", None)).unwrap_err().code, USAGE);
-        assert_eq!(database(&connection("mongodb://h/", Some("a.b"))).unwrap_err().code, USAGE);
-        assert_eq!(database(&connection("http://h/app", None)).unwrap_err().code, USAGE);
-        let none = Connection { uri: None, db: None, collection: "c".into() };
+        assert_eq!(
+            database(&connection("mongodb://h/app", None))
+                .unwrap()
+                .name(),
+            "app"
+        );
+        assert_eq!(
+            database(&connection("mongodb://h/app", Some("x")))
+                .unwrap()
+                .name(),
+            "x"
+        );
+        assert_eq!(
+            database(&connection("mongodb://h/", None))
+                .unwrap_err()
+                .code,
+            USAGE
+        );
+        assert_eq!(
+            database(&connection("mongodb://h/", Some("a.b")))
+                .unwrap_err()
+                .code,
+            USAGE
+        );
+        assert_eq!(
+            database(&connection("http://h/app", None))
+                .unwrap_err()
+                .code,
+            USAGE
+        );
+        let none = Connection {
+            uri: None,
+            db: None,
+            collection: "c".into(),
+        };
         assert!(database(&none).unwrap_err().message.contains("MONGODB_URI"));
     }
 }

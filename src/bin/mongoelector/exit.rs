@@ -66,7 +66,16 @@ impl Failure {
             }
             _ => SOFTWARE,
         };
-        Failure::new(code, doing, error)
+        let text = error.to_string();
+        // A database error leads with the library's operation and key,
+        // which `doing` already says in the tool's terms.
+        let why = match error {
+            Error::Database(e) => text
+                .strip_prefix(&format!("{} {:?}: ", e.operation(), e.key()))
+                .unwrap_or(&text),
+            _ => &text,
+        };
+        Failure::new(code, doing, why)
     }
 }
 

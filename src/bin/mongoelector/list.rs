@@ -7,9 +7,8 @@ use crate::exit::Failure;
 use crate::{output, render};
 
 pub fn run(db: &Database, collection: &str, args: ListArgs) -> Result<u8, Failure> {
-    let locks = mongoelector::live_locks(db, collection).map_err(|e| {
-        Failure::from_error(&format!("listing the locks in {collection:?}"), &e)
-    })?;
+    let locks = mongoelector::live_locks(db, collection)
+        .map_err(|e| Failure::from_error(&format!("listing the locks in {collection:?}"), &e))?;
     if args.json {
         let all: Vec<_> = locks.iter().map(render::holder_json).collect();
         output::line(serde_json::Value::Array(all))?;

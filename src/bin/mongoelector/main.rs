@@ -26,7 +26,10 @@ use exit::Failure;
 fn main() -> ExitCode {
     // A bug must still end in one line and a code, not a backtrace.
     std::panic::set_hook(Box::new(|info| {
-        eprintln!("mongoelector: internal error: {}", exit::one_line(&info.to_string()));
+        eprintln!(
+            "mongoelector: internal error: {}",
+            exit::one_line(&info.to_string())
+        );
     }));
     let code = match std::panic::catch_unwind(run) {
         Ok(Ok(code)) => code,
