@@ -77,12 +77,23 @@
 //! The README's "Timing" and "Guarantees and how they are tested" sections
 //! give the argument, the assumptions and the tests.
 //!
+//! # Command line
+//!
+//! With the cargo feature `cli` the package also builds a `mongoelector`
+//! binary (`cargo install --path . --features cli`) for jobs that are not
+//! Rust programs: `mongoelector lock KEY -- CMD` runs a command under the
+//! lock, `mongoelector elect KEY -- CMD` only while elected, and `status`,
+//! `list` and `release --force` look and intervene. It is built on this
+//! crate's public API (listing uses [`live_locks`]); library users compile
+//! none of its dependencies. `mongoelector --help` lists its exit codes.
+//!
 //! # Running the tests
 //!
 //! The tests need a MongoDB-compatible server. `scripts/test.sh` installs a
 //! throwaway one (SecantusDB, a Python test server, into `.secantus/`),
-//! starts it on a free loopback port, runs `cargo test` against it as a
-//! replica set and again as a standalone server, and stops it. With
+//! starts it on a free loopback port, runs `cargo test --features cli`
+//! (which also builds the command-line tool and runs its tests) against it
+//! as a replica set and again as a standalone server, and stops it. With
 //! `MONGODB_URI` set it runs `cargo test` once against that server instead;
 //! `scripts/with-server.sh cargo test --test locker` runs one target against
 //! a fresh server.

@@ -54,6 +54,14 @@ impl Scene {
         self.tool(args).output().unwrap()
     }
 
+    /// Runs the tool to its end, which must be a success.
+    fn ok(&self, args: &[&str]) -> Output {
+        let out = self.run(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {err}");
+        out
+    }
+
     /// Starts the tool in the background, its output in files named after
     /// `name` (files, not pipes: a command's orphaned children may keep a
     /// pipe open long after the tool ended).
@@ -63,6 +71,26 @@ impl Scene {
             .stderr(fs::File::create(self.path(&format!("{name}.err"))).unwrap())
             .spawn()
             .unwrap()
+    }
+
+    /// Starts `lock ARGS -- bash -c BODY` in the background.
+    fn lock(&self, name: &str, args: &[&str], body: &str) -> Child {
+        let mut all = vec!["lock"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--", "bash", "-c", body]);
+        self.start(name, &all)
+    }
+
+    /// Waits until the command of `name` has logged its start.
+    fn started(&self, name: &str) {
+        let seen = wait_until(Duration::from_secs(15), || {
+            self.when(name, "start").is_some()
+        });
+        assert!(
+            seen,
+            "{name} did not start: {}",
+            self.read(&format!("{name}.err"))
+        );
     }
 
     fn read(&self, name: &str) -> String {
@@ -172,9 +200,7 @@ fn locks_on_one_key_take_turns() {
         ));
         if i == 0 {
             // The others start waiting while the first holds the lock.
-            assert!(wait_until(Duration::from_secs(15), || s
-                .when("a", "start")
-                .is_some()));
+            s.started("a");
         }
     }
     for (name, tool) in names.iter().zip(&mut tools) {
@@ -215,13 +241,8 @@ fn locks_on_one_key_take_turns() {
 fn not_acquired_names_the_holder_and_exits_75() {
     let s = Scene::new();
     let body = s.recorder("a", "sleep 30");
-    let mut a = s.start(
-        "a",
-        &["lock", "k", "--ttl", "5s", "--", "bash", "-c", &body],
-    );
-    assert!(wait_until(Duration::from_secs(15), || s
-        .when("a", "start")
-        .is_some()));
+    let mut a = s.lock("a", &["k", "--ttl", "5s"], &body);
+    s.started("a");
     for wait in [&["--no-wait"][..], &["--timeout", "300ms"][..]] {
         let mut args = vec!["lock", "k"];
         args.extend_from_slice(wait);
@@ -258,20 +279,10 @@ fn a_forced_release_stops_the_command_and_exits_79() {
         s.path("log").display(),
         s.path("log").display()
     );
-    let mut a = s.start(
-        "a",
-        &["lock", "k", "--ttl", "3s", "--", "bash", "-c", &body],
-    );
-    assert!(wait_until(Duration::from_secs(15), || s
-        .when("a", "start")
-        .is_some()));
+    let mut a = s.lock("a", &["k", "--ttl", "3s"], &body);
+    s.started("a");
     let released_at = now_ns();
-    let out = s.run(&["release", "k", "--force"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = s.ok(&["release", "k", "--force"]);
     let printed = String::from_utf8_lossy(&out.stdout);
     assert!(printed.contains("released \"k\": was held by"), "{printed}");
     assert!(printed.contains(&format!("pid {} ", a.id())), "{printed}");
@@ -314,11 +325,9 @@ fn a_command_that_ignores_sigterm_is_killed_after_kill_after() {
             &body,
         ],
     );
-    assert!(wait_until(Duration::from_secs(15), || s
-        .when("a", "start")
-        .is_some()));
+    s.started("a");
     let released = Instant::now();
-    assert!(s.run(&["release", "k", "--force"]).status.success());
+    s.ok(&["release", "k", "--force"]);
     let status = wait_for(&mut a, Duration::from_secs(15));
     let took = released.elapsed();
     assert_eq!(status.code(), Some(79), "{}", s.read("a.err"));
@@ -338,13 +347,8 @@ fn sigterm_to_lock_reaches_the_command_then_frees_the_lock() {
         "trap 'echo \"a term ${{EPOCHREALTIME/./}}000\" >> {l}; exit 5' TERM; echo \"a start ${{EPOCHREALTIME/./}}000\" >> {l}; sleep 20 & wait",
         l = log.display()
     );
-    let mut a = s.start(
-        "a",
-        &["lock", "k", "--ttl", "5s", "--", "bash", "-c", &body],
-    );
-    assert!(wait_until(Duration::from_secs(15), || s
-        .when("a", "start")
-        .is_some()));
+    let mut a = s.lock("a", &["k", "--ttl", "5s"], &body);
+    s.started("a");
     signal(&a, TERM);
     let status = wait_for(&mut a, Duration::from_secs(15));
     assert!(s.when("a", "term").is_some(), "the command got SIGTERM");
@@ -355,12 +359,7 @@ fn sigterm_to_lock_reaches_the_command_then_frees_the_lock() {
         s.read("a.err")
     );
     // Free at once: not after the ttl.
-    let out = s.run(&["lock", "k", "--no-wait", "--", "true"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    s.ok(&["lock", "k", "--no-wait", "--", "true"]);
 }
 
 #[test]
@@ -384,23 +383,13 @@ fn the_command_gets_key_and_fence_and_its_exit_status_is_passed_through() {
     let out = s.run(&["lock", "job", "--", "/nonexistent/command"]);
     assert_eq!(out.status.code(), Some(127));
     assert!(one_line(&out.stderr).contains("/nonexistent/command"));
-    let out = s.run(&["lock", "job", "--no-wait", "--", "true"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    s.ok(&["lock", "job", "--no-wait", "--", "true"]);
 }
 
 #[test]
 fn hold_at_least_keeps_a_finished_job_from_running_again() {
     let s = Scene::new();
-    let out = s.run(&["lock", "once", "--hold-at-least", "3s", "--", "true"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    s.ok(&["lock", "once", "--hold-at-least", "3s", "--", "true"]);
     let again = s.run(&["lock", "once", "--no-wait", "--", "true"]);
     assert_eq!(again.status.code(), Some(75));
 }
@@ -452,12 +441,7 @@ fn two_elects_one_runs_and_sigterm_hands_over() {
     };
 
     // The status names the master and both members.
-    let out = s.run(&["status", "svc", "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = s.ok(&["status", "svc", "--json"]);
     let status: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(status["holder"]["pid"], master.id());
     assert!(status["holder"]["fence"].as_i64().unwrap() > 0);
@@ -499,9 +483,7 @@ fn sigkill_of_the_master_tool_hands_over_after_the_lease() {
     let s = Scene::new();
     let ttl = Duration::from_secs(3);
     let mut a = elect(&s, "a", "3s");
-    assert!(wait_until(Duration::from_secs(15), || s
-        .when("a", "start")
-        .is_some()));
+    s.started("a");
     let mut b = elect(&s, "b", "3s");
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(starts(&s), ["a"]);
@@ -529,19 +511,9 @@ fn status_and_list_print_json_naming_holder_fence_and_expiry() {
     let free: Value = serde_json::from_slice(&s.run(&["status", "k", "--json"]).stdout).unwrap();
     assert_eq!(free["holder"], Value::Null);
     let body = s.recorder("a", "sleep 20");
-    let mut a = s.start(
-        "a",
-        &["lock", "k", "--ttl", "30s", "--", "bash", "-c", &body],
-    );
-    assert!(wait_until(Duration::from_secs(15), || s
-        .when("a", "start")
-        .is_some()));
-    let out = s.run(&["status", "k", "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut a = s.lock("a", &["k", "--ttl", "30s"], &body);
+    s.started("a");
+    let out = s.ok(&["status", "k", "--json"]);
     let status: Value = serde_json::from_slice(&out.stdout).unwrap();
     let holder = &status["holder"];
     assert_eq!(holder["key"], "k");
@@ -558,12 +530,7 @@ fn status_and_list_print_json_naming_holder_fence_and_expiry() {
     );
     assert_eq!(status["members"], serde_json::json!([]));
 
-    let out = s.run(&["list", "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = s.ok(&["list", "--json"]);
     let list: Value = serde_json::from_slice(&out.stdout).unwrap();
     let list = list.as_array().unwrap();
     assert_eq!(list.len(), 1);
@@ -599,9 +566,7 @@ fn status_watch_prints_each_change_of_master() {
         .read("watch.out")
         .contains("free")));
     let mut a = elect(&s, "a", "3s");
-    assert!(wait_until(Duration::from_secs(15), || s
-        .when("a", "start")
-        .is_some()));
+    s.started("a");
     let mut b = elect(&s, "b", "3s");
     std::thread::sleep(Duration::from_secs(1));
     let a_line = format!("pid {} ", a.id());
