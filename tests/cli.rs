@@ -387,6 +387,31 @@ fn the_command_gets_key_and_fence_and_its_exit_status_is_passed_through() {
 }
 
 #[test]
+fn sigterm_while_waiting_gives_up_without_running_the_command() {
+    let s = Scene::new();
+    let body = s.recorder("a", "sleep 30");
+    let mut a = s.lock("a", &["k", "--ttl", "5s"], &body);
+    s.started("a");
+    let waiter = s.recorder("b", "true");
+    let mut b = s.lock("b", &["k", "--ttl", "5s"], &waiter);
+    std::thread::sleep(Duration::from_secs(1));
+    let sent = Instant::now();
+    signal(&b, TERM);
+    assert_eq!(
+        wait_for(&mut b, Duration::from_secs(10)).code(),
+        Some(128 + TERM)
+    );
+    eprintln!("a waiting tool ended {:?} after SIGTERM", sent.elapsed());
+    assert!(sent.elapsed() < Duration::from_secs(3));
+    assert_eq!(s.when("b", "start"), None, "its command never ran");
+    // The holder still holds the lock.
+    let status: Value = serde_json::from_slice(&s.ok(&["status", "k", "--json"]).stdout).unwrap();
+    assert_eq!(status["holder"]["pid"], a.id());
+    signal(&a, TERM);
+    wait_for(&mut a, Duration::from_secs(15));
+}
+
+#[test]
 fn hold_at_least_keeps_a_finished_job_from_running_again() {
     let s = Scene::new();
     s.ok(&["lock", "once", "--hold-at-least", "3s", "--", "true"]);

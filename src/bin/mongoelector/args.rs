@@ -56,6 +56,8 @@ pub enum Command {
     /// after --kill-after, and the tool exits 79. SIGINT, SIGTERM, SIGHUP
     /// and SIGQUIT are passed on to CMD (SIGKILL after --kill-after); the lock
     /// is released once CMD has ended. SIGUSR1 and SIGUSR2 are passed on.
+    /// Told to end while it waits for the lock, it exits 128+N (N the
+    /// signal) without running CMD.
     Lock(LockArgs),
     /// Campaign for KEY; run CMD each time this node becomes master, stop it when mastership is lost, campaign again.
     ///

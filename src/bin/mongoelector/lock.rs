@@ -16,7 +16,7 @@ use crate::exit::{self, Failure, LOST, NOT_ACQUIRED, SOFTWARE};
 /// How long a tool told to end while it waits for the lock gives an
 /// attempt in flight to come back, so that a lock it has just won is
 /// released rather than left to expire.
-const ABANDON_WAIT: Duration = Duration::from_secs(1);
+const ABANDON_WAIT: Duration = Duration::from_millis(300);
 
 pub fn run(db: &Database, collection: &str, args: LockArgs) -> Result<u8, Failure> {
     let signals = crate::signals::listen()?;
