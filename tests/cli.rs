@@ -531,6 +531,21 @@ fn sigkill_of_the_master_tool_hands_over_after_the_lease() {
 }
 
 #[test]
+fn an_elected_command_that_ends_ends_the_tool_with_its_status() {
+    let s = Scene::new();
+    let out = s.run(&["elect", "svc", "--ttl", "3s", "--", "bash", "-c", "exit 4"]);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // It stepped down: the election's lock is free.
+    let list: Value = serde_json::from_slice(&s.ok(&["list", "--json"]).stdout).unwrap();
+    assert_eq!(list, serde_json::json!([]));
+}
+
+#[test]
 fn status_and_list_print_json_naming_holder_fence_and_expiry() {
     let s = Scene::new();
     let free: Value = serde_json::from_slice(&s.run(&["status", "k", "--json"]).stdout).unwrap();
