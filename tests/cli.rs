@@ -81,6 +81,14 @@ impl Scene {
         self.start(name, &all)
     }
 
+    /// A `lock KEY` (named `a`) whose command has started and sleeps 30 s.
+    fn holding(&self, key: &str) -> Child {
+        let body = self.recorder("a", "sleep 30");
+        let a = self.lock("a", &[key, "--ttl", "5s"], &body);
+        self.started("a");
+        a
+    }
+
     /// Waits until the command of `name` has logged its start.
     fn started(&self, name: &str) {
         let seen = wait_until(Duration::from_secs(15), || {
@@ -240,9 +248,7 @@ fn locks_on_one_key_take_turns() {
 #[test]
 fn not_acquired_names_the_holder_and_exits_75() {
     let s = Scene::new();
-    let body = s.recorder("a", "sleep 30");
-    let mut a = s.lock("a", &["k", "--ttl", "5s"], &body);
-    s.started("a");
+    let mut a = s.holding("k");
     for wait in [&["--no-wait"][..], &["--timeout", "300ms"][..]] {
         let mut args = vec!["lock", "k"];
         args.extend_from_slice(wait);
@@ -389,9 +395,7 @@ fn the_command_gets_key_and_fence_and_its_exit_status_is_passed_through() {
 #[test]
 fn sigterm_while_waiting_gives_up_without_running_the_command() {
     let s = Scene::new();
-    let body = s.recorder("a", "sleep 30");
-    let mut a = s.lock("a", &["k", "--ttl", "5s"], &body);
-    s.started("a");
+    let mut a = s.holding("k");
     let waiter = s.recorder("b", "true");
     let mut b = s.lock("b", &["k", "--ttl", "5s"], &waiter);
     std::thread::sleep(Duration::from_secs(1));
