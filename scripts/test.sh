@@ -2,7 +2,8 @@
 # The whole test suite against a real server: installs what the tests need
 # (SecantusDB in .secantus/, Debian's faketime for the clock-skew tests and
 # openssl for the security tests' certificates),
-# runs `cargo test` (unit, integration and doc tests) against MONGODB_URI
+# runs `cargo test --features cli` (unit, integration and doc tests, and
+# the command-line tool's tests, which run its binary) against MONGODB_URI
 # or, when it is unset, twice: against a SecantusDB replica set and against
 # a standalone SecantusDB, each started here and stopped by PID. Then, in
 # either case, a third pass: the security tests (tests/security.rs, ignored
@@ -38,7 +39,7 @@ fi
 
 scripts/server.sh install
 echo "test.sh: building the tests" >&2
-cargo test --no-run "$@"
+cargo test --no-run --features cli "$@"
 
 LIMIT="${TEST_PASS_TIMEOUT:-900}"
 # pass NAME COMMAND...: runs one pass, its tests under the time limit.
@@ -62,16 +63,16 @@ limited=(timeout --kill-after=30 "$LIMIT")
 [ ! -t 0 ] || limited=()
 
 if [ -n "${MONGODB_URI:-}" ]; then
-    pass "against MONGODB_URI" "${limited[@]}" cargo test "$@"
+    pass "against MONGODB_URI" "${limited[@]}" cargo test --features cli "$@"
 else
     # Both server modes: the default replica set (change streams), then a
     # standalone server (no change streams: waiters poll), same tests.
     pass "against SecantusDB as a replica set" \
-        scripts/with-server.sh "${limited[@]}" cargo test "$@"
+        scripts/with-server.sh "${limited[@]}" cargo test --features cli "$@"
     pass "against SecantusDB as a standalone server" \
-        scripts/with-server.sh --standalone "${limited[@]}" cargo test "$@"
+        scripts/with-server.sh --standalone "${limited[@]}" cargo test --features cli "$@"
 fi
 if [ "${SKIP_SECURE:-0}" != 1 ]; then
     pass "against SecantusDB with authentication and TLS" \
-        scripts/secure-server.sh "${limited[@]}" cargo test --test security -- --ignored
+        scripts/secure-server.sh "${limited[@]}" cargo test --features cli --test security -- --ignored
 fi

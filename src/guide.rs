@@ -49,3 +49,9 @@ pub mod layout {}
 /// throwaway server.
 #[doc = include_str!("../docs/testing.md")]
 pub mod testing {}
+
+/// The `mongoelector` command-line tool (cargo feature `cli`): a command
+/// under the lock, or only while elected; status, list, forced release;
+/// exit codes.
+#[doc = include_str!("../docs/cli.md")]
+pub mod cli {}

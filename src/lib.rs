@@ -103,6 +103,17 @@
 //! [security](guide::security), [performance](guide::performance), the
 //! [lock document](guide::document), [threads](guide::threads), the
 //! [code layout](guide::layout), and [running the tests](guide::testing).
+//!
+//! # Command line
+//!
+//! With the cargo feature `cli` the package also builds a `mongoelector`
+//! binary (`cargo install --path . --features cli`) for jobs that are not
+//! Rust programs: `mongoelector lock KEY -- CMD` runs a command under the
+//! lock, `mongoelector elect KEY -- CMD` only while elected, and `status`,
+//! `list` and `release --force` look and intervene. It is built on this
+//! crate's public API (listing uses [`live_locks`]); library users compile
+//! none of its dependencies. `mongoelector --help` lists its exit codes; the [command line](guide::cli) page has
+//! the everyday uses.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -116,6 +127,7 @@ mod guard;
 pub mod guide;
 mod keepalive;
 mod lease;
+mod listing;
 mod lock_core;
 mod locker;
 mod locker_builder;
@@ -138,6 +150,7 @@ pub use elector::{
 pub use error::{DatabaseError, Error, Result};
 pub use guard::LockGuard;
 pub use lease::lease_margin;
+pub use listing::live_locks;
 pub use locker::{LockStatus, MongoLocker};
 pub use locker_builder::{LockerBuilder, DEFAULT_COLLECTION, DEFAULT_STEP, DEFAULT_TTL};
 pub use loss::LossReason;

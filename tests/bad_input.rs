@@ -593,3 +593,16 @@ fn every_bad_input_gets_its_typed_error() {
         assert_eq!(Some(&now), planted.get(key), "{key} was changed");
     }
 }
+
+#[test]
+fn live_locks_refuses_a_bad_collection_name_without_io() {
+    let db = db();
+    for name in ["", "a$b", "a\0b", "system.locks", ".c"] {
+        assert_eq!(
+            parameter(mongoelector::live_locks(&db, name)),
+            "collection",
+            "{name:?}"
+        );
+    }
+    assert!(db.list_collection_names().run().unwrap().is_empty());
+}

@@ -1,0 +1,247 @@
+//! The command line: subcommands, flags and their help.
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::connect::DEFAULT_SERVER_SELECTION_TIMEOUT;
+use crate::exit::{Failure, USAGE};
+
+const ABOUT: &str = "Distributed locks and leader election on MongoDB: run a command under a \
+lock held across machines, or only on the elected master.";
+
+/// `mongoelector [--uri URI] [--db DB] [--collection C] COMMAND ...`
+#[derive(Debug, Parser)]
+#[command(name = "mongoelector", version, about = ABOUT, after_help = help_footer())]
+pub struct Cli {
+    #[command(flatten)]
+    pub connection: Connection,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+fn help_footer() -> String {
+    let timeout = DEFAULT_SERVER_SELECTION_TIMEOUT.as_secs();
+    format!(
+        "Durations are written like 500ms, 30s, 5m, 1h30m.\n\n\
+         The connection string comes from --uri or MONGODB_URI; the database from --db or \
+         the URI's path (mongodb://host/DB). When the URI sets no serverSelectionTimeoutMS, \
+         the tool uses {timeout} s (and a {timeout} s connect timeout), so an unreachable \
+         server is reported within seconds.\n\n{}",
+        crate::exit::TABLE
+    )
+}
+
+/// Where the locks are.
+#[derive(Debug, Args)]
+pub struct Connection {
+    /// MongoDB connection string [env: MONGODB_URI]
+    #[arg(long, env = "MONGODB_URI", hide_env = true, global = true)]
+    pub uri: Option<String>,
+    /// Database (default: the one named in the URI's path)
+    #[arg(long, global = true)]
+    pub db: Option<String>,
+    /// Collection of the lock documents
+    #[arg(long, global = true, default_value = mongoelector::DEFAULT_COLLECTION)]
+    pub collection: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Take the lock KEY, run CMD while holding it (renewed every ttl/3), release it when CMD exits, and exit with CMD's status.
+    ///
+    /// CMD gets MONGOELECTOR_KEY and MONGOELECTOR_FENCE in its environment.
+    /// If the lock is lost while CMD runs, CMD gets SIGTERM, then SIGKILL
+    /// after --kill-after, and the tool exits 79. SIGINT, SIGTERM, SIGHUP
+    /// and SIGQUIT are passed on to CMD (SIGKILL after --kill-after); the lock
+    /// is released once CMD has ended. SIGUSR1 and SIGUSR2 are passed on.
+    /// Told to end while it waits for the lock, it exits 128+N (N the
+    /// signal) without running CMD.
+    Lock(LockArgs),
+    /// Campaign for KEY; run CMD each time this node becomes master, stop it when mastership is lost, campaign again.
+    ///
+    /// CMD gets MONGOELECTOR_KEY and MONGOELECTOR_FENCE in its environment.
+    /// On SIGINT or SIGTERM: CMD is stopped (the signal, then SIGKILL after
+    /// --kill-after), the tool steps down so that another node takes over at
+    /// once, and exits 0. If CMD exits on its own, the tool steps down and
+    /// exits with CMD's status.
+    Elect(ElectArgs),
+    /// Show who holds KEY (host, pid, fence, since, expiry, metadata) and, for an election, its members.
+    Status(StatusArgs),
+    /// List every key of the collection with a live holder.
+    List(ListArgs),
+    /// Free KEY whoever holds it (the holder finds out at its next renewal), printing what was freed.
+    Release(ReleaseArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    /// The lock's name
+    pub key: String,
+    /// Lease length; the lease is renewed every ttl/3 while CMD runs
+    #[arg(long, value_parser = duration, default_value = "30s")]
+    pub ttl: Duration,
+    /// Give up (exit 75) when not acquired within this time [default: wait forever]
+    #[arg(long, value_parser = duration, conflicts_with = "no_wait")]
+    pub timeout: Option<Duration>,
+    /// Give up (exit 75) at once when the lock is held
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Keep the lock taken until this long after it was acquired, however soon CMD ends (run-once jobs)
+    #[arg(long, value_parser = duration, default_value = "0s")]
+    pub hold_at_least: Duration,
+    /// How long CMD has between SIGTERM and SIGKILL
+    #[arg(long, value_parser = duration, default_value = "10s")]
+    pub kill_after: Duration,
+    /// The command and its arguments, after `--`
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct ElectArgs {
+    /// The election's name
+    pub key: String,
+    /// Lease length: a dead master is replaced after about ttl + ttl/5
+    #[arg(long, value_parser = duration, default_value = "15s")]
+    pub ttl: Duration,
+    /// How long CMD has between SIGTERM and SIGKILL
+    #[arg(long, value_parser = duration, default_value = "10s")]
+    pub kill_after: Duration,
+    /// Collection of the members' status reports
+    #[arg(long, default_value = mongoelector::DEFAULT_STATUS_COLLECTION)]
+    pub status_collection: String,
+    /// The command and its arguments, after `--`
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The lock's or election's name
+    pub key: String,
+    /// Keep running, printing each change of holder with a timestamp
+    #[arg(long)]
+    pub watch: bool,
+    /// Print JSON (with --watch: one object per line)
+    #[arg(long)]
+    pub json: bool,
+    /// Collection of the members' status reports
+    #[arg(long, default_value = mongoelector::DEFAULT_STATUS_COLLECTION)]
+    pub status_collection: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print a JSON array
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReleaseArgs {
+    /// The lock's or election's name
+    pub key: String,
+    /// Required: the lock is freed whoever holds it
+    #[arg(long, required = true)]
+    pub force: bool,
+}
+
+/// `30s`, `5m`, `1h30m`, `250ms`.
+fn duration(text: &str) -> Result<Duration, humantime::DurationError> {
+    humantime::parse_duration(text)
+}
+
+/// A clap error as the tool reports errors: `--help` and `--version` print
+/// and exit 0; anything else is one line and exit 64.
+pub fn parse() -> Result<Cli, Failure> {
+    Cli::try_parse().map_err(|error| {
+        use clap::error::ErrorKind;
+        if matches!(
+            error.kind(),
+            ErrorKind::DisplayHelp
+                | ErrorKind::DisplayVersion
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+        ) {
+            let code = if error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                USAGE
+            } else {
+                0
+            };
+            let _ = error.print();
+            return Failure {
+                code,
+                message: String::new(),
+            };
+        }
+        let text = error.render().to_string();
+        let first = text.lines().next().unwrap_or("bad usage");
+        let first = first.strip_prefix("error: ").unwrap_or(first);
+        Failure::new(
+            USAGE,
+            "reading the command line",
+            format!("{first} (see --help)"),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_humans_write_them() {
+        assert_eq!(duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(duration("250ms").unwrap(), Duration::from_millis(250));
+        assert!(duration("30").is_err(), "a unit is required");
+        assert!(duration("soon").is_err());
+    }
+
+    #[test]
+    fn the_command_follows_a_double_dash() {
+        let cli = Cli::try_parse_from([
+            "mongoelector",
+            "lock",
+            "k",
+            "--no-wait",
+            "--",
+            "sh",
+            "-c",
+            "exit 3",
+        ])
+        .unwrap();
+        let Command::Lock(lock) = cli.command else {
+            panic!("not lock")
+        };
+        assert!(lock.no_wait);
+        assert_eq!(lock.command, ["sh", "-c", "exit 3"]);
+        assert!(Cli::try_parse_from([
+            "mongoelector",
+            "lock",
+            "k",
+            "--no-wait",
+            "--timeout",
+            "1s",
+            "--",
+            "true"
+        ])
+        .is_err());
+        assert!(
+            Cli::try_parse_from(["mongoelector", "release", "k"]).is_err(),
+            "--force is required"
+        );
+    }
+
+    #[test]
+    fn the_help_lists_the_exit_codes() {
+        use clap::CommandFactory;
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("79   lock: the lock was lost"), "{help}");
+        assert!(
+            help.contains(&format!("{} s", DEFAULT_SERVER_SELECTION_TIMEOUT.as_secs())),
+            "{help}"
+        );
+    }
+}

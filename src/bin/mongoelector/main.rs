@@ -1,0 +1,58 @@
+//! `mongoelector`: run a command under a distributed lock or only while
+//! elected, and look at locks and elections, from the shell.
+//!
+//! Built on the library's public API. Every failure is one line on stderr
+//! naming what the tool was doing and why, with an exit code from
+//! `sysexits.h` where one fits (see `exit`).
+
+mod args;
+mod child;
+mod connect;
+mod elect;
+mod exit;
+mod list;
+mod lock;
+mod output;
+mod release;
+mod render;
+mod signals;
+mod status;
+
+use std::process::ExitCode;
+
+use args::Command;
+use exit::Failure;
+
+fn main() -> ExitCode {
+    // A bug must still end in one line and a code, not a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!(
+            "mongoelector: internal error: {}",
+            exit::one_line(&info.to_string())
+        );
+    }));
+    let code = match std::panic::catch_unwind(run) {
+        Ok(Ok(code)) => code,
+        Ok(Err(failure)) => {
+            if !failure.message.is_empty() {
+                eprintln!("mongoelector: {}", failure.message);
+            }
+            failure.code
+        }
+        Err(_) => exit::SOFTWARE,
+    };
+    ExitCode::from(code)
+}
+
+fn run() -> Result<u8, Failure> {
+    let cli = args::parse()?;
+    let db = connect::database(&cli.connection)?;
+    let collection = cli.connection.collection.as_str();
+    match cli.command {
+        Command::Lock(a) => lock::run(&db, collection, a),
+        Command::Elect(a) => elect::run(&db, collection, a),
+        Command::Status(a) => status::run(&db, collection, a),
+        Command::List(a) => list::run(&db, collection, a),
+        Command::Release(a) => release::run(&db, collection, a),
+    }
+}
