@@ -91,6 +91,7 @@
 
 mod clock;
 mod deadlines;
+mod deployment;
 mod document;
 mod elector;
 mod error;

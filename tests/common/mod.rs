@@ -125,6 +125,16 @@ pub fn release_to_acquire(
     (at - released, waiter)
 }
 
+/// Names of this process's threads, from /proc (Linux), as `comm` shows
+/// them (cut to 15 bytes).
+pub fn thread_names() -> Vec<String> {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|n| n.trim().to_owned())
+        .collect()
+}
+
 /// Polls `f` every 10 ms until it returns true or `limit` passes.
 pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + limit;
