@@ -167,24 +167,13 @@ fn a_ttl_index_on_the_lock_collection_is_reported_once_saying_what_it_costs() {
 }
 
 /// With a TTL index on `ts_expire` and the server's TTL monitor made fast
-/// (SecantusDB's `[storage] ttl_sweep_seconds`, 60 s by default, as
-/// MongoDB's monitor), an abandoned lock is taken over as soon as the
-/// monitor deletes it, without the takeover grace; without the index, only
-/// after the grace.
+/// (every second; 60 s by default, as MongoDB's), an abandoned lock is
+/// taken over as soon as the monitor deletes it, without the takeover
+/// grace; without the index, only after the grace.
 #[test]
 fn with_a_ttl_index_an_abandoned_lock_goes_without_the_takeover_grace() {
-    let dir = std::env::temp_dir().join(format!(
-        "mongoelector-ttl-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("secantusd.toml");
-    std::fs::write(&config, "[storage]\nttl_sweep_seconds = 1\n").unwrap();
-    let mut args = vec!["--config", config.to_str().unwrap()];
-    if !common::has_change_streams(&db()) {
-        args.push("--standalone");
-    }
-    let server = PrivateServer::start(&args);
+    let standalone = !common::has_change_streams(&db());
+    let server = PrivateServer::start_with_ttl_monitor(1.0, standalone);
     let db = server.client().database("ttl");
     let ttl = Duration::from_secs(1);
     let grace = Duration::from_secs(4);
@@ -226,7 +215,6 @@ fn with_a_ttl_index_an_abandoned_lock_goes_without_the_takeover_grace() {
             );
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -190,6 +190,65 @@ impl PrivateServer {
         PrivateServer { port, pid, args }
     }
 
+    /// A server whose TTL monitor runs every `seconds` (60 s by default, as
+    /// MongoDB's). SecantusDB 0.7.0b3's command line has no option for it
+    /// and drops `[storage] ttl_sweep_seconds` from its config file, so this
+    /// starts it through its Python API, which takes it. Replica-set mode
+    /// unless `standalone`; `:memory:` storage.
+    pub fn start_with_ttl_monitor(seconds: f64, standalone: bool) -> Self {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let installed = std::process::Command::new(server_script())
+            .arg("install")
+            .status()
+            .expect("run scripts/server.sh");
+        assert!(installed.success(), "scripts/server.sh install failed");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let set = if standalone { "None" } else { "'secantus'" };
+        let code = format!(
+            "import signal, sys\n\
+             from secantus.server import SecantusDBServer\n\
+             s = SecantusDBServer(host='127.0.0.1', port={port}, storage_path=':memory:', \
+             replica_set_name={set}, enable_test_commands=False, ttl_sweep_seconds={seconds})\n\
+             def stop(*_):\n    s.stop()\n    sys.exit(0)\n\
+             signal.signal(signal.SIGTERM, stop)\n\
+             s.start()\n\
+             s.wait()\n"
+        );
+        let python = root.join(".secantus/venv/bin/python");
+        let log = root.join(format!(".secantus/server-{port}.log"));
+        // Started in the background by a shell, as scripts/server.sh does,
+        // so that it is not this process's child once stopped.
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(r#""$0" -c "$1" >"$2" 2>&1 </dev/null & echo $!"#)
+            .arg(&python)
+            .arg(&code)
+            .arg(&log)
+            .output()
+            .expect("start the server");
+        let pid = String::from_utf8(out.stdout)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let up = wait_until(Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        assert!(
+            up,
+            "the server did not listen: {:?}",
+            std::fs::read_to_string(&log)
+        );
+        PrivateServer {
+            port,
+            pid,
+            args: Vec::new(),
+        }
+    }
+
     /// A URI that goes straight to this server, failing fast while it is down.
     pub fn uri(&self) -> String {
         format!(
