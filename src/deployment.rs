@@ -45,7 +45,7 @@ fn registry() -> &'static Registry {
 /// has no allocation, so no identity).
 fn address(db: &Database) -> Option<usize> {
     let name = db.name();
-    (!name.is_empty()).then(|| name.as_ptr() as usize)
+    (!name.is_empty()).then_some(name.as_ptr() as usize)
 }
 
 impl Deployment {

@@ -269,12 +269,7 @@ fn each_elector_poll_is_one_round_trip_plus_one_with_status() {
 /// attempt.
 fn is_stream(name: &str, cmd: &mongodb::bson::Document) -> bool {
     match name {
-        "aggregate" => cmd.get_array("pipeline").is_ok_and(|p| {
-            p.iter().any(|s| {
-                s.as_document()
-                    .is_some_and(|d| d.contains_key("$changeStream"))
-            })
-        }),
+        "aggregate" => common::opens_stream(name, cmd),
         "getMore" | "killCursors" => true,
         _ => false,
     }

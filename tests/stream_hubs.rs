@@ -15,10 +15,12 @@ mod common;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{has_change_streams, monitored_client, monitored_client_at, PrivateServer};
+use common::{
+    has_change_streams, monitored_client, monitored_client_at, opens_stream, PrivateServer,
+};
 use mongodb::bson::Document;
 use mongodb::sync::Database;
-use mongoelector::{Event, MongoLocker};
+use mongoelector::MongoLocker;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -41,17 +43,6 @@ fn stream_threads() -> usize {
         .iter()
         .filter(|n| n.as_str() == "mongoelector-wa")
         .count()
-}
-
-/// Whether a command opens a change stream.
-fn opens_stream(name: &str, cmd: &Document) -> bool {
-    name == "aggregate"
-        && cmd.get_array("pipeline").is_ok_and(|p| {
-            p.iter().any(|s| {
-                s.as_document()
-                    .is_some_and(|d| d.contains_key("$changeStream"))
-            })
-        })
 }
 
 #[cfg(target_os = "linux")]
@@ -208,15 +199,7 @@ fn same_named_databases_on_two_deployments_do_not_share_a_stream() {
     std::thread::sleep(Duration::from_millis(1500)); // b polled, now waits
     let stopped = Instant::now();
     a.stop().unwrap();
-    let became = loop {
-        match rx
-            .recv_timeout(ttl + Duration::from_secs(5))
-            .expect("b became master")
-        {
-            Event::BecameMaster { .. } => break Instant::now(),
-            _ => continue,
-        }
-    };
+    let became = common::became_master(&rx, ttl + Duration::from_secs(5));
     let took = became - stopped;
     assert!(
         took < Duration::from_secs(1),

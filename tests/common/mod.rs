@@ -10,7 +10,7 @@ use mongodb::event::command::CommandEvent;
 use mongodb::event::EventHandler;
 use mongodb::options::ClientOptions;
 use mongodb::sync::{Client, Database};
-use mongoelector::{MongoElector, MongoLocker};
+use mongoelector::{Event, MongoElector, MongoLocker};
 
 pub fn uri() -> String {
     match std::env::var("MONGODB_URI") {
@@ -123,6 +123,29 @@ pub fn release_to_acquire(
     let (got, at, waiter) = blocked.join().unwrap();
     assert!(got, "the waiter acquired");
     (at - released, waiter)
+}
+
+/// Waits up to `limit` for a `BecameMaster` on `events` (other events
+/// skipped): the instant it came.
+pub fn became_master(events: &crossbeam_channel::Receiver<Event>, limit: Duration) -> Instant {
+    loop {
+        match events.recv_timeout(limit).expect("became master") {
+            Event::BecameMaster { .. } => return Instant::now(),
+            _ => continue,
+        }
+    }
+}
+
+/// Whether a command opens a change stream (an `aggregate` whose pipeline
+/// starts with `$changeStream`).
+pub fn opens_stream(name: &str, cmd: &Document) -> bool {
+    name == "aggregate"
+        && cmd.get_array("pipeline").is_ok_and(|p| {
+            p.iter().any(|s| {
+                s.as_document()
+                    .is_some_and(|d| d.contains_key("$changeStream"))
+            })
+        })
 }
 
 /// Names of this process's threads, from /proc (Linux), as `comm` shows
