@@ -5,7 +5,10 @@
 //! process and sends nothing itself: the round trips run on a pool
 //! ([`crate::workers`]) of normally one thread, which grows only while a
 //! renewal is stuck (a frozen or partitioned server), so renewals to other
-//! servers keep their times. The schedule (when a renewal is due, what its
+//! servers keep their times: a due renewal is sent at most
+//! [`RENEWAL_STALL`] (200 ms) plus the start of a thread after its due
+//! time, however many renewals are stuck elsewhere (each stuck one holds a
+//! thread until its round trip ends). The schedule (when a renewal is due, what its
 //! answer means) is pure and lives here too. Deadlines are not kept here:
 //! the deadline thread ([`crate::deadlines`]) ends acquisitions on time
 //! whatever their renewals do.
@@ -24,8 +27,9 @@ use crate::workers::Workers;
 /// The thread's name, as `/proc/self/task/*/comm` and debuggers show it.
 pub(crate) const THREAD_NAME: &str = "mongoelector-keepalive";
 
-/// The threads that send the renewals. Another is started when renewals
-/// wait while none has been sent or answered for `RENEWAL_STALL`.
+/// The threads that send the renewals. When renewals wait while none has
+/// been sent or answered for `RENEWAL_STALL`, each waiting one gets a
+/// thread.
 static RENEWERS: Workers = Workers::new("mongoelector-renew", RENEWAL_STALL, RENEWERS_QUIET);
 
 /// A renewal in flight this long, with others waiting, counts as stuck.

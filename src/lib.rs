@@ -119,6 +119,7 @@
 
 mod clock;
 mod deadlines;
+mod deployment;
 mod document;
 mod elector;
 mod error;

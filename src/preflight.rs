@@ -1,7 +1,10 @@
 //! The checks a lock collection gets the first time this process uses it:
 //! the server is new enough for what the crate sends (pipeline updates and
 //! `$$NOW`: MongoDB 4.2), and no TTL index on `ts_expire` deletes lock
-//! documents behind the crate's back. Two round trips, once per store.
+//! documents behind the crate's back. Two round trips, once per process,
+//! deployment and collection (see [`crate::deployment`]), until they pass.
+
+use std::time::Duration;
 
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::sync::{Collection, Database};
@@ -23,18 +26,15 @@ pub(crate) fn check(db: &Database, coll: &Collection<Document>) -> Result<()> {
             minimum: "4.2",
         });
     }
-    let indexes: Vec<String> = match coll.list_indexes().run() {
+    let indexes: Vec<(String, Duration)> = match coll.list_indexes().run() {
         Ok(cursor) => cursor
             .filter_map(|index| index.ok())
-            .map(|index| (index.keys, index.options))
-            .filter(|(keys, options)| {
-                keys.contains_key(TS_EXPIRE)
-                    && options.as_ref().is_some_and(|o| o.expire_after.is_some())
-            })
-            .map(|(keys, options)| {
-                options
-                    .and_then(|o| o.name)
-                    .unwrap_or_else(|| format!("{keys}"))
+            .filter(|index| index.keys.contains_key(TS_EXPIRE))
+            .filter_map(|index| {
+                let options = index.options?;
+                let after = options.expire_after?;
+                let name = options.name.unwrap_or_else(|| format!("{}", index.keys));
+                Some((name, after))
             })
             .collect(),
         // No collection yet (NamespaceNotFound), or not allowed to look:
@@ -44,16 +44,28 @@ pub(crate) fn check(db: &Database, coll: &Collection<Document>) -> Result<()> {
             Vec::new()
         }
     };
-    for name in indexes {
+    for (name, after) in indexes {
         log::warn!(
-            "collection `{}.{}` has a TTL index `{name}` on `{TS_EXPIRE}`: it deletes \
-             expired and released lock documents (fences still grow, from the server \
-             clock, but the documents' history is lost); drop it: this crate needs none",
-            db.name(),
-            coll.name()
+            "{}",
+            ttl_index_warning(db.name(), coll.name(), &name, after)
         );
     }
     Ok(())
+}
+
+/// What a TTL index on `ts_expire` costs, and how to fix it.
+fn ttl_index_warning(db: &str, coll: &str, index: &str, after: Duration) -> String {
+    format!(
+        "collection `{db}.{coll}` has a TTL index `{index}` on `{TS_EXPIRE}` \
+         (expireAfterSeconds {}): it defeats the takeover grace. The server deletes a lock \
+         document once its `{TS_EXPIRE}` has passed on the primary's clock (at the TTL \
+         monitor's next pass, every 60 s by default), and the next acquire creates a fresh \
+         one without waiting out the grace, so a primary whose clock runs ahead can hand \
+         the lock to a second holder before the first one's deadline. Fix: drop the index \
+         (`db.{coll}.dropIndex(\"{index}\")`; this crate needs none) or use another \
+         collection for these locks.",
+        after.as_secs()
+    )
 }
 
 /// Whether `versionArray` (as `buildInfo` gives it) is at least
@@ -91,5 +103,21 @@ mod tests {
         assert!(!supported(Some(&v(3, 6))));
         assert!(supported(None));
         assert!(supported(Some(&vec![Bson::String("x".into())])));
+    }
+
+    #[test]
+    fn the_ttl_index_warning_says_what_is_lost_and_how_to_fix_it() {
+        let text = ttl_index_warning("app", "mongolocker", "ts_expire_1", Duration::ZERO);
+        for part in [
+            "`app.mongolocker`",
+            "`ts_expire_1`",
+            "expireAfterSeconds 0",
+            "defeats the takeover grace",
+            "drop the index",
+            "dropIndex(\"ts_expire_1\")",
+            "use another collection",
+        ] {
+            assert!(text.contains(part), "{part:?} missing from: {text}");
+        }
     }
 }

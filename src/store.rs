@@ -4,7 +4,7 @@
 //! Server time decides: every expiry is written as `$$NOW + ttl` and compared
 //! with `$$NOW` (the expressions are in [`crate::expr`]).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -15,6 +15,7 @@ use mongodb::options::{
 };
 use mongodb::sync::{Collection, Database};
 
+use crate::deployment::Deployment;
 use crate::document::{
     parse_lock, server_now, LockInfo, LockRecord, Reader, FENCE, HOST, ID, LOCKED, METADATA, PID,
     RUN, SERVER_NOW, TS_CREATED, TS_EXPIRE, TS_RELEASED, UUID,
@@ -23,6 +24,7 @@ use crate::error::{is_duplicate_key, Result};
 use crate::expr::{duration_ms, literal, millis, now_plus, unexpired};
 use crate::owner::Owner;
 use crate::preflight;
+use crate::watch::Hub;
 
 /// Which holder a release may free.
 #[derive(Clone, Copy, Debug)]
@@ -179,10 +181,10 @@ pub(crate) fn next_fence() -> Document {
 /// A lock collection and the operations on one of its documents.
 #[derive(Debug)]
 pub(crate) struct LockStore {
-    db: Database,
+    /// The database handle, standing for its deployment: what is done once
+    /// per deployment and collection is shared through it.
+    deployment: Arc<Deployment>,
     coll: Collection<Document>,
-    /// Whether the first-use checks ([`preflight`]) passed.
-    checked: AtomicBool,
     /// How long past its expiry a lock must be before it is taken over.
     grace: Duration,
 }
@@ -190,9 +192,8 @@ pub(crate) struct LockStore {
 impl LockStore {
     pub fn new(db: &Database, collection: &str, grace: Duration) -> Self {
         LockStore {
-            db: db.clone(),
+            deployment: Deployment::of(db),
             coll: safe_collection(db, collection),
-            checked: AtomicBool::new(false),
             grace,
         }
     }
@@ -202,14 +203,16 @@ impl LockStore {
         self.grace
     }
 
-    /// The first-use checks, until they pass once (an unreachable server
-    /// fails them and they run again next time).
+    /// The first-use checks, until they pass once for this deployment and
+    /// collection, whichever store of the process runs them (an
+    /// unreachable server fails them and they run again next time).
     fn check_once(&self) -> Result<()> {
-        if self.checked.load(Ordering::Acquire) {
+        let name = self.coll.name();
+        if self.deployment.checked(name) {
             return Ok(());
         }
-        preflight::check(&self.db, &self.coll)?;
-        self.checked.store(true, Ordering::Release);
+        preflight::check(self.deployment.database(), &self.coll)?;
+        self.deployment.mark_checked(name);
         Ok(())
     }
 
@@ -217,15 +220,16 @@ impl LockStore {
         self.coll.name()
     }
 
-    /// The process's change stream hub for this collection (opened if
-    /// nothing waits on it yet).
-    pub fn hub(&self) -> std::sync::Arc<crate::watch::Hub> {
-        crate::watch::Hub::for_collection(&self.db, self.coll.name())
+    /// The process's change stream hub for this deployment and collection
+    /// (its stream opens when a waiter registers).
+    pub fn hub(&self) -> Arc<Hub> {
+        Hub::for_collection(&self.deployment, self.coll.name())
     }
 
-    /// The hub, only if something waits on it now.
-    pub fn existing_hub(&self) -> Option<std::sync::Arc<crate::watch::Hub>> {
-        crate::watch::Hub::existing(&self.db, self.coll.name())
+    /// The hub, only if it exists now (something waits on it, or its
+    /// stream lingers after the last waiter).
+    pub fn existing_hub(&self) -> Option<Arc<Hub>> {
+        Hub::existing(&self.deployment, self.coll.name())
     }
 
     fn parse(&self, doc: &Document) -> Result<LockRecord> {
@@ -358,7 +362,8 @@ impl LockStore {
         let before = Utc::now();
         let started = Instant::now();
         let reply = self
-            .db
+            .deployment
+            .database()
             .run_command(doc! { "hello": 1 })
             .selection_criteria(SelectionCriteria::ReadPreference(ReadPreference::Primary))
             .run()?;

@@ -1,13 +1,18 @@
-//! Wake on change: one change stream per process and lock collection,
-//! shared by every waiter on it, so that a blocking acquire or a follower
-//! elector retries as soon as a lock it waits for is released or changes
-//! hands, instead of at its next timer tick.
+//! Wake on change: one change stream per process, deployment and lock
+//! collection, shared by every waiter on it, so that a blocking acquire or
+//! a follower elector retries as soon as a lock it waits for is released or
+//! changes hands, instead of at its next timer tick.
 //!
 //! Waiting is always bounded by the caller's own schedule (its step or
 //! retry interval, or the holder's expiry): a change event only cuts the
 //! wait short. So a deployment without change streams (a standalone
 //! server), a stream that is down, or a missed event costs latency, never
 //! correctness: the caller simply polls.
+//!
+//! A hub has at most one thread, which holds at most one open cursor. The
+//! thread outlives the last waiter by up to one `getMore` ([`AWAIT`]), and a
+//! waiter that comes meanwhile reuses it; the hub, with its reopen backoff,
+//! lives as long as its thread or a waiter does.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, Weak};
@@ -15,9 +20,10 @@ use std::time::{Duration, Instant};
 
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::change_stream::event::{ChangeStreamEvent, OperationType};
-use mongodb::sync::{Collection, Database};
-use parking_lot::{Condvar, Mutex};
+use mongodb::sync::Collection;
+use parking_lot::{Condvar, Mutex, MutexGuard};
 
+use crate::deployment::Deployment;
 use crate::document::{FENCE, LOCKED, UUID};
 
 /// How long one `getMore` of the stream waits for events (the server
@@ -28,7 +34,8 @@ const AWAIT: Duration = Duration::from_secs(30);
 /// Pause before reopening a stream that failed, was invalidated or was
 /// closed, on every such path: about a second, so that a collection
 /// dropped in a loop cannot make the stream (and every waiter it wakes on
-/// reopening) spin.
+/// reopening) spin. The thread sits it out even with no waiter left, so
+/// the hub, and the pause, last until the next open.
 const REOPEN_AFTER: Duration = Duration::from_secs(1);
 
 /// [`REOPEN_AFTER`] spread by ±25% with `jitter` in `[0, 1)`, so that the
@@ -53,23 +60,26 @@ pub(crate) enum StreamState {
     Unsupported,
 }
 
-struct Shared {
-    state: Mutex<HubState>,
-    changed: Condvar,
-}
-
 struct HubState {
     stream: StreamState,
     /// Change counters of the keys somebody waits on, with their waiters.
     keys: HashMap<String, (u64, usize)>,
-    stop: bool,
+    /// Waiters registered now, over all keys.
+    waiters: usize,
+    /// Whether the stream's thread runs (it alone sets this false, as it
+    /// ends; a waiter that finds it false starts one).
+    running: bool,
 }
 
-/// One stream's handle, held by the waiters' [`Interest`]s: the stream is
-/// open while something waits, and closes (within [`AWAIT`]) when the last
-/// waiter is gone, so an idle process keeps none open.
+/// The stream of one deployment's lock collection, shared by the
+/// process's waiters on it through their [`Interest`]s.
 pub(crate) struct Hub {
-    shared: Arc<Shared>,
+    state: Mutex<HubState>,
+    changed: Condvar,
+    coll: Collection<Document>,
+    /// Keeps the deployment's identity, half of this hub's registry key,
+    /// from being reused while the hub lives.
+    _deployment: Arc<Deployment>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -80,79 +90,84 @@ impl std::fmt::Debug for Hub {
     }
 }
 
-impl Drop for Hub {
-    fn drop(&mut self) {
-        self.shared.state.lock().stop = true;
-        self.shared.changed.notify_all();
-    }
-}
-
-type Registry = Mutex<HashMap<(String, String), Weak<Hub>>>;
+type Registry = Mutex<HashMap<(usize, String), Weak<Hub>>>;
 
 fn registry() -> &'static Registry {
     static HUBS: OnceLock<Registry> = OnceLock::new();
     HUBS.get_or_init(Default::default)
 }
 
-fn registry_key(db: &Database, collection: &str) -> (String, String) {
-    (db.name().to_owned(), collection.to_owned())
+fn registry_key(deployment: &Arc<Deployment>, collection: &str) -> (usize, String) {
+    (deployment.id(), collection.to_owned())
 }
 
 impl Hub {
-    /// The process's hub for `collection` of `db`, opening its stream on
-    /// first use. Keyed by database and collection name: lockers on
-    /// same-named databases of two deployments share the first one's
-    /// stream, and the other's waiters then poll.
-    pub fn for_collection(db: &Database, collection: &str) -> Arc<Hub> {
-        let key = registry_key(db, collection);
+    /// The process's hub for `collection` of `deployment`. Its stream opens
+    /// when the first waiter registers ([`interest`](Self::interest)).
+    pub fn for_collection(deployment: &Arc<Deployment>, collection: &str) -> Arc<Hub> {
+        let key = registry_key(deployment, collection);
         let mut hubs = registry().lock();
         if let Some(hub) = hubs.get(&key).and_then(Weak::upgrade) {
             return hub;
         }
         hubs.retain(|_, hub| hub.strong_count() > 0);
-        let shared = Arc::new(Shared {
+        let hub = Arc::new(Hub {
             state: Mutex::new(HubState {
                 stream: StreamState::Down,
                 keys: HashMap::new(),
-                stop: false,
+                waiters: 0,
+                running: false,
             }),
             changed: Condvar::new(),
+            coll: deployment.database().collection::<Document>(collection),
+            _deployment: deployment.clone(),
         });
-        let coll = db.collection::<Document>(collection);
-        let for_thread = shared.clone();
-        let spawned = std::thread::Builder::new()
-            .name(format!("mongoelector-watch-{collection}"))
-            .spawn(move || run(&for_thread, &coll));
-        if let Err(e) = spawned {
-            log::warn!("could not start the change stream thread; polling instead: {e}");
-            shared.state.lock().stream = StreamState::Unsupported;
-        }
-        let hub = Arc::new(Hub { shared });
         hubs.insert(key, Arc::downgrade(&hub));
         hub
     }
 
     /// Registers interest in `key`: changes from now on wake `wait`.
+    /// Starts the stream's thread if none runs.
     pub fn interest(self: &Arc<Hub>, key: &str) -> Interest {
-        let mut st = self.shared.state.lock();
+        let mut st = self.state.lock();
         let entry = st.keys.entry(key.to_owned()).or_insert((0, 0));
         entry.1 += 1;
+        let seen = entry.0;
+        st.waiters += 1;
+        if !st.running && st.stream != StreamState::Unsupported {
+            self.start(&mut st);
+        }
         Interest {
             hub: self.clone(),
             key: key.to_owned(),
-            seen: entry.0,
+            seen,
+        }
+    }
+
+    fn start(self: &Arc<Hub>, st: &mut MutexGuard<'_, HubState>) {
+        let hub = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("mongoelector-watch-{}", self.coll.name()))
+            .spawn(move || run(&hub));
+        match spawned {
+            Ok(_) => st.running = true,
+            Err(e) => {
+                log::warn!("could not start the change stream thread; polling instead: {e}");
+                st.stream = StreamState::Unsupported;
+            }
         }
     }
 
     pub fn stream_state(&self) -> StreamState {
-        self.shared.state.lock().stream
+        self.state.lock().stream
     }
 
-    /// The hub for `collection` of `db` if something waits on it now.
-    pub fn existing(db: &Database, collection: &str) -> Option<Arc<Hub>> {
+    /// The hub for `collection` of `deployment` if it exists now: something
+    /// waits on it, or its thread still runs.
+    pub fn existing(deployment: &Arc<Deployment>, collection: &str) -> Option<Arc<Hub>> {
         registry()
             .lock()
-            .get(&registry_key(db, collection))
+            .get(&registry_key(deployment, collection))
             .and_then(Weak::upgrade)
     }
 
@@ -160,8 +175,42 @@ impl Hub {
     /// Under the hub's lock, so a waiter between its check and its wait
     /// cannot miss it.
     pub fn poke(&self) {
-        let _st = self.shared.state.lock();
-        self.shared.changed.notify_all();
+        let _st = self.state.lock();
+        self.changed.notify_all();
+    }
+
+    /// Sets the stream's state and tells the waiters. A waiter that relies
+    /// on the stream (a follower waiting for the holder's expiry, in
+    /// `wait_while_live`) must learn that it no longer can; other waiters
+    /// go on waiting.
+    fn set(&self, stream: StreamState) {
+        let mut st = self.state.lock();
+        st.stream = stream;
+        self.changed.notify_all();
+    }
+
+    /// Ends the thread if no waiter is left (true). Under the lock, so a
+    /// waiter registering now either is counted here or finds the thread
+    /// ended and starts another.
+    fn end_if_unwanted(&self) -> bool {
+        let mut st = self.state.lock();
+        if st.waiters > 0 {
+            return false;
+        }
+        st.running = false;
+        st.stream = StreamState::Down;
+        true
+    }
+
+    fn wanted(&self) -> bool {
+        self.state.lock().waiters > 0
+    }
+
+    /// The pause before a reopen, sat out whatever waiters do.
+    fn back_off(&self) {
+        let until = Instant::now() + reopen_delay(jitter());
+        let mut st = self.state.lock();
+        while !self.changed.wait_until(&mut st, until).timed_out() {}
     }
 }
 
@@ -183,8 +232,8 @@ impl Interest {
     }
 
     fn wait(&mut self, until: Instant, cancelled: impl Fn() -> bool, while_live: bool) -> bool {
-        let shared = &self.hub.shared;
-        let mut st = shared.state.lock();
+        let hub = &self.hub;
+        let mut st = hub.state.lock();
         loop {
             let version = st.keys.get(&self.key).map_or(self.seen, |k| k.0);
             if version != self.seen {
@@ -193,7 +242,7 @@ impl Interest {
             }
             if cancelled()
                 || (while_live && st.stream != StreamState::Live)
-                || shared.changed.wait_until(&mut st, until).timed_out()
+                || hub.changed.wait_until(&mut st, until).timed_out()
             {
                 return false;
             }
@@ -214,14 +263,15 @@ impl Interest {
 
     /// Forgets changes seen so far: the next wait is for a newer one.
     pub fn rearm(&mut self) {
-        let st = self.hub.shared.state.lock();
+        let st = self.hub.state.lock();
         self.seen = st.keys.get(&self.key).map_or(self.seen, |k| k.0);
     }
 }
 
 impl Drop for Interest {
     fn drop(&mut self) {
-        let mut st = self.hub.shared.state.lock();
+        let mut st = self.hub.state.lock();
+        st.waiters -= 1;
         if let Some(entry) = st.keys.get_mut(&self.key) {
             entry.1 -= 1;
             if entry.1 == 0 {
@@ -281,26 +331,15 @@ fn unsupported(e: &mongodb::error::Error) -> bool {
     matches!(&*e.kind, mongodb::error::ErrorKind::Command(c) if [40573, 40324, 115, 20, 13].contains(&c.code))
 }
 
-/// The stream's thread: open, deliver, reopen after errors; stop when the
-/// last hub handle is gone or the server cannot stream.
-fn run(shared: &Shared, coll: &Collection<Document>) {
-    let set = |s: StreamState| {
-        let mut st = shared.state.lock();
-        st.stream = s;
-        // A waiter that relies on the stream (a follower waiting for the
-        // holder's expiry, in `wait_while_live`) must learn that it no
-        // longer can; other waiters go on waiting.
-        shared.changed.notify_all();
-    };
-    let stopping = || shared.state.lock().stop;
-    // Waits before a reopen (cut short when the hub stops).
-    let back_off = || {
-        let mut st = shared.state.lock();
-        if !st.stop {
-            shared.changed.wait_for(&mut st, reopen_delay(jitter()));
+/// The stream's thread: open, deliver, reopen after errors (a pause
+/// first); end once no waiter is left at the end of a `getMore`, or when
+/// the server cannot stream.
+fn run(hub: &Hub) {
+    let coll = &hub.coll;
+    loop {
+        if hub.end_if_unwanted() {
+            return;
         }
-    };
-    while !stopping() {
         let pipeline = [stream_filter()];
         let mut stream = match coll.watch().pipeline(pipeline).max_await_time(AWAIT).run() {
             Ok(stream) => stream,
@@ -309,7 +348,10 @@ fn run(shared: &Shared, coll: &Collection<Document>) {
                     "`{}`: no change streams here; waiters poll: {e}",
                     coll.name()
                 );
-                set(StreamState::Unsupported);
+                let mut st = hub.state.lock();
+                st.stream = StreamState::Unsupported;
+                st.running = false;
+                hub.changed.notify_all();
                 return;
             }
             Err(e) => {
@@ -317,43 +359,44 @@ fn run(shared: &Shared, coll: &Collection<Document>) {
                     "`{}`: change stream failed to open; polling: {e}",
                     coll.name()
                 );
-                set(StreamState::Down);
-                back_off();
+                hub.set(StreamState::Down);
+                hub.back_off();
                 continue;
             }
         };
         {
             // Changes made while the stream was down or opening were not
             // seen: wake every waiter for one more look.
-            let mut st = shared.state.lock();
+            let mut st = hub.state.lock();
             st.stream = StreamState::Live;
             for (version, _) in st.keys.values_mut() {
                 *version += 1;
             }
-            shared.changed.notify_all();
+            hub.changed.notify_all();
         }
-        while !stopping() {
+        let mut failed = false;
+        while hub.wanted() {
             match stream.next_if_any() {
                 Ok(Some(event)) if event.operation_type == OperationType::Invalidate => {
                     log::debug!("`{}`: change stream invalidated; reopening", coll.name());
-                    set(StreamState::Down);
+                    failed = true;
                     break;
                 }
                 // A cursor the server closed (its collection dropped, say)
                 // answers at once with nothing: reopen instead of spinning.
                 Ok(None) if !stream.is_alive() => {
                     log::debug!("`{}`: change stream closed; reopening", coll.name());
-                    set(StreamState::Down);
+                    failed = true;
                     break;
                 }
                 Ok(Some(event)) => {
                     let Some(key) = key_of(&event).filter(|_| relevant(&event)) else {
                         continue;
                     };
-                    let mut st = shared.state.lock();
+                    let mut st = hub.state.lock();
                     if let Some(entry) = st.keys.get_mut(&key) {
                         entry.0 += 1;
-                        shared.changed.notify_all();
+                        hub.changed.notify_all();
                     }
                 }
                 Ok(None) => {}
@@ -362,12 +405,18 @@ fn run(shared: &Shared, coll: &Collection<Document>) {
                         "`{}`: change stream lost; polling until reopened: {e}",
                         coll.name()
                     );
-                    set(StreamState::Down);
+                    failed = true;
                     break;
                 }
             }
         }
-        back_off();
+        // Closed (killCursors) before the thread can end and another open
+        // one: one cursor at a time.
+        drop(stream);
+        if failed {
+            hub.set(StreamState::Down);
+            hub.back_off();
+        }
     }
 }
 

@@ -1,9 +1,12 @@
 //! A pool of threads for jobs that may block on the database: normally one
-//! thread runs them in turn; another is started only when jobs wait while
-//! no running one has finished for a while (a round trip stuck on a frozen
-//! or partitioned server, which the driver does not time out), so one stuck
-//! job never holds up the rest. Once no job has found every thread busy
-//! for a while, the threads beyond one end.
+//! thread runs them in turn; more are started only when jobs wait while
+//! no job has been taken or finished for a while (`stall`: a round trip
+//! stuck on a frozen or partitioned server, which the driver does not time
+//! out). Then every waiting job gets a thread of its own at once, so a job
+//! waits at most about `stall` (plus the start of a thread) behind stuck
+//! ones, however many are stuck: at most one thread per job ever waiting
+//! at once. Once no job has found every thread busy for a while, the
+//! threads beyond one end.
 
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
@@ -36,8 +39,9 @@ struct State {
 }
 
 impl Workers {
-    /// A pool whose threads are named `name`, starting another thread when
-    /// jobs have waited `stall` without any job being taken or finished,
+    /// A pool whose threads are named `name`, starting one thread per
+    /// waiting job when jobs have waited `stall` without any job being
+    /// taken or finished,
     /// and ending the threads beyond one once no job has found every
     /// thread busy for `quiet` (each when it next wakes, at most `quiet`
     /// later, with another thread idle).
@@ -71,9 +75,10 @@ impl Workers {
         }
     }
 
-    /// Starts another thread if jobs wait and none has been taken or
-    /// finished for `stall`. Returns when to call again (`None`: no job
-    /// waits).
+    /// Starts a thread for each waiting job if none has been taken or
+    /// finished for `stall` (one more each would only be taken by the next
+    /// stuck job in turn, `stall` later). Returns when to call again
+    /// (`None`: no job waits).
     pub fn unstick(&'static self) -> Option<Duration> {
         let mut st = self.state.lock();
         if st.jobs.is_empty() {
@@ -88,7 +93,9 @@ impl Workers {
             .progress
             .map_or(self.stall, |p| now.saturating_duration_since(p));
         if since >= self.stall {
-            self.spawn(&mut st);
+            for _ in 0..st.jobs.len() {
+                self.spawn(&mut st);
+            }
             return Some(self.stall);
         }
         Some(self.stall.saturating_sub(since))
@@ -200,6 +207,37 @@ mod tests {
         // Two, or more where a new thread was slow to start.
         assert!(POOL.threads() >= 2);
         release.send(()).unwrap();
+    }
+
+    #[test]
+    fn many_stuck_jobs_hold_up_a_live_one_by_one_stall_not_one_each() {
+        static POOL: Workers = Workers::new(
+            "test-workers-d",
+            Duration::from_millis(100),
+            Duration::from_secs(10),
+        );
+        let (release, stuck) = crossbeam_channel::bounded::<()>(0);
+        for _ in 0..8 {
+            let stuck = stuck.clone();
+            POOL.submit(Box::new(move || {
+                let _ = stuck.recv();
+            }));
+        }
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let t = std::time::Instant::now();
+        POOL.submit(Box::new(move || tx.send(()).unwrap()));
+        while rx.try_recv().is_err() {
+            let again = POOL.unstick().unwrap_or(Duration::from_millis(10));
+            std::thread::sleep(again.max(Duration::from_millis(1)));
+            assert!(t.elapsed() < Duration::from_secs(5), "never ran");
+        }
+        // One stall (100 ms) and the start of a few threads; one stall per
+        // stuck job ahead would be 800 ms.
+        let took = t.elapsed();
+        assert!(took < Duration::from_millis(500), "{took:?}");
+        for _ in 0..8 {
+            release.send(()).unwrap();
+        }
     }
 
     #[test]

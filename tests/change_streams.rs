@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::{has_change_streams, monitored_client, PrivateServer};
 use mongodb::sync::Database;
-use mongoelector::{Event, MongoElector, MongoLocker};
+use mongoelector::{MongoElector, MongoLocker};
 
 fn locker(db: &Database, key: &str, streams: bool) -> MongoLocker {
     MongoLocker::builder(key, db)
@@ -117,15 +117,7 @@ fn a_stopped_master_is_replaced_at_once_not_at_the_retry_interval() {
     std::thread::sleep(Duration::from_millis(1500)); // b polled once, now waits
     let stopped = Instant::now();
     a.stop().unwrap();
-    let became = loop {
-        match rx
-            .recv_timeout(ttl + Duration::from_secs(5))
-            .expect("b became master")
-        {
-            Event::BecameMaster { .. } => break Instant::now(),
-            _ => continue,
-        }
-    };
+    let became = common::became_master(&rx, ttl + Duration::from_secs(5));
     let took = became - stopped;
     if has_change_streams(&db) {
         assert!(
@@ -151,15 +143,7 @@ fn one_stream_per_process_and_collection_and_none_when_idle() {
         commands
             .take()
             .iter()
-            .filter(|(name, cmd)| {
-                name == "aggregate"
-                    && cmd.get_array("pipeline").is_ok_and(|p| {
-                        p.iter().any(|s| {
-                            s.as_document()
-                                .is_some_and(|d| d.contains_key("$changeStream"))
-                        })
-                    })
-            })
+            .filter(|(name, cmd)| common::opens_stream(name, cmd))
             .count()
     };
     // Lockers that never wait open nothing.

@@ -101,36 +101,59 @@ fn warned_about(text: &str) -> usize {
         .count()
 }
 
-#[test]
-fn a_ttl_index_on_the_lock_collection_is_reported_once_per_locker() {
-    warnings();
-    let db = db();
-    let name = format!("ttl_{}", uuid::Uuid::new_v4().simple());
-    let index = mongodb::IndexModel::builder()
+/// A TTL index on `ts_expire` (as the Python package creates), named `name`.
+fn ttl_index(name: &str) -> mongodb::IndexModel {
+    mongodb::IndexModel::builder()
         .keys(doc! {"ts_expire": 1})
         .options(
             mongodb::options::IndexOptions::builder()
                 .expire_after(Duration::ZERO)
-                .name(name.clone())
+                .name(name.to_owned())
                 .build(),
         )
-        .build();
+        .build()
+}
+
+#[test]
+fn a_ttl_index_on_the_lock_collection_is_reported_once_saying_what_it_costs() {
+    warnings();
+    let db = db();
+    let name = format!("ttl_{}", uuid::Uuid::new_v4().simple());
+    let index = ttl_index(&name);
     locks(&db).create_index(index).run().unwrap();
     let a = locker(&db, "k");
     assert_eq!(warned_about(&name), 0);
     assert!(a.acquire(false, None, STEP, false).unwrap());
     assert_eq!(warned_about(&name), 1, "reported on first use");
+    // What is lost, and the two ways out.
+    let text = warnings()
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|w| w.contains(&name))
+        .cloned()
+        .unwrap();
+    for part in [
+        "defeats the takeover grace",
+        "deletes a lock document once its `ts_expire` has passed on the primary's clock",
+        "without waiting out the grace",
+        "drop the index",
+        "use another collection",
+    ] {
+        assert!(text.contains(part), "{part:?} missing from: {text}");
+    }
     a.release(false).unwrap();
     assert!(a.acquire(false, None, STEP, false).unwrap());
     assert!(a.get_current().unwrap().is_some());
     assert_eq!(warned_about(&name), 1, "checked once, then cached");
-    // An elector on the same collection reports it too.
+    // An elector on the same collection shares the check: no new report.
     let e = MongoElector::builder("e", &db)
         .report_status(false)
         .build()
         .unwrap();
     e.poll().unwrap();
-    assert_eq!(warned_about(&name), 2);
+    assert_eq!(warned_about(&name), 1, "checked once per collection");
     // A collection without one: nothing.
     let clean = common::fresh_db(&common::client());
     let c = locker(&clean, "k");
@@ -141,6 +164,57 @@ fn a_ttl_index_on_the_lock_collection_is_reported_once_per_locker() {
         .unwrap()
         .iter()
         .any(|w| w.contains(clean.name())));
+}
+
+/// With a TTL index on `ts_expire` and the server's TTL monitor made fast
+/// (every second; 60 s by default, as MongoDB's), an abandoned lock is
+/// taken over as soon as the monitor deletes it, without the takeover
+/// grace; without the index, only after the grace.
+#[test]
+fn with_a_ttl_index_an_abandoned_lock_goes_without_the_takeover_grace() {
+    let standalone = !common::has_change_streams(&db());
+    let server = PrivateServer::start_with_ttl_monitor(1.0, standalone);
+    let db = server.client().database("ttl");
+    let ttl = Duration::from_secs(1);
+    let grace = Duration::from_secs(4);
+    let build = |collection: &str| {
+        MongoLocker::builder("k", &db)
+            .collection(collection)
+            .ttl(ttl)
+            .takeover_grace(grace)
+            .timeparanoid(false)
+            .build()
+            .unwrap()
+    };
+    db.collection::<Document>("indexed")
+        .create_index(ttl_index("ts_expire_1"))
+        .run()
+        .unwrap();
+    for (collection, indexed) in [("indexed", true), ("plain", false)] {
+        let holder = build(collection);
+        assert!(holder.acquire(false, None, STEP, false).unwrap());
+        let expires = holder.get_current().unwrap().unwrap().expires;
+        drop(holder); // abandoned: never renewed, never released
+        let taker = build(collection);
+        assert!(taker
+            .acquire(true, Some(Duration::from_secs(15)), STEP, false)
+            .unwrap());
+        let late = (taker.get_current().unwrap().unwrap().created - expires)
+            .to_std()
+            .unwrap_or_default();
+        if indexed {
+            // Within the monitor's period (1 s here) of the expiry.
+            assert!(
+                late < Duration::from_millis(2500),
+                "{collection}: taken {late:?} after the expiry, grace {grace:?}"
+            );
+        } else {
+            assert!(
+                late >= grace && late < grace + Duration::from_secs(1),
+                "{collection}: taken {late:?} after the expiry, grace {grace:?}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -11,7 +11,7 @@ mod common;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{db, monitored_client, PrivateServer};
+use common::{db, monitored_client, thread_names, PrivateServer};
 use crossbeam_channel::RecvTimeoutError;
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::sync::Database;
@@ -214,6 +214,57 @@ fn a_renewal_stuck_on_a_frozen_server_holds_up_no_other() {
     );
 }
 
+/// Many renewals stuck on one frozen server do not delay a renewal to
+/// another: each is sent within the pool's stall (200 ms) of its due time,
+/// not one stall per stuck renewal queued ahead of it.
+#[cfg(target_os = "linux")]
+#[test]
+fn many_renewals_stuck_on_a_frozen_server_do_not_delay_a_live_one() {
+    let _serial = serial();
+    let frozen = PrivateServer::start(&[]);
+    let frozen_db = common::fresh_db(&frozen.client());
+    let ttl = Duration::from_secs(2);
+    let stuck: Vec<MongoLocker> = (0..8)
+        .map(|i| keep_alive(&frozen_db, &format!("stuck-{i}"), ttl))
+        .collect();
+    let stuck_guards: Vec<_> = stuck.iter().map(|l| l.lock().unwrap()).collect();
+    let (client, commands) = monitored_client();
+    let db = common::fresh_db(&client);
+    let well = keep_alive(&db, "well", ttl);
+    let guard = well.lock().unwrap();
+    let lost = guard.lost();
+    commands.take();
+    std::thread::sleep(Duration::from_millis(900));
+    frozen.pause();
+    let paused = Instant::now();
+    assert_eq!(
+        lost.recv_timeout(3 * ttl),
+        Err(RecvTimeoutError::Timeout),
+        "the lock on the live server was lost"
+    );
+    assert!(guard.is_valid());
+    // Its renewals kept their period: ttl/3, late by one stall at most
+    // (and a loaded machine's scheduling).
+    let sent: Vec<Instant> = commands
+        .take_timed()
+        .into_iter()
+        .filter(|(name, cmd, _)| name == "findAndModify" && is_renewal(cmd))
+        .map(|(_, _, at)| at)
+        .collect();
+    assert!(sent.len() >= 8, "{} renewals in three ttls", sent.len());
+    let period = ttl / 3;
+    let gaps: Vec<Duration> = sent.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(
+        gaps.iter()
+            .all(|g| *g < period + Duration::from_millis(500)),
+        "renewal gaps {gaps:?} (period {period:?}; paused {:?} after the first)",
+        paused.saturating_duration_since(sent[0])
+    );
+    frozen.resume();
+    drop(stuck_guards);
+    guard.release().unwrap();
+}
+
 #[test]
 fn without_keep_alive_the_loss_comes_at_the_deadline() {
     let db = db();
@@ -323,15 +374,6 @@ fn releasing_or_dropping_stops_renewals_at_once_and_disconnects() {
         assert!(!locker.owned().unwrap(), "{how}");
         commands.take();
     }
-}
-
-/// Names of this process's threads, from /proc (Linux).
-fn thread_names() -> Vec<String> {
-    std::fs::read_dir("/proc/self/task")
-        .unwrap()
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .map(|n| n.trim().to_owned())
-        .collect()
 }
 
 /// The keep-alive thread and the renewal threads, as `comm` shows their

@@ -27,8 +27,9 @@ fn assert_trips<T>(commands: &Commands, what: &str, expected: &[&str], f: impl F
 const FAM: &[&str] = &["findAndModify"];
 const READ: &[&str] = &["aggregate"];
 const NONE: &[&str] = &[];
-/// A locker's or elector's first use: the server check (version, TTL
-/// index on the lock collection), once, then the read itself.
+/// The first use of a lock collection of a deployment in this process: the
+/// server check (version, TTL index on the lock collection), once, then
+/// the read itself.
 const FIRST_READ: &[&str] = &["buildInfo", "listIndexes", "aggregate"];
 
 fn locker(db: &mongodb::sync::Database, key: &str) -> MongoLocker {
@@ -49,7 +50,8 @@ fn each_lock_operation_is_one_round_trip() {
     assert_trips(&commands, "first use", FIRST_READ, || {
         a.get_current().unwrap()
     });
-    assert_trips(&commands, "first use", FIRST_READ, || {
+    // The check is shared: b's first read is just the read.
+    assert_trips(&commands, "second locker's first use", READ, || {
         b.get_current().unwrap()
     });
 
@@ -122,6 +124,38 @@ fn each_lock_operation_is_one_round_trip() {
     commands.take();
 }
 
+#[test]
+fn new_lockers_on_a_checked_collection_send_one_round_trip_per_operation() {
+    let (client, commands) = monitored_client();
+    let db = common::fresh_db(&client);
+    let step = Duration::from_millis(50);
+    let first = locker(&db, "job-0");
+    assert!(first.acquire(false, None, step, false).unwrap());
+    assert!(first.release(false).unwrap());
+    commands.take();
+    // A daemon making a locker per job: no first-use check after the first.
+    for i in 1..=5 {
+        let job = locker(&db, &format!("job-{i}"));
+        assert!(job.acquire(false, None, step, false).unwrap());
+        assert!(job.release(false).unwrap());
+    }
+    let names = commands.names();
+    assert_eq!(names.len(), 10, "{names:?}");
+    assert!(names.iter().all(|n| n == "findAndModify"), "{names:?}");
+    // Another collection of the same deployment is checked on its own.
+    let other = MongoLocker::builder("job", &db)
+        .collection("jobs")
+        .timeparanoid(false)
+        .build()
+        .unwrap();
+    assert_trips(
+        &commands,
+        "another collection",
+        &["buildInfo", "listIndexes", "findAndModify"],
+        || assert!(other.acquire(false, None, step, false).unwrap()),
+    );
+}
+
 fn quiet_elector(db: &mongodb::sync::Database, key: &str, report: bool) -> MongoElector {
     MongoElector::builder(key, db)
         .ttl(TTL)
@@ -137,11 +171,12 @@ fn each_elector_poll_is_one_round_trip_plus_one_with_status() {
 
     let a = quiet_elector(&db, "e", false);
     let b = quiet_elector(&db, "e", false);
-    for e in [&a, &b] {
-        assert_trips(&commands, "first use", FIRST_READ, || {
-            e.master_exists().unwrap()
-        });
-    }
+    assert_trips(&commands, "first use", FIRST_READ, || {
+        a.master_exists().unwrap()
+    });
+    assert_trips(&commands, "second elector's first use", READ, || {
+        b.master_exists().unwrap()
+    });
     assert_trips(&commands, "poll: follower takes the free lock", FAM, || {
         a.poll().unwrap()
     });
@@ -171,7 +206,7 @@ fn each_elector_poll_is_one_round_trip_plus_one_with_status() {
     let c = quiet_elector(&db, "s", true);
     let d = quiet_elector(&db, "s", true);
     for e in [&c, &d] {
-        assert_trips(&commands, "first use", FIRST_READ, || {
+        assert_trips(&commands, "checked collection's first use", READ, || {
             e.master_exists().unwrap()
         });
     }
@@ -213,7 +248,7 @@ fn each_elector_poll_is_one_round_trip_plus_one_with_status() {
         .timeparanoid(true)
         .build()
         .unwrap();
-    assert_trips(&commands, "first use", FIRST_READ, || {
+    assert_trips(&commands, "checked collection's first use", READ, || {
         p.master_exists().unwrap()
     });
     assert_trips(
@@ -234,12 +269,7 @@ fn each_elector_poll_is_one_round_trip_plus_one_with_status() {
 /// attempt.
 fn is_stream(name: &str, cmd: &mongodb::bson::Document) -> bool {
     match name {
-        "aggregate" => cmd.get_array("pipeline").is_ok_and(|p| {
-            p.iter().any(|s| {
-                s.as_document()
-                    .is_some_and(|d| d.contains_key("$changeStream"))
-            })
-        }),
+        "aggregate" => common::opens_stream(name, cmd),
         "getMore" | "killCursors" => true,
         _ => false,
     }

@@ -10,7 +10,7 @@ use mongodb::event::command::CommandEvent;
 use mongodb::event::EventHandler;
 use mongodb::options::ClientOptions;
 use mongodb::sync::{Client, Database};
-use mongoelector::{MongoElector, MongoLocker};
+use mongoelector::{Event, MongoElector, MongoLocker};
 
 pub fn uri() -> String {
     match std::env::var("MONGODB_URI") {
@@ -125,6 +125,39 @@ pub fn release_to_acquire(
     (at - released, waiter)
 }
 
+/// Waits up to `limit` for a `BecameMaster` on `events` (other events
+/// skipped): the instant it came.
+pub fn became_master(events: &crossbeam_channel::Receiver<Event>, limit: Duration) -> Instant {
+    loop {
+        match events.recv_timeout(limit).expect("became master") {
+            Event::BecameMaster { .. } => return Instant::now(),
+            _ => continue,
+        }
+    }
+}
+
+/// Whether a command opens a change stream (an `aggregate` whose pipeline
+/// starts with `$changeStream`).
+pub fn opens_stream(name: &str, cmd: &Document) -> bool {
+    name == "aggregate"
+        && cmd.get_array("pipeline").is_ok_and(|p| {
+            p.iter().any(|s| {
+                s.as_document()
+                    .is_some_and(|d| d.contains_key("$changeStream"))
+            })
+        })
+}
+
+/// Names of this process's threads, from /proc (Linux), as `comm` shows
+/// them (cut to 15 bytes).
+pub fn thread_names() -> Vec<String> {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|n| n.trim().to_owned())
+        .collect()
+}
+
 /// Polls `f` every 10 ms until it returns true or `limit` passes.
 pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + limit;
@@ -178,6 +211,65 @@ impl PrivateServer {
         let port = words.next().unwrap().parse().unwrap();
         let pid = words.next().unwrap().parse().unwrap();
         PrivateServer { port, pid, args }
+    }
+
+    /// A server whose TTL monitor runs every `seconds` (60 s by default, as
+    /// MongoDB's). SecantusDB 0.7.0b3's command line has no option for it
+    /// and drops `[storage] ttl_sweep_seconds` from its config file, so this
+    /// starts it through its Python API, which takes it. Replica-set mode
+    /// unless `standalone`; `:memory:` storage.
+    pub fn start_with_ttl_monitor(seconds: f64, standalone: bool) -> Self {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let installed = std::process::Command::new(server_script())
+            .arg("install")
+            .status()
+            .expect("run scripts/server.sh");
+        assert!(installed.success(), "scripts/server.sh install failed");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let set = if standalone { "None" } else { "'secantus'" };
+        let code = format!(
+            "import signal, sys\n\
+             from secantus.server import SecantusDBServer\n\
+             s = SecantusDBServer(host='127.0.0.1', port={port}, storage_path=':memory:', \
+             replica_set_name={set}, enable_test_commands=False, ttl_sweep_seconds={seconds})\n\
+             def stop(*_):\n    s.stop()\n    sys.exit(0)\n\
+             signal.signal(signal.SIGTERM, stop)\n\
+             s.start()\n\
+             s.wait()\n"
+        );
+        let python = root.join(".secantus/venv/bin/python");
+        let log = root.join(format!(".secantus/server-{port}.log"));
+        // Started in the background by a shell, as scripts/server.sh does,
+        // so that it is not this process's child once stopped.
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(r#""$0" -c "$1" >"$2" 2>&1 </dev/null & echo $!"#)
+            .arg(&python)
+            .arg(&code)
+            .arg(&log)
+            .output()
+            .expect("start the server");
+        let pid = String::from_utf8(out.stdout)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let up = wait_until(Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        assert!(
+            up,
+            "the server did not listen: {:?}",
+            std::fs::read_to_string(&log)
+        );
+        PrivateServer {
+            port,
+            pid,
+            args: Vec::new(),
+        }
     }
 
     /// A URI that goes straight to this server, failing fast while it is down.
