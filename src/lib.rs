@@ -68,7 +68,9 @@
 //! With the elector's defaults (ttl 15 s, followers retry every 3 s):
 //!
 //! - a master that dies or is cut off is replaced within ttl + retry
-//!   interval + one round trip (about 18 s);
+//!   interval + takeover grace + one round trip (15 + 3 + 1 s plus a round
+//!   trip: about 19 s; the grace defaults to
+//!   [`lease_margin`]`(ttl)`, a tenth of the ttl, at most 1 s);
 //! - a master that stops (`stop()`, drop) releases the lock: another node
 //!   takes over within one retry interval;
 //! - a master that cannot renew steps down on its own monotonic clock,
@@ -107,6 +109,7 @@ mod owner;
 mod preflight;
 mod store;
 mod tenure;
+mod transient;
 mod validate;
 mod watch;
 mod workers;
@@ -114,8 +117,8 @@ mod workers;
 pub use clock::{CLOCK_CHECK_INTERVAL, CLOCK_TOLERANCE};
 pub use document::LockInfo;
 pub use elector::{
-    default_retry_interval, ClusterDetail, ElectorBuilder, ElectorStats, Event, MongoElector,
-    NodeStatus, DEFAULT_ELECTOR_TTL, DEFAULT_STATUS_COLLECTION, POLL_EVENT_BACKLOG, STOP_WAIT,
+    default_retry_interval, ClusterDetail, ElectorBuilder, ElectorStats, Event, MasterReceiver,
+    MongoElector, NodeStatus, DEFAULT_ELECTOR_TTL, DEFAULT_STATUS_COLLECTION, POLL_EVENT_BACKLOG, STOP_WAIT,
 };
 pub use error::{DatabaseError, Error, Result};
 pub use guard::LockGuard;

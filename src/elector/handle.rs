@@ -223,7 +223,7 @@ impl MongoElector {
         match self.engine.stop_run(STOP_WAIT) {
             Stopping::NotRunning => self
                 .engine
-                .surrender_within(STOP_WAIT)
+                .surrender_within(LossReason::Stopped, STOP_WAIT)
                 .during("stop", self.key()),
             Stopping::StillFinishing => {
                 log::warn!(
@@ -304,7 +304,7 @@ impl MongoElector {
     /// ```
     pub fn release(&self) -> Result<()> {
         self.engine
-            .surrender(LossReason::Released, &self.engine.run_token())
+            .surrender_within(LossReason::Released, STOP_WAIT)
             .during("release", self.key())
     }
 
