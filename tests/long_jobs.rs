@@ -11,7 +11,7 @@ mod common;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{db, monitored_client, PrivateServer};
+use common::{db, monitored_client, thread_names, PrivateServer};
 use crossbeam_channel::RecvTimeoutError;
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::sync::Database;
@@ -323,15 +323,6 @@ fn releasing_or_dropping_stops_renewals_at_once_and_disconnects() {
         assert!(!locker.owned().unwrap(), "{how}");
         commands.take();
     }
-}
-
-/// Names of this process's threads, from /proc (Linux).
-fn thread_names() -> Vec<String> {
-    std::fs::read_dir("/proc/self/task")
-        .unwrap()
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .map(|n| n.trim().to_owned())
-        .collect()
 }
 
 /// The keep-alive thread and the renewal threads, as `comm` shows their
