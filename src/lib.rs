@@ -118,7 +118,8 @@ pub use clock::{CLOCK_CHECK_INTERVAL, CLOCK_TOLERANCE};
 pub use document::LockInfo;
 pub use elector::{
     default_retry_interval, ClusterDetail, ElectorBuilder, ElectorStats, Event, MasterReceiver,
-    MongoElector, NodeStatus, DEFAULT_ELECTOR_TTL, DEFAULT_STATUS_COLLECTION, POLL_EVENT_BACKLOG, STOP_WAIT,
+    MongoElector, NodeStatus, DEFAULT_ELECTOR_TTL, DEFAULT_STATUS_COLLECTION, POLL_EVENT_BACKLOG,
+    STOP_WAIT,
 };
 pub use error::{DatabaseError, Error, Result};
 pub use guard::LockGuard;

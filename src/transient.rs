@@ -41,7 +41,9 @@ pub(crate) fn is_transient(err: &mongodb::error::Error) -> bool {
     }
     let network = matches!(
         *err.kind,
-        ErrorKind::ServerSelection { .. } | ErrorKind::Io(_) | ErrorKind::ConnectionPoolCleared { .. }
+        ErrorKind::ServerSelection { .. }
+            | ErrorKind::Io(_)
+            | ErrorKind::ConnectionPoolCleared { .. }
     );
     let code = match &*err.kind {
         ErrorKind::Command(e) => Some(e.code),

@@ -99,7 +99,11 @@ fn step_down_with_a_renewal_stuck_on_a_frozen_server_steps_down_at_once() {
         .flatten()
         .chain(events.try_iter())
         .find(|ev| matches!(ev, Event::LostMaster { .. }));
-    assert!(stepped, "still master {:?} after step_down", asked.elapsed());
+    assert!(
+        stepped,
+        "still master {:?} after step_down",
+        asked.elapsed()
+    );
     assert!(
         matches!(
             lost,
@@ -248,18 +252,29 @@ fn an_observer_ends_with_its_last_receiver_under_a_stable_master() {
     let _serial = serial();
     let db = common::db();
     let retry = Duration::from_millis(300);
-    let master = elector(&db, "observed", Duration::from_secs(3), retry);
+    // Not "ob...": elector threads are named after their key.
+    let master = elector(&db, "watched", Duration::from_secs(3), retry);
     let masters = master.events();
     master.start(false).unwrap();
     wait_became(&masters, Duration::from_secs(10)).expect("elected");
     let (client, commands) = common::monitored_client();
-    let watcher = elector(&client.database(db.name()), "observed", Duration::from_secs(3), retry);
+    let watcher = elector(
+        &client.database(db.name()),
+        "watched",
+        Duration::from_secs(3),
+        retry,
+    );
     let threads = count_threads(OBSERVER);
     let rx = watcher.observe();
     let first = rx.recv_timeout(Duration::from_secs(5)).unwrap();
     assert_eq!(first.map(|m| m.uuid), Some(master.uuid().to_owned()));
     let copy = rx.clone();
-    assert_eq!(count_threads(OBSERVER), threads + 1);
+    assert_eq!(
+        count_threads(OBSERVER),
+        threads + 1,
+        "{:?}",
+        common::thread_names()
+    );
     // The master renews (every second) and nothing changes hands.
     std::thread::sleep(Duration::from_millis(1500));
     drop(rx);

@@ -64,7 +64,10 @@ fn blocked_lock_calls_ride_through_a_server_restart_and_each_gets_the_lock() {
         got.push((i, result.map_err(|e: Error| e.to_string()), at));
     }
     let failed: Vec<_> = got.iter().filter(|(_, r, _)| r.is_err()).collect();
-    assert!(failed.is_empty(), "blocked lock() returned errors: {failed:?}");
+    assert!(
+        failed.is_empty(),
+        "blocked lock() returned errors: {failed:?}"
+    );
     let mut fences: Vec<i64> = got.iter().map(|(_, r, _)| *r.as_ref().unwrap()).collect();
     fences.sort();
     fences.dedup();
@@ -102,7 +105,10 @@ fn a_blocking_acquire_returns_what_retrying_cannot_fix_at_once() {
         .unwrap();
     let l = MongoLocker::new("odd", &db).unwrap();
     let t = Instant::now();
-    let err = l.try_lock_for(Duration::from_secs(20)).map(|_| ()).unwrap_err();
+    let err = l
+        .try_lock_for(Duration::from_secs(20))
+        .map(|_| ())
+        .unwrap_err();
     assert!(matches!(err, Error::MalformedDocument { .. }), "{err:?}");
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
 }

@@ -187,7 +187,8 @@ fn wait(observers: &Weak<Observers>, watched: &mut Watched, next: Instant) -> bo
         if !observers.upgrade().is_some_and(|o| o.watched()) {
             return false;
         }
-        let stream_down = streaming && !watched.interest.as_ref().is_some_and(Interest::stream_live);
+        let stream_down =
+            streaming && !watched.interest.as_ref().is_some_and(Interest::stream_live);
         if news || stream_down || Instant::now() >= next {
             return true;
         }
