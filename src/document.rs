@@ -54,10 +54,11 @@ pub struct LockInfo {
     /// The acquisition's fence token: greater than that of every earlier
     /// acquisition of this key.
     pub fence: i64,
-    /// What the holder's locker was configured with through
-    /// [`LockerBuilder::metadata`](crate::LockerBuilder::metadata), exactly
-    /// as given; `None` when it set none (or the holder is an elector or
-    /// an older version of this crate).
+    /// What the holder was configured with through
+    /// [`LockerBuilder::metadata`](crate::LockerBuilder::metadata) (a
+    /// locker) or [`ElectorBuilder::metadata`](crate::ElectorBuilder::metadata)
+    /// (an elector, while it is master), exactly as given; `None` when it
+    /// set none (or the holder is an older version of this crate).
     pub metadata: Option<Document>,
 }
 

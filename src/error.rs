@@ -156,6 +156,28 @@ impl DatabaseError {
         )
     }
 
+    /// Whether retrying later can succeed: the server is unreachable (see
+    /// [`is_unreachable`](Self::is_unreachable)), stepping down, restarting
+    /// or not the primary (`NotWritablePrimary`, `ShutdownInProgress`,
+    /// `InterruptedAtShutdown` and their kin), or the driver labelled the
+    /// error retryable: what a failover looks like. A blocking acquire
+    /// retries these until its timeout. Authentication and authorization
+    /// failures and other refusals are not transient.
+    ///
+    /// ```no_run
+    /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
+    /// let locker = mongoelector::MongoLocker::new("nightly-report", &db)?;
+    /// match locker.try_lock() {
+    ///     Err(mongoelector::Error::Database(e)) if e.is_transient() => eprintln!("later: {e}"),
+    ///     Err(e) => return Err(e.into()),
+    ///     Ok(guard) => println!("held: {}", guard.is_some()),
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn is_transient(&self) -> bool {
+        crate::transient::is_transient(&self.source)
+    }
+
     /// The driver's error.
     pub fn driver_error(&self) -> &mongodb::error::Error {
         &self.source
@@ -225,6 +247,11 @@ impl std::error::Error for DatabaseError {
 }
 
 impl Error {
+    /// Whether this is a [`DatabaseError::is_transient`] error.
+    pub(crate) fn is_transient(&self) -> bool {
+        matches!(self, Error::Database(e) if e.is_transient())
+    }
+
     pub(crate) fn invalid(parameter: &'static str, reason: impl Into<String>) -> Self {
         Error::InvalidArgument {
             parameter,

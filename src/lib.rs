@@ -138,6 +138,7 @@ mod owner;
 mod preflight;
 mod store;
 mod tenure;
+mod transient;
 mod validate;
 mod watch;
 mod workers;
@@ -145,8 +146,9 @@ mod workers;
 pub use clock::{CLOCK_CHECK_INTERVAL, CLOCK_TOLERANCE};
 pub use document::LockInfo;
 pub use elector::{
-    default_retry_interval, ClusterDetail, ElectorBuilder, ElectorStats, Event, MongoElector,
-    NodeStatus, DEFAULT_ELECTOR_TTL, DEFAULT_STATUS_COLLECTION, POLL_EVENT_BACKLOG, STOP_WAIT,
+    default_retry_interval, ClusterDetail, ElectorBuilder, ElectorStats, Event, MasterReceiver,
+    MongoElector, NodeStatus, DEFAULT_ELECTOR_TTL, DEFAULT_STATUS_COLLECTION, POLL_EVENT_BACKLOG,
+    STOP_WAIT,
 };
 pub use error::{DatabaseError, Error, Result};
 pub use guard::LockGuard;

@@ -129,7 +129,6 @@ impl LockCore {
     ) -> Result<Option<Arc<Tenure>>> {
         validate::acquire_args(blocking, timeout, step)?;
         self.refuse_if_held()?;
-        self.clock.check_if_due(&self.store)?;
         let give_up = timeout.and_then(|t| Instant::now().checked_add(t));
         // Interest in the key's changes, re-armed before each attempt so a
         // release between the attempt and the wait still wakes it. Taken
@@ -141,9 +140,22 @@ impl LockCore {
             if let Some(i) = &mut interest {
                 i.rearm();
             }
-            let holder_expires = match self.attempt(force)? {
-                Attempt::Won(tenure) => return Ok(Some(tenure)),
-                Attempt::Held { expires } => expires,
+            let attempt = self
+                .clock
+                .check_if_due(&self.store)
+                .and_then(|()| self.attempt(force));
+            // `failed`: the attempt's transient error, which a timeout
+            // then returns.
+            let (holder_expires, failed) = match attempt {
+                Ok(Attempt::Won(tenure)) => return Ok(Some(tenure)),
+                Ok(Attempt::Held { expires }) => (expires, None),
+                // Blocking: ride through a failover (a restart, a step-down,
+                // the server unreachable for a while) until the timeout.
+                Err(e) if blocking && e.is_transient() => {
+                    log::warn!("acquire `{}`: {e}; retrying", self.key);
+                    (None, Some(e))
+                }
+                Err(e) => return Err(e),
             };
             if !blocking {
                 return Ok(None);
@@ -155,7 +167,7 @@ impl LockCore {
                 None => None,
                 Some(at) => match at.checked_duration_since(Instant::now()) {
                     Some(left) if !left.is_zero() => Some(left),
-                    _ => return Ok(None),
+                    _ => return failed.map_or(Ok(None), Err),
                 },
             };
             let grace = lease::as_delta(self.store.grace());

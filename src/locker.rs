@@ -126,7 +126,14 @@ impl MongoLocker {
     /// - [`Error::Database`](crate::Error::Database): the driver failed; the
     ///   [`DatabaseError`](crate::DatabaseError) names the operation
     ///   (`acquire`, or `lock`, `try_lock`, `try_lock_for`) and the key, and
-    ///   says whether the database was unreachable.
+    ///   says whether the database was unreachable. A blocking attempt
+    ///   rides through a failover: a [transient](crate::DatabaseError::is_transient)
+    ///   error (unreachable, server selection timed out, not primary,
+    ///   shutting down, a retryable label) is logged as a warning and
+    ///   retried every `step` until the timeout, which then returns the
+    ///   last such error (or `Ok(false)` if the last attempt found the
+    ///   lock held); any other error returns at once. A non-blocking
+    ///   attempt returns every error at once.
     ///
     /// # Examples
     ///

@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use checker::{History, Report};
-use common::PrivateServer;
+use common::{on_disk_server, PrivateServer};
 use mongoelector::{LockInfo, MongoLocker};
 use proxy::Proxy;
 
@@ -462,29 +462,6 @@ fn clients_an_hour_off_never_overlap_and_paranoid_ones_refuse() {
             .any(|s| s.worker.starts_with("paranoid")),
         "paranoid worker got the lock"
     );
-}
-
-/// The directory of an on-disk store, removed when dropped (on a panic too).
-struct Store(PathBuf);
-
-impl Drop for Store {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A private server on an on-disk store of its own (to survive restarts),
-/// and the store, with the crate's two collections in `db` created first
-/// (`common::create_collections` says why).
-fn on_disk_server(db: &str) -> (PrivateServer, Store) {
-    let store = Store(std::env::temp_dir().join(format!(
-        "mongoelector-store-{}",
-        uuid::Uuid::new_v4().simple()
-    )));
-    let store_arg = store.0.to_string_lossy().into_owned();
-    let server = PrivateServer::start(&["--storage-path", &store_arg]);
-    common::create_collections(&server.client().database(db));
-    (server, store)
 }
 
 #[test]

@@ -497,6 +497,26 @@ fn a_wrong_password_is_refused_as_an_authentication_failure() {
 
 #[test]
 #[ignore = "needs the auth+TLS server: scripts/test.sh runs them"]
+fn a_blocking_acquire_with_a_wrong_password_fails_at_once() {
+    // Blocking acquires retry transient errors until their timeout; an
+    // authentication failure is not one.
+    let db = db_as(As::WrongPassword("elector_app"));
+    let l = locker(&db, &key("wrongpw-blocking"));
+    let t = Instant::now();
+    let err = l
+        .try_lock_for(Duration::from_secs(30))
+        .map(|_| ())
+        .unwrap_err();
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    assert_authentication_failed(&err);
+    let Error::Database(e) = &err else {
+        panic!("{err:?}")
+    };
+    assert!(!e.is_transient(), "{e}");
+}
+
+#[test]
+#[ignore = "needs the auth+TLS server: scripts/test.sh runs them"]
 fn without_tls_the_client_fails_fast_instead_of_hanging() {
     let db = db_as(As::NoTls);
     let l = MongoLocker::builder(&key("notls"), &db)

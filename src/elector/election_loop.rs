@@ -5,7 +5,6 @@
 use std::time::Instant;
 
 use super::engine::{Ask, Engine};
-use super::role::LossReason;
 use crate::watch::Interest;
 
 /// Runs the loop on the calling thread until `stop()`.
@@ -50,7 +49,7 @@ pub(crate) fn run(engine: &Engine) {
         if let Some(until) = engine.held_off_until() {
             next = next.min(until);
         }
-        engine.set_interval(next.saturating_duration_since(now));
+        engine.set_next_poll(next);
         // A follower with a stream waits on it: until the next poll is
         // due, or at once on a change (or a stop).
         news = match &mut interest {
@@ -62,7 +61,7 @@ pub(crate) fn run(engine: &Engine) {
             }
         };
     }
-    if let Err(e) = engine.surrender(LossReason::Stopped, &run) {
+    if let Err(e) = engine.free_run(&run) {
         log::warn!(
             "`{}`: releasing the lock on stop failed; it expires on its own: {e}",
             engine.key()

@@ -201,8 +201,12 @@ impl MongoElector {
     /// the lock expires on its own after the ttl; until that thread ends,
     /// [`running`](Self::running) stays true and [`start`](Self::start)
     /// answers [`Error::AlreadyRunning`]. A stopped elector can be started
-    /// again. On an elector that is not running it only surrenders
-    /// mastership won by manual [`poll`](Self::poll)s.
+    /// again. On an elector that is not running it surrenders mastership
+    /// won by manual [`poll`](Self::poll)s, at once, and sends the release
+    /// as [`release`](Self::release) does (bounded by `STOP_WAIT`). Either
+    /// way the lock is freed whatever mix of `poll()` and `start()` won it,
+    /// and no `BecameMaster` follows the return (a poll in flight that wins
+    /// is not announced, and its acquisition is freed).
     ///
     /// # Errors
     ///
@@ -223,7 +227,7 @@ impl MongoElector {
         match self.engine.stop_run(STOP_WAIT) {
             Stopping::NotRunning => self
                 .engine
-                .surrender_within(STOP_WAIT)
+                .surrender_within(LossReason::Stopped, STOP_WAIT)
                 .during("stop", self.key()),
             Stopping::StillFinishing => {
                 log::warn!(
@@ -284,14 +288,22 @@ impl MongoElector {
         self.engine.poll_wait()
     }
 
-    /// Surrenders mastership (`LostMaster` with [`LossReason::Released`]) and
-    /// frees the lock, without stopping: a running elector keeps polling as
-    /// a follower. Does nothing when not master.
+    /// Surrenders mastership and frees the lock, without stopping: a
+    /// running elector keeps polling as a follower. It steps down at once,
+    /// before any I/O ([`is_master`](Self::is_master) false and
+    /// `LostMaster` with [`LossReason::Released`] sent), even while a poll
+    /// hangs on an unresponsive database; what a poll in flight then wins is
+    /// not announced. It then sends the release (after that poll) and
+    /// waits for it at most [`STOP_WAIT`](crate::STOP_WAIT); past that the
+    /// release goes on in the background, and the lock expires on its own
+    /// if it cannot reach the database. A follower with no poll in flight
+    /// sends nothing.
     ///
     /// # Errors
     ///
-    /// [`Error::Database`] from freeing the lock; this node has stepped down
-    /// all the same, and the lock expires on its own.
+    /// [`Error::Database`] from freeing the lock, when it came within
+    /// `STOP_WAIT`; this node has stepped down all the same, and the lock
+    /// expires on its own.
     ///
     /// # Examples
     ///
@@ -304,12 +316,13 @@ impl MongoElector {
     /// ```
     pub fn release(&self) -> Result<()> {
         self.engine
-            .surrender(LossReason::Released, &self.engine.run_token())
+            .surrender_within(LossReason::Released, STOP_WAIT)
             .during("release", self.key())
     }
 
-    /// Steps down like [`release`](Self::release) (`LostMaster` with
-    /// [`LossReason::Released`] when master, and the lock freed), then does
+    /// Steps down like [`release`](Self::release) (at once, `LostMaster`
+    /// with [`LossReason::Released`] when master, and the lock freed within
+    /// [`STOP_WAIT`](crate::STOP_WAIT) or in the background), then does
     /// not campaign for `hold_off`: another node can take over, and this
     /// one only looks until the time is up (draining a node before a
     /// deploy, say). A follower calling it just holds off. A running

@@ -4,12 +4,10 @@
 
 use std::time::Duration;
 
-use crossbeam_channel::Receiver;
-
 use super::handle::MongoElector;
+use super::observer::MasterReceiver;
 use super::stats::ElectorStats;
 use super::status::{ClusterDetail, NodeStatus};
-use crate::document::LockInfo;
 use crate::error::{During, Result};
 
 impl MongoElector {
@@ -104,10 +102,10 @@ impl MongoElector {
     /// when the process's change stream says it changed and when the
     /// master's lease would run out (expiry makes no change event), and at
     /// the retry interval when there is no live stream; so a change reaches
-    /// receivers within milliseconds on a replica set. The thread ends when
-    /// the elector is dropped, or at the first change after its last
-    /// receiver is gone. Messages queue unread without bound, one per
-    /// change.
+    /// receivers within milliseconds on a replica set. The thread ends, and
+    /// its reads stop, when the elector is dropped, or within one retry
+    /// interval after the last [`MasterReceiver`] (and its clones) is
+    /// dropped. Messages queue unread without bound, one per change.
     ///
     /// ```no_run
     /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
@@ -121,7 +119,7 @@ impl MongoElector {
     /// }
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn observe(&self) -> Receiver<Option<LockInfo>> {
+    pub fn observe(&self) -> MasterReceiver {
         self.engine().observe()
     }
 

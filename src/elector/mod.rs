@@ -27,5 +27,6 @@ mod status_store;
 pub use builder::{default_retry_interval, ElectorBuilder, DEFAULT_ELECTOR_TTL};
 pub use events::{Event, POLL_EVENT_BACKLOG};
 pub use handle::{MongoElector, STOP_WAIT};
+pub use observer::MasterReceiver;
 pub use stats::ElectorStats;
 pub use status::{ClusterDetail, NodeStatus, DEFAULT_STATUS_COLLECTION};

@@ -3,8 +3,10 @@
 //! receiver is gone or the elector is dropped) looks at the lock when the
 //! change stream says it changed, when the master's lease would run out in
 //! server time (expiry makes no change event), and at the retry interval
-//! when there is no live stream.
+//! when there is no live stream. It wakes at least once a retry interval
+//! to see whether any [`MasterReceiver`] is left.
 
+use std::ops::Deref;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -27,7 +29,9 @@ pub(crate) struct Observers {
 
 #[derive(Default)]
 struct ObserversState {
-    senders: Vec<Sender<Seen>>,
+    /// Each receiver's sender, and its liveness: alive while any clone of
+    /// its `MasterReceiver` is.
+    senders: Vec<(Sender<Seen>, Weak<()>)>,
     /// The last master sent, once the thread has looked.
     current: Option<Seen>,
     /// Whether the thread runs.
@@ -47,13 +51,14 @@ impl Observers {
     /// A new receiver: the current master at once when known (or as soon as
     /// the thread has looked), then every change. `start` spawns the
     /// thread when none runs.
-    pub fn subscribe(self: &Arc<Self>, start: impl FnOnce() -> Watched) -> Receiver<Seen> {
+    pub fn subscribe(self: &Arc<Self>, start: impl FnOnce() -> Watched) -> MasterReceiver {
         let (tx, rx) = crossbeam_channel::unbounded();
+        let alive = Arc::new(());
         let mut st = self.state.lock();
         if let Some(current) = &st.current {
             let _ = tx.send(current.clone());
         }
-        st.senders.push(tx);
+        st.senders.push((tx, Arc::downgrade(&alive)));
         if !st.running {
             st.running = true;
             st.current = None;
@@ -68,7 +73,7 @@ impl Observers {
                 st.senders.clear(); // the receiver disconnects: nothing will come
             }
         }
-        rx
+        MasterReceiver { rx, _alive: alive }
     }
 
     /// Sends `seen` to every receiver if it is a change of master; false
@@ -79,13 +84,21 @@ impl Observers {
             None => true,
             Some(before) => identity(before) != identity(&seen),
         };
-        // A receiver that is gone is noticed here, at the next change
-        // (a channel cannot tell otherwise); until then the thread looks
-        // at its usual pace.
         if changed {
             st.current = Some(seen.clone());
-            st.senders.retain(|tx| tx.send(seen.clone()).is_ok());
+            st.senders.retain(|(tx, _)| tx.send(seen.clone()).is_ok());
         }
+        Self::still_watched(&mut st)
+    }
+
+    /// Whether any receiver is left; when none is, the thread is marked
+    /// ended (under the lock, so a new `observe()` starts another).
+    fn watched(&self) -> bool {
+        Self::still_watched(&mut self.state.lock())
+    }
+
+    fn still_watched(st: &mut ObserversState) -> bool {
+        st.senders.retain(|(_, alive)| alive.strong_count() > 0);
         if st.senders.is_empty() {
             st.running = false;
             st.current = None;
@@ -142,23 +155,93 @@ fn run(observers: &Weak<Observers>, mut watched: Watched) {
             }
         };
         drop(locks);
-        let streaming = watched.interest.as_ref().is_some_and(Interest::stream_live);
         // Without a live stream, changes are found by polling.
+        let streaming = watched.interest.as_ref().is_some_and(Interest::stream_live);
         let next = if streaming {
             next
         } else {
             next.min(looked + watched.retry)
         };
-        match &mut watched.interest {
-            // Relying on the stream: stop waiting when it goes down.
-            Some(i) if streaming => {
-                i.wait_while_live(next, || false);
-            }
-            Some(i) => {
-                i.wait_until(next, || false);
-            }
-            None => std::thread::sleep(next.saturating_duration_since(Instant::now())),
+        if !wait(observers, &mut watched, next) {
+            return;
         }
+    }
+}
+
+/// Waits until `next` or a change of the lock, waking at least once a
+/// retry interval to see whether any receiver is left: false when none
+/// is (the thread ends, without another read).
+fn wait(observers: &Weak<Observers>, watched: &mut Watched, next: Instant) -> bool {
+    loop {
+        let until = next.min(Instant::now() + watched.retry);
+        let streaming = watched.interest.as_ref().is_some_and(Interest::stream_live);
+        let news = match &mut watched.interest {
+            // Relying on the stream: stop waiting when it goes down.
+            Some(i) if streaming => i.wait_while_live(until, || false),
+            Some(i) => i.wait_until(until, || false),
+            None => {
+                std::thread::sleep(until.saturating_duration_since(Instant::now()));
+                false
+            }
+        };
+        if !observers.upgrade().is_some_and(|o| o.watched()) {
+            return false;
+        }
+        let stream_down =
+            streaming && !watched.interest.as_ref().is_some_and(Interest::stream_live);
+        if news || stream_down || Instant::now() >= next {
+            return true;
+        }
+    }
+}
+
+/// A receiver of who is master, from
+/// [`MongoElector::observe`](crate::MongoElector::observe): it derefs to a
+/// crossbeam [`Receiver`], so `recv`, `recv_timeout`, `try_recv` and
+/// `iter` work on it as on any receiver (and `select!` on `&*rx`).
+///
+/// The elector's observing thread runs while any `MasterReceiver` (or a
+/// clone of one) is alive: once the last is dropped, the thread ends, and
+/// its reads stop, within a retry interval. A `Receiver` cloned out of it
+/// (`(*rx).clone()`) does not keep the thread alive: it is disconnected
+/// when the thread ends; clone the `MasterReceiver` instead.
+///
+/// # Examples
+///
+/// ```no_run
+/// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
+/// let watcher = mongoelector::MongoElector::new("scheduler", &db)?;
+/// let masters = watcher.observe();
+/// let first = masters.recv()?; // the current master, or None
+/// println!("master: {:?}", first.map(|m| m.host));
+/// match masters.recv_timeout(std::time::Duration::from_secs(1)) {
+///     Ok(next) => println!("changed: {:?}", next.map(|m| m.fence)),
+///     Err(_) => println!("no change"),
+/// }
+/// drop(masters); // the observing thread ends within a retry interval
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct MasterReceiver {
+    rx: Receiver<Seen>,
+    /// Counted by the thread: alive while any clone of this is.
+    _alive: Arc<()>,
+}
+
+impl Deref for MasterReceiver {
+    type Target = Receiver<Option<LockInfo>>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.rx
+    }
+}
+
+impl<'a> IntoIterator for &'a MasterReceiver {
+    type Item = Option<LockInfo>;
+    type IntoIter = crossbeam_channel::Iter<'a, Option<LockInfo>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.rx.iter()
     }
 }
 
@@ -199,7 +282,8 @@ mod tests {
     fn only_changes_of_master_are_sent() {
         let o = Arc::new(Observers::default());
         let (tx, rx) = crossbeam_channel::unbounded();
-        o.state.lock().senders.push(tx);
+        let alive = Arc::new(());
+        o.state.lock().senders.push((tx, Arc::downgrade(&alive)));
         assert!(o.publish(Some(info("a", 1, 1000))));
         // A renewal: same acquisition, later expiry.
         assert!(o.publish(Some(info("a", 1, 5000))));
@@ -211,8 +295,10 @@ mod tests {
             .map(|m| m.map(|i| (i.uuid, i.fence)))
             .collect();
         assert_eq!(got, [Some(("a".into(), 1)), None, Some(("b".into(), 2))]);
+        assert!(o.watched());
+        drop(alive);
+        assert!(!o.watched(), "no receiver left");
         drop(rx);
-        assert!(!o.publish(Some(info("c", 3, 1000))), "no receiver left");
     }
 
     #[test]

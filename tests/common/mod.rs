@@ -359,3 +359,58 @@ pub fn create_collections(db: &Database) {
             .unwrap_or_else(|e| panic!("create {name}: {e}"));
     }
 }
+
+/// The directory of an on-disk store, removed when dropped (on a panic too).
+pub struct Store(pub std::path::PathBuf);
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A private server on an on-disk store of its own (to survive restarts),
+/// and the store, with the crate's two collections in `db` created first
+/// ([`create_collections`] says why). Extra `args` go to the server.
+pub fn on_disk_server_with(db: &str, args: &[&str]) -> (PrivateServer, Store) {
+    let store = Store(std::env::temp_dir().join(format!(
+        "mongoelector-store-{}",
+        uuid::Uuid::new_v4().simple()
+    )));
+    let store_arg = store.0.to_string_lossy().into_owned();
+    let mut all = vec!["--storage-path", store_arg.as_str()];
+    all.extend_from_slice(args);
+    let server = PrivateServer::start(&all);
+    create_collections(&server.client().database(db));
+    (server, store)
+}
+
+/// [`on_disk_server_with`] with no extra arguments.
+pub fn on_disk_server(db: &str) -> (PrivateServer, Store) {
+    on_disk_server_with(db, &[])
+}
+
+/// A private server in the mode of the shared test server: standalone when
+/// it is (no change streams), a replica set otherwise.
+pub fn private_server_like_shared() -> PrivateServer {
+    if has_change_streams(&db()) {
+        PrivateServer::start(&[])
+    } else {
+        PrivateServer::start(&["--standalone"])
+    }
+}
+
+/// Names of this process's threads, from /proc (Linux), as `comm` shows
+/// them (cut to 15 bytes).
+pub fn thread_names() -> Vec<String> {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|n| n.trim().to_owned())
+        .collect()
+}
+
+/// How many of this process's threads are named `name` (as `comm` shows it).
+pub fn count_threads(name: &str) -> usize {
+    thread_names().iter().filter(|n| n.as_str() == name).count()
+}

@@ -2,19 +2,16 @@
 //! `observe()`, the counters of `stats()`, and `healthy()`.
 
 use std::sync::Arc;
-use std::time::Duration;
-
-use crossbeam_channel::Receiver;
+use std::time::{Duration, Instant};
 
 use super::Engine;
-use crate::document::LockInfo;
-use crate::elector::observer::Watched;
+use crate::elector::observer::{MasterReceiver, Watched};
 use crate::elector::stats::ElectorStats;
 use crate::moment::Moment;
 
 impl Engine {
     /// A receiver of the current master and of every change of master.
-    pub fn observe(&self) -> Receiver<Option<LockInfo>> {
+    pub fn observe(&self) -> MasterReceiver {
         self.observers.subscribe(|| Watched {
             key: self.key.clone(),
             locks: Arc::downgrade(&self.locks),
@@ -46,8 +43,11 @@ impl Engine {
                 .is_some_and(|at| at.elapsed() <= st.interval + tolerance)
     }
 
-    /// Records the pause the loop chose, for `healthy()`.
-    pub fn set_interval(&self, interval: Duration) {
-        self.state.lock().interval = interval;
+    /// Records when the loop polls next, for `healthy()`: as the pause
+    /// since the last poll's send, the instant its `last_success` records.
+    pub fn set_next_poll(&self, next: Instant) {
+        let mut st = self.state.lock();
+        let from = st.last_sent.unwrap_or_else(Instant::now);
+        st.interval = next.saturating_duration_since(from);
     }
 }

@@ -1,13 +1,11 @@
-//! The engine's start/stop bookkeeping: one run at a time, a stop that
-//! steps down at once and waits for the loop only so long, and a stop of
-//! an elector that never ran.
+//! The engine's start/stop bookkeeping: one run at a time, and a stop that
+//! steps down at once and waits for the loop only so long.
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{new_run_token, Engine, Stopping};
-use crate::elector::role::LossReason;
+use crate::elector::role::{LossReason, Role};
 use crate::error::{Error, Result};
 
 impl Engine {
@@ -26,7 +24,12 @@ impl Engine {
         }
         st.running = true;
         st.run_id += 1;
-        *self.run.lock() = new_run_token();
+        self.expire(&mut st);
+        // A master won by manual polls keeps its token: this run renews
+        // that acquisition, and its stop must free it.
+        if !matches!(st.role, Role::Master(_)) {
+            *self.run.lock() = new_run_token();
+        }
         Ok(())
     }
 
@@ -68,34 +71,6 @@ impl Engine {
             }
         }
         Stopping::Ended
-    }
-
-    /// On an elector that is not running: steps down at once and frees what
-    /// manual polls acquired, waiting for the database at most `bound`.
-    pub fn surrender_within(self: &Arc<Self>, bound: Duration) -> Result<()> {
-        self.step_down(LossReason::Stopped);
-        let engine = self.clone();
-        let run = self.run_token();
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        let spawned = std::thread::Builder::new()
-            .name("mongoelector-release".to_owned())
-            .spawn(move || {
-                let _ = tx.send(engine.surrender(LossReason::Stopped, &run));
-            });
-        if let Err(e) = spawned {
-            return Err(Error::Spawn(Arc::new(e)));
-        }
-        match rx.recv_timeout(bound) {
-            Ok(result) => result,
-            Err(_) => {
-                log::warn!(
-                    "`{}`: the database did not answer the release within {bound:?}; \
-                     the lock expires on its own",
-                    self.key
-                );
-                Ok(())
-            }
-        }
     }
 
     /// Sleeps until `next`, or until a stop is requested.

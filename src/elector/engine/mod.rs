@@ -21,12 +21,15 @@ use crate::deadlines::{self, Expire};
 use crate::error::Result;
 use crate::moment::Moment;
 use crate::owner::Owner;
-use crate::store::{LockStore, Whose};
+use crate::store::LockStore;
 use crate::watch::{Interest, StreamState};
 
 mod health;
 mod lifecycle;
 mod poll;
+mod surrender;
+
+pub(crate) use surrender::Errands;
 
 /// What an elector is configured with (checked by the builder).
 pub(crate) struct Settings {
@@ -70,8 +73,11 @@ pub(crate) struct Engine {
     stopping: AtomicBool,
     /// This run's token, written into the lock with each acquisition, so
     /// that a stop-time release (sent late, perhaps) frees only what this
-    /// run acquired, never a later run's lock. New at every start.
+    /// run acquired, never a later run's lock. New at every start, except
+    /// on a master won by manual polls: that run adopts the acquisition.
     run: Mutex<String>,
+    /// The releases waiting for the surrender thread, and whether it runs.
+    errands: Mutex<Errands>,
     /// Whether followers wait on a change stream (where supported).
     change_streams: bool,
     /// When the status index was last tried (until it is created).
@@ -92,8 +98,17 @@ struct State {
     subscribers: Subscribers,
     /// Counters for `stats()`.
     stats: Counters,
-    /// The pause the loop chose after its last poll, for `healthy()`.
+    /// The pause the loop chose after its last poll, measured from that
+    /// poll's send instant (as `last_success` is), for `healthy()`.
     interval: Duration,
+    /// When the last poll was sent.
+    last_sent: Option<Instant>,
+    /// Counts surrenders (stop, release, step-down): an acquisition won by
+    /// a poll sent before one is not announced.
+    surrenders: u64,
+    /// Fences of acquisitions won by polls in flight at a surrender, not
+    /// announced: the surrender's release frees them.
+    unannounced: Vec<i64>,
     /// Set by `step_down`: do not campaign before this instant.
     hold_off_until: Option<Instant>,
 }
@@ -132,11 +147,15 @@ impl Engine {
                 subscribers: Subscribers::default(),
                 stats: Counters::default(),
                 interval: s.retry,
+                last_sent: None,
+                surrenders: 0,
+                unannounced: Vec::new(),
                 hold_off_until: None,
             }),
             wake: Condvar::new(),
             stopping: AtomicBool::new(false),
             run: Mutex::new(new_run_token()),
+            errands: Mutex::default(),
             change_streams: s.change_streams,
             index_tried: Mutex::new(None),
         })
@@ -224,36 +243,16 @@ impl Engine {
             .map(|l| l.deadline.to_instant())
     }
 
-    /// Steps down (announcing it first), then frees the lock in the database.
-    /// `run` is the token of the run whose acquisitions a stop may free.
-    pub fn surrender(&self, reason: LossReason, run: &str) -> Result<()> {
-        let _serial = self.poll_lock.lock();
-        let was = {
-            let mut st = self.state.lock();
-            let was = st.role;
-            let change = role::surrender(st.role, reason);
-            self.apply(&mut st, change);
-            was
-        };
-        let uuid = self.owner.uuid.as_str();
-        let whose = match (was, reason) {
-            (Role::Master(lease), _) => Whose::Acquisition(uuid, lease.fence),
-            // A follower can still be named by the lock: a renewal or an
-            // acquisition that succeeded after this node stepped down, or
-            // a poll whose outcome was lost. On stop, free that too, so the
-            // next master need not wait for it to expire; but only what
-            // this run acquired.
-            (Role::Follower, LossReason::Stopped) => Whose::Run(uuid, run),
-            (Role::Follower, _) => return Ok(()),
-        };
-        self.locks.release(&self.key, whose).map(drop)
-    }
-
-    /// Steps down at once, announcing it, without I/O.
-    fn step_down(&self, reason: LossReason) {
+    /// Steps down at once, announcing it, without I/O: the role it left.
+    /// Counts the surrender, so that what a poll already in flight wins is
+    /// not announced (see `poll_with`).
+    fn step_down(&self, reason: LossReason) -> Role {
         let mut st = self.state.lock();
+        st.surrenders += 1;
+        let was = st.role;
         let change = role::surrender(st.role, reason);
         self.apply(&mut st, change);
+        was
     }
 
     /// The current run's token.

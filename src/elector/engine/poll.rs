@@ -27,10 +27,10 @@ impl Engine {
     /// status when `report`.
     pub fn poll_with(&self, ask: Ask, report: bool) -> Result<()> {
         let _serial = self.poll_lock.lock();
-        let polled_as = {
+        let (polled_as, surrenders) = {
             let mut st = self.state.lock();
             self.expire(&mut st);
-            st.role
+            (st.role, st.surrenders)
         };
         let sent = Moment::now();
         let sent_at = Instant::now();
@@ -43,11 +43,16 @@ impl Engine {
         {
             let mut st = self.state.lock();
             let mut outcome = answer.as_ref().unwrap_or(&Outcome::Failed);
-            // A stop stepped this node down already: what a poll in flight
-            // then won is not announced; the run's release frees it.
-            if self.stop_requested() && matches!(outcome, Outcome::Acquired { .. }) {
-                outcome = &NOT_ACQUIRED;
+            // A stop, release or step-down came while this poll was in
+            // flight: what it won is not announced (so no `BecameMaster`
+            // follows the caller's return); that surrender's release frees it.
+            if let Outcome::Acquired { fence, .. } = outcome {
+                if self.stop_requested() || st.surrenders != surrenders {
+                    st.unannounced.push(*fence);
+                    outcome = &NOT_ACQUIRED;
+                }
             }
+            st.last_sent = Some(sent_at);
             let grace = self.locks.grace();
             st.holder_due = outcome.holder().map(|h| match h.takeable_in {
                 Some(left) => HolderDue::Known(sent_at + left),
