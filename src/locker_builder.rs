@@ -65,11 +65,12 @@ impl LockerBuilder {
     /// says [`RenewalFailed`](crate::LossReason::RenewalFailed)).
     /// [`LockGuard::is_valid`](crate::LockGuard::is_valid) keeps answering
     /// from the local deadline, so it stays true exactly as long as
-    /// renewals succeed. A renewal stuck on an unresponsive server holds up
+    /// renewals succeed. Renewals stuck on an unresponsive server hold up
     /// no other: when renewals have waited 200 ms with none sent or
-    /// answered, another sending thread starts (it ends about 10 s after
-    /// none is needed), and the stuck acquisition still ends at its
-    /// deadline.
+    /// answered, each waiting one gets a sending thread (ending about 10 s
+    /// after none is needed), so a due renewal goes out at most 200 ms
+    /// (plus the start of a thread) late however many are stuck, and a
+    /// stuck acquisition still ends at its deadline.
     ///
     /// ```no_run
     /// # use std::time::Duration;
@@ -155,8 +156,39 @@ impl LockerBuilder {
     /// collection, retrying as soon as the lock is released or changes
     /// hands (default `true`). Where the deployment has no change streams
     /// (a standalone server) it polls every step all the same; `false`
-    /// always polls. One stream per process and collection serves every
-    /// waiter; a process that never waits opens none.
+    /// always polls. One stream per process, deployment and collection
+    /// serves every waiter of the lockers and electors made from one
+    /// `Database` handle (or its clones): at most one thread and one open
+    /// cursor, kept for up to 30 s after the last waiter and reused by the
+    /// next. A process that never waits opens none.
+    ///
+    /// The first-use checks of a lock collection (`buildInfo`,
+    /// `listIndexes`) are shared the same way: a daemon that makes a locker
+    /// per job from one handle sends them once, then one round trip per
+    /// operation.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// use mongodb::sync::Client;
+    /// use mongoelector::MongoLocker;
+    ///
+    /// fn main() -> mongoelector::Result<()> {
+    ///     let client = Client::with_uri_str("mongodb://127.0.0.1:27017/")?;
+    ///     let db = client.database("app"); // one handle for the process
+    ///     for job in ["report", "cleanup", "backup"] {
+    ///         let locker = MongoLocker::builder(job, &db)
+    ///             .ttl(Duration::from_secs(60))
+    ///             .change_streams(true)
+    ///             .build()?;
+    ///         if let Some(guard) = locker.try_lock_for(Duration::from_millis(200))? {
+    ///             // ... the job ...
+    ///             guard.release()?;
+    ///         }
+    ///     }
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn change_streams(mut self, on: bool) -> Self {
         self.change_streams = on;
         self

@@ -129,8 +129,9 @@ impl ElectorBuilder {
     /// (default `true`), and otherwise at the retry interval, or just after
     /// the master's lease expires when that comes first. Where the
     /// deployment has no change streams (a standalone server) they poll all
-    /// the same; `false` always polls. One stream per process and collection
-    /// serves every elector and lock in the process.
+    /// the same; `false` always polls. One stream per process, deployment
+    /// and collection serves the electors and lockers made from one
+    /// `Database` handle (or its clones).
     pub fn change_streams(mut self, on: bool) -> Self {
         self.change_streams = on;
         self

@@ -400,16 +400,6 @@ pub fn private_server_like_shared() -> PrivateServer {
     }
 }
 
-/// Names of this process's threads, from /proc (Linux), as `comm` shows
-/// them (cut to 15 bytes).
-pub fn thread_names() -> Vec<String> {
-    std::fs::read_dir("/proc/self/task")
-        .unwrap()
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .map(|n| n.trim().to_owned())
-        .collect()
-}
-
 /// How many of this process's threads are named `name` (as `comm` shows it).
 pub fn count_threads(name: &str) -> usize {
     thread_names().iter().filter(|n| n.as_str() == name).count()
