@@ -115,7 +115,8 @@ pub use clock::{CLOCK_CHECK_INTERVAL, CLOCK_TOLERANCE};
 pub use document::LockInfo;
 pub use elector::{
     default_retry_interval, ClusterDetail, ElectorBuilder, ElectorStats, Event, MongoElector,
-    NodeStatus, DEFAULT_ELECTOR_TTL, DEFAULT_STATUS_COLLECTION, POLL_EVENT_BACKLOG, STOP_WAIT,
+    NodeStatus, DEFAULT_ELECTOR_TTL, DEFAULT_STATUS_COLLECTION, POLL_EVENT_BACKLOG,
+    PYTHON_ELECTOR_COLLECTION, STOP_WAIT,
 };
 pub use error::{DatabaseError, Error, Result};
 pub use guard::LockGuard;

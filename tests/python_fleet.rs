@@ -1,0 +1,453 @@
+//! A fleet mixing nodes of the Python package `mongoelector` 1.0.2 (the
+//! real one, installed beside the test server by `scripts/server.sh
+//! install`, driven through `tests/python/worker.py`) and nodes of this
+//! crate (`examples/worker.rs`, built `python_compatible`) on one key:
+//! never two holders or masters, and each side takes over from the other,
+//! after a release and after a SIGKILL, within the bounds the migration
+//! guide states. Every scenario checks the history all workers logged with
+//! `tests/faults/checker.rs` (Python holders are unfenced sections, ordered
+//! by their start).
+
+#[path = "faults/checker.rs"]
+mod checker;
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use checker::{History, Section};
+use mongodb::bson::{doc, Document};
+use mongodb::sync::Database;
+
+/// The Python lock and elector ttl of these tests, in seconds.
+const TTL_S: u64 = 2;
+/// The Rust nodes' takeover grace for that ttl (`lease_margin`: ttl / 10).
+const GRACE: Duration = Duration::from_millis(200);
+/// Slack for a loaded two-core machine: process start-up, round trips.
+const SLACK: Duration = Duration::from_millis(2500);
+/// How often the TTL monitor of the server runs (MongoDB and SecantusDB:
+/// every 60 s), which removes an expired document the Python nodes wait on.
+const TTL_MONITOR: Duration = Duration::from_secs(60);
+/// Slack for one pass of the TTL monitor on a loaded machine.
+const MONITOR_SLACK: Duration = Duration::from_secs(10);
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The Python of the scripts' venv, where `scripts/server.sh install` puts
+/// the package next to the server.
+fn python() -> PathBuf {
+    let bin = root().join(".secantus/venv/bin/python");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `scripts/server.sh install`",
+        bin.display()
+    );
+    bin
+}
+
+/// The crate's worker, built by `cargo test` next to this test binary.
+fn rust_worker() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples/worker");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo test`",
+        bin.display()
+    );
+    bin
+}
+
+/// Python and Rust workers on one key, logging into one directory.
+struct Fleet {
+    db: String,
+    key: String,
+    mode: &'static str,
+    dir: PathBuf,
+    children: Vec<(String, Child)>,
+}
+
+impl Fleet {
+    fn new(mode: &'static str) -> Fleet {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let dir = std::env::temp_dir().join(format!("mongoelector-pyfleet-{id}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        Fleet {
+            db: format!("py_{}", &id[..12]),
+            key: format!("{mode}-{}", &id[..6]),
+            mode,
+            dir,
+            children: Vec::new(),
+        }
+    }
+
+    fn database(&self) -> Database {
+        common::client().database(&self.db)
+    }
+
+    /// The lock collection both packages use for this mode.
+    fn collection(&self) -> &'static str {
+        match self.mode {
+            "lock" => mongoelector::DEFAULT_COLLECTION,
+            _ => mongoelector::PYTHON_ELECTOR_COLLECTION,
+        }
+    }
+
+    fn spawn(&mut self, name: &str, mut cmd: Command) -> u32 {
+        let log = self.dir.join(format!("{name}.log"));
+        cmd.env("MONGODB_URI", common::uri())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        cmd.args(["--name", name, "--key", &self.key, "--db", &self.db])
+            .args(["--mode", self.mode, "--log"])
+            .arg(log);
+        let child = cmd.spawn().expect("spawn worker");
+        let pid = child.id();
+        self.children.push((name.to_owned(), child));
+        pid
+    }
+
+    /// A Python node: ttl 2 s; `once` holds (renewing) until stopped.
+    fn python(&mut self, name: &str, once: bool) -> u32 {
+        let mut cmd = Command::new(python());
+        cmd.arg(root().join("tests/python/worker.py")).args([
+            "--ttl",
+            &TTL_S.to_string(),
+            "--once",
+            if once { "1" } else { "0" },
+        ]);
+        self.spawn(name, cmd)
+    }
+
+    /// A node of this crate, Python-compatible: ttl 2 s; `acts` 0 holds
+    /// mastership until stopped; a lock is kept alive.
+    fn rust(&mut self, name: &str, retry_ms: u64, acts: u32, hold_ms: u64) -> u32 {
+        let mut cmd = Command::new(rust_worker());
+        cmd.args(["--python-compatible", "1", "--keep-alive", "1"])
+            .args(["--ttl-ms", &(TTL_S * 1000).to_string()])
+            .args(["--retry-ms", &retry_ms.to_string()])
+            .args([
+                "--acts",
+                &acts.to_string(),
+                "--hold-ms",
+                &hold_ms.to_string(),
+            ]);
+        self.spawn(name, cmd)
+    }
+
+    fn signal(&self, pid: u32, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig} {pid}");
+    }
+
+    /// The pid in the live lock document (locked, unexpired), if any.
+    fn holder(&self, db: &Database) -> Option<i64> {
+        let doc: Document = db
+            .collection::<Document>(self.collection())
+            .find_one(doc! { "_id": &self.key, "locked": true })
+            .run()
+            .unwrap()?;
+        let expires = doc.get_datetime("ts_expire").ok()?;
+        if expires.timestamp_millis() <= chrono::Utc::now().timestamp_millis() {
+            return None;
+        }
+        doc.get("pid").and_then(|p| match p {
+            mongodb::bson::Bson::Int32(n) => Some(i64::from(*n)),
+            mongodb::bson::Bson::Int64(n) => Some(*n),
+            _ => None,
+        })
+    }
+
+    /// Waits until `pid` holds the lock; how long that took.
+    fn wait_holder(&self, db: &Database, pid: u32, limit: Duration) -> Duration {
+        let started = Instant::now();
+        let ok = common::wait_until(limit, || self.holder(db) == Some(i64::from(pid)));
+        assert!(
+            ok,
+            "pid {pid} did not hold `{}` within {limit:?} (holder: {:?}); logs in {}",
+            self.key,
+            self.holder(db),
+            self.dir.display()
+        );
+        started.elapsed()
+    }
+
+    /// The lock document as stored.
+    fn document(&self, db: &Database) -> Document {
+        db.collection::<Document>(self.collection())
+            .find_one(doc! { "_id": &self.key })
+            .run()
+            .unwrap()
+            .expect("a lock document")
+    }
+
+    /// SIGTERM to every live worker, waits, and checks the history: no
+    /// two holders overlap. Returns the sections, one per holding (the
+    /// Python workers log one line per check of a holding).
+    fn finish(mut self) -> Vec<Section> {
+        for (_, child) in &self.children {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .stderr(Stdio::null())
+                .status();
+        }
+        let end = Instant::now() + Duration::from_secs(20);
+        for (name, child) in &mut self.children {
+            while child.try_wait().unwrap().is_none() {
+                assert!(
+                    Instant::now() < end,
+                    "worker {name} did not stop on SIGTERM"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let history = History::read_dir(&self.dir).expect("readable history");
+        let report = history.check();
+        assert!(
+            report.violations.is_empty(),
+            "violations in {}:\n{}",
+            self.dir.display(),
+            report.violations.join("\n")
+        );
+        assert!(
+            history.errors.is_empty(),
+            "errors in {}: {:?}",
+            self.dir.display(),
+            history.errors
+        );
+        let mut seen = BTreeSet::new();
+        let mut sections: Vec<Section> = history
+            .sections
+            .into_iter()
+            .rev() // the last line of a holding is the one to keep
+            .filter(|s| seen.insert((s.worker.clone(), s.start)))
+            .collect();
+        sections.sort_by_key(|s| s.start);
+        let _ = std::fs::remove_dir_all(&self.dir);
+        sections
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn is_python(s: &Section) -> bool {
+    s.fence == 0
+}
+
+/// The handovers between consecutive holdings: (from Python, to Python,
+/// gap in ms) for each change of side.
+fn handovers(sections: &[Section]) -> Vec<(bool, bool, i64)> {
+    sections
+        .windows(2)
+        .filter(|w| is_python(&w[0]) != is_python(&w[1]))
+        .map(|w| {
+            (
+                is_python(&w[0]),
+                is_python(&w[1]),
+                (w[1].start - w[0].end) / 1_000_000,
+            )
+        })
+        .collect()
+}
+
+/// Two Python lockers and two of this crate contend for one lock, each
+/// holding it briefly and releasing: both sides hold it in turn, never
+/// together, and a release hands over at once in both directions (the
+/// Python side inserts as soon as the Rust side's release deleted the
+/// document, without waiting for its TTL index).
+#[test]
+fn lock_fleet_takes_turns_across_languages() {
+    let mut fleet = Fleet::new("lock");
+    fleet.python("py-a", false);
+    fleet.python("py-b", false);
+    fleet.rust("rs-a", 50, 3, 100);
+    fleet.rust("rs-b", 50, 3, 100);
+    std::thread::sleep(Duration::from_secs(15));
+    let sections = fleet.finish();
+    let py = sections.iter().filter(|s| is_python(s)).count();
+    let rs = sections.len() - py;
+    let turns = handovers(&sections);
+    let to_py: Vec<i64> = turns.iter().filter(|t| t.1).map(|t| t.2).collect();
+    let to_rs: Vec<i64> = turns.iter().filter(|t| !t.1).map(|t| t.2).collect();
+    println!("sections: {py} Python, {rs} Rust; Rust->Python gaps (ms) {to_py:?}; Python->Rust {to_rs:?}");
+    assert!(py >= 3 && rs >= 3, "{py} Python and {rs} Rust sections");
+    assert!(
+        !to_py.is_empty() && !to_rs.is_empty(),
+        "handovers {turns:?}"
+    );
+    // A released lock is taken within a few steps, never after a lease
+    // (2 s) or the TTL monitor: the median handover is well under the ttl.
+    for gaps in [&to_py, &to_rs] {
+        let mut sorted = gaps.clone();
+        sorted.sort();
+        let median = sorted[sorted.len() / 2];
+        assert!(median < 1000, "median handover {median} ms: {gaps:?}");
+    }
+}
+
+/// A Python holder is SIGKILLed: a node of this crate takes the lock after
+/// the holder's client-time `ts_expire` plus the takeover grace, never
+/// before (the history check), and within ttl + grace + retry.
+#[test]
+fn lock_rust_takes_over_from_a_killed_python_holder() {
+    let mut fleet = Fleet::new("lock");
+    let db = fleet.database();
+    let py = fleet.python("py", true);
+    fleet.wait_holder(&db, py, Duration::from_secs(20));
+    let rs = fleet.rust("rs", 50, 1_000_000, 100);
+    std::thread::sleep(Duration::from_secs(3)); // the Rust node is waiting
+    assert_eq!(fleet.holder(&db), Some(i64::from(py)), "Python still holds");
+    let expires = fleet
+        .document(&db)
+        .get_datetime("ts_expire")
+        .unwrap()
+        .timestamp_millis();
+    fleet.signal(py, "-KILL");
+    let took = fleet.wait_holder(&db, rs, Duration::from_secs(TTL_S) + GRACE + SLACK);
+    let doc = fleet.document(&db);
+    let created = doc.get_datetime("ts_created").unwrap().timestamp_millis();
+    println!("Rust took over {took:?} after the SIGKILL");
+    assert!(
+        created >= expires + GRACE.as_millis() as i64,
+        "taken at {created}, before the Python expiry {expires} + grace"
+    );
+    assert!(doc.get_i64("fence").unwrap() > 0);
+    fleet.finish();
+}
+
+/// A Rust holder is SIGKILLed: a Python node takes the lock once its own
+/// TTL index removed the expired document, within ttl + the TTL monitor's
+/// period + its step, never before the Rust lease expired.
+#[test]
+fn lock_python_takes_over_from_a_killed_rust_holder() {
+    let mut fleet = Fleet::new("lock");
+    let db = fleet.database();
+    let rs = fleet.rust("rs", 50, 1_000_000, 100);
+    fleet.wait_holder(&db, rs, Duration::from_secs(20));
+    let py = fleet.python("py", true);
+    std::thread::sleep(Duration::from_secs(3)); // the Python node is waiting
+    let expires = fleet
+        .document(&db)
+        .get_datetime("ts_expire")
+        .unwrap()
+        .timestamp_millis();
+    fleet.signal(rs, "-KILL");
+    let limit = Duration::from_secs(TTL_S) + TTL_MONITOR + MONITOR_SLACK;
+    let took = fleet.wait_holder(&db, py, limit);
+    let created = fleet
+        .document(&db)
+        .get_datetime("ts_created")
+        .unwrap()
+        .timestamp_millis();
+    println!("Python took over {took:?} after the SIGKILL");
+    assert!(
+        created >= expires,
+        "taken at {created}, before the Rust expiry {expires}"
+    );
+    fleet.finish();
+}
+
+/// Electors of both packages on one key, handing mastership over in both
+/// directions by stopping (a release) and by SIGKILL:
+/// Python master killed -> Rust within ttl + grace + retry;
+/// Rust master stopped -> Python within its follower poll (the ttl);
+/// Python master stopped -> Rust within its retry interval;
+/// Rust master killed -> Python within ttl + TTL monitor + its poll.
+#[test]
+fn electors_hand_over_both_ways() {
+    let mut fleet = Fleet::new("elector");
+    let db = fleet.database();
+    let retry = Duration::from_millis(400);
+    let rust = |fleet: &mut Fleet, name: &str| fleet.rust(name, 400, 0, 100);
+    let poll = Duration::from_secs(TTL_S);
+
+    let p1 = fleet.python("py-1", true);
+    fleet.wait_holder(&db, p1, Duration::from_secs(20));
+    let r1 = rust(&mut fleet, "rs-1");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        fleet.holder(&db),
+        Some(i64::from(p1)),
+        "Python stays master"
+    );
+    fleet.signal(p1, "-KILL");
+    let killed_py = fleet.wait_holder(&db, r1, poll + GRACE + retry + SLACK);
+
+    let p2 = fleet.python("py-2", true);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(fleet.holder(&db), Some(i64::from(r1)), "Rust stays master");
+    fleet.signal(r1, "-TERM");
+    let stopped_rs = fleet.wait_holder(&db, p2, poll + SLACK);
+
+    let r2 = rust(&mut fleet, "rs-2");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        fleet.holder(&db),
+        Some(i64::from(p2)),
+        "Python stays master"
+    );
+    fleet.signal(p2, "-TERM");
+    let stopped_py = fleet.wait_holder(&db, r2, poll / 2 + retry + SLACK);
+
+    let p3 = fleet.python("py-3", true);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(fleet.holder(&db), Some(i64::from(r2)), "Rust stays master");
+    fleet.signal(r2, "-KILL");
+    let killed_rs = fleet.wait_holder(&db, p3, poll + TTL_MONITOR + poll + MONITOR_SLACK);
+
+    println!(
+        "Python killed -> Rust {killed_py:?}; Rust stopped -> Python {stopped_rs:?}; \
+         Python stopped -> Rust {stopped_py:?}; Rust killed -> Python {killed_rs:?}"
+    );
+    let sections = fleet.finish();
+    let turns = handovers(&sections);
+    assert!(
+        turns.iter().any(|t| t.0) && turns.iter().any(|t| t.1),
+        "{turns:?}"
+    );
+}
+
+/// Electors of both packages campaigning freely, each ending its terms on
+/// purpose: terms on both sides, never two masters. (The Python followers
+/// poll once a ttl, the Rust ones wake on the release: after the first
+/// Python term, Rust nodes win most terms.)
+#[test]
+fn electors_take_turns_across_languages() {
+    let mut fleet = Fleet::new("elector");
+    let db = fleet.database();
+    let first = fleet.python("py-a", false);
+    fleet.wait_holder(&db, first, Duration::from_secs(20));
+    fleet.python("py-b", false);
+    // Followers of both sides retry about as often (the Python poll is the ttl).
+    fleet.rust("rs-a", 2000, 3, 200);
+    fleet.rust("rs-b", 2000, 3, 200);
+    std::thread::sleep(Duration::from_secs(25));
+    let sections = fleet.finish();
+    let py = sections.iter().filter(|s| is_python(s)).count();
+    let rs = sections.len() - py;
+    println!(
+        "terms: {py} Python, {rs} Rust; handovers {:?}",
+        handovers(&sections)
+    );
+    assert!(py >= 1 && rs >= 1, "{py} Python and {rs} Rust terms");
+}
