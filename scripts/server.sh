@@ -15,6 +15,16 @@
 #
 # Extra start ARGS go to secantusd-py (for example --standalone, or
 # --storage-path DIR for an on-disk store; the default is :memory:).
+#
+# Environment:
+#   SECANTUS_PORT=N    start on port N instead of a free one (for example
+#                      27017, to run programs that default to
+#                      mongodb://127.0.0.1:27017/ against it)
+#   PYTHON=python3     the Python that creates the venv
+#   KEEP_LOGS=10       how many server logs to keep
+#
+# install also installs the Python package mongoelector (pinned, below)
+# into the venv, for the mixed-fleet tests (tests/python_fleet.rs).
 set -euo pipefail
 
 SECANTUS_VERSION="0.7.0b3"
@@ -131,5 +141,5 @@ case "$cmd" in
     start) start "$@" ;;
     stop) stop "$@" ;;
     failed) failed "$@" ;;
-    *) die "usage: server.sh install | start [ARGS...] | stop PID | failed PID PORT" ;;
+    *) die "usage: server.sh install | start [ARGS...] | stop PID | failed PID PORT (SECANTUS_PORT=N start: a fixed port)" ;;
 esac
