@@ -96,6 +96,7 @@ mod elector;
 mod error;
 mod expr;
 mod guard;
+pub mod guide;
 mod keepalive;
 mod lease;
 mod lock_core;
