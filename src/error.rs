@@ -466,24 +466,25 @@ mod tests {
     fn a_refused_write_leads_with_the_servers_message() {
         use mongodb::bson::{doc, from_document};
         use mongodb::error::{ErrorKind, WriteFailure};
-        let write = from_document(doc! {
-            "code": 11000, "codeName": "DuplicateKey", "errmsg": "E11000 duplicate key",
-        })
-        .unwrap();
-        let e = driver(ErrorKind::Write(WriteFailure::WriteError(write)));
-        assert_eq!(
-            e.to_string(),
-            r#"lock "probe": E11000 duplicate key (DuplicateKey, code 11000)"#
-        );
-        let concern = from_document(doc! {
-            "code": 64, "codeName": "WriteConcernFailed", "errmsg": "waiting for replication timed out",
-        })
-        .unwrap();
-        let e = driver(ErrorKind::Write(WriteFailure::WriteConcernError(concern)));
-        assert_eq!(
-            e.to_string(),
-            r#"lock "probe": write concern not satisfied: waiting for replication timed out (WriteConcernFailed, code 64)"#
-        );
+        let reply = |code: i32, name: &str, msg: &str| {
+            doc! { "code": code, "codeName": name, "errmsg": msg }
+        };
+        let write = from_document(reply(11000, "DuplicateKey", "E11000 duplicate key")).unwrap();
+        let concern = from_document(reply(64, "WriteConcernFailed", "replication timed out"));
+        let cases = [
+            (
+                WriteFailure::WriteError(write),
+                "E11000 duplicate key (DuplicateKey, code 11000)",
+            ),
+            (
+                WriteFailure::WriteConcernError(concern.unwrap()),
+                "write concern not satisfied: replication timed out (WriteConcernFailed, code 64)",
+            ),
+        ];
+        for (failure, expected) in cases {
+            let e = driver(ErrorKind::Write(failure));
+            assert_eq!(e.to_string(), format!(r#"lock "probe": {expected}"#));
+        }
     }
 
     #[test]

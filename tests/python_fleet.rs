@@ -144,15 +144,6 @@ impl Fleet {
         self.spawn(name, cmd)
     }
 
-    fn signal(&self, pid: u32, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &pid.to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill {sig} {pid}");
-    }
-
     /// The pid in the live lock document (locked, unexpired), if any.
     fn holder(&self, db: &Database) -> Option<i64> {
         let doc: Document = db
@@ -214,14 +205,7 @@ impl Fleet {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
-        let history = History::read_dir(&self.dir).expect("readable history");
-        let report = history.check();
-        assert!(
-            report.violations.is_empty(),
-            "violations in {}:\n{}",
-            self.dir.display(),
-            report.violations.join("\n")
-        );
+        let (history, _) = History::read_checked(&self.dir);
         assert!(
             history.errors.is_empty(),
             "errors in {}: {:?}",
@@ -399,7 +383,7 @@ fn lock_rust_takes_over_from_a_killed_python_holder() {
         .get_datetime("ts_expire")
         .unwrap()
         .timestamp_millis();
-    fleet.signal(py, "-KILL");
+    common::signal(py, "-KILL");
     let took = fleet.wait_holder(&db, rs, Duration::from_secs(TTL_S) + GRACE + SLACK);
     let doc = fleet.document(&db);
     let created = doc.get_datetime("ts_created").unwrap().timestamp_millis();
@@ -428,7 +412,7 @@ fn lock_python_takes_over_from_a_killed_rust_holder() {
         .get_datetime("ts_expire")
         .unwrap()
         .timestamp_millis();
-    fleet.signal(rs, "-KILL");
+    common::signal(rs, "-KILL");
     let limit = Duration::from_secs(TTL_S) + TTL_MONITOR + MONITOR_SLACK;
     let took = fleet.wait_holder(&db, py, limit);
     let created = fleet
@@ -467,13 +451,13 @@ fn electors_hand_over_both_ways() {
         Some(i64::from(p1)),
         "Python stays master"
     );
-    fleet.signal(p1, "-KILL");
+    common::signal(p1, "-KILL");
     let killed_py = fleet.wait_holder(&db, r1, poll + GRACE + retry + SLACK);
 
     let p2 = fleet.python("py-2", true);
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(fleet.holder(&db), Some(i64::from(r1)), "Rust stays master");
-    fleet.signal(r1, "-TERM");
+    common::signal(r1, "-TERM");
     // Within its next poll; a poll whose clock check failed on a loaded
     // machine (Python compares clocks without allowing for the round trip)
     // is retried a poll later.
@@ -486,13 +470,13 @@ fn electors_hand_over_both_ways() {
         Some(i64::from(p2)),
         "Python stays master"
     );
-    fleet.signal(p2, "-TERM");
+    common::signal(p2, "-TERM");
     let stopped_py = fleet.wait_holder(&db, r2, poll / 2 + retry + SLACK);
 
     let p3 = fleet.python("py-3", true);
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(fleet.holder(&db), Some(i64::from(r2)), "Rust stays master");
-    fleet.signal(r2, "-KILL");
+    common::signal(r2, "-KILL");
     let killed_rs = fleet.wait_holder(&db, p3, 2 * poll + TTL_MONITOR + poll + MONITOR_SLACK);
 
     println!(

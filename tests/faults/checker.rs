@@ -135,6 +135,20 @@ impl History {
         History::parse(&text)
     }
 
+    /// The history in `dir` and its report; fails the test on any
+    /// violation, naming the directory (kept for a look).
+    pub fn read_checked(dir: &Path) -> (History, Report) {
+        let history = History::read_dir(dir).expect("readable history");
+        let report = history.check();
+        assert!(
+            report.violations.is_empty(),
+            "violations in {}:\n{}",
+            dir.display(),
+            report.violations.join("\n")
+        );
+        (history, report)
+    }
+
     pub fn check(&self) -> Report {
         let mut r = Report {
             lock_sections: self.sections.iter().filter(|s| s.kind == "lock").count(),
