@@ -12,8 +12,9 @@
 //! The database is DATABASE when given, else the URI's (`app` above), else
 //! `mongoelector_demo` (the demo's). The output names the database and the
 //! collections it read. A member report is marked stale when the lock
-//! contradicts it (it says master, the lock names another) or when it is
-//! more than two ttls old (a live node reports at least that often).
+//! contradicts it (it says master and the lock names another, or it says
+//! follower and holds the lock) or when it is more than two ttls old (a
+//! live node reports at least that often).
 
 use chrono::{DateTime, Utc};
 use mongodb::options::ClientOptions;
@@ -97,13 +98,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Why a member's report can no longer be believed, if it cannot: it says
-/// master but the lock names another holder (or none), or it is older than
-/// the node's report interval allows (a report is due every ttl, written
-/// at the next poll: two ttls apart at most), so the node is likely gone.
+/// Why a member's report can no longer be believed, if it cannot: the lock
+/// contradicts it (it says master but the lock names another holder or
+/// none, or it says follower but holds the lock: written before its
+/// election), or it is older than the node's report interval allows (a
+/// report is due every ttl, written at the next poll: two ttls apart at
+/// most), so the node is likely gone.
 fn stale(m: &NodeStatus, holder: Option<&str>, now: DateTime<Utc>) -> Option<String> {
-    if m.is_master && holder != Some(m.uuid.as_str()) {
+    let holds = holder == Some(m.uuid.as_str());
+    if m.is_master && !holds {
         return Some("says master, but the lock is not its".to_owned());
+    }
+    if !m.is_master && holds {
+        return Some("says follower, but it holds the lock (written before)".to_owned());
     }
     let age = (now - m.timestamp).to_std().unwrap_or_default();
     (age > 2 * m.ttl).then(|| {
