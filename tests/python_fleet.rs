@@ -509,9 +509,11 @@ fn electors_take_turns_across_languages() {
     let first = fleet.python("py-a", false);
     fleet.wait_holder(&db, first, Duration::from_secs(20));
     fleet.python("py-b", false);
-    // Followers of both sides retry about as often (the Python poll is the ttl).
-    fleet.rust("rs-a", 2000, 3, 200);
-    fleet.rust("rs-b", 2000, 3, 200);
+    // A retry interval that no Python poll period (the ttl, half of it for
+    // a former leader) divides: with 2 s the Rust polls fell, run after
+    // run, inside the Python terms, which won every term.
+    fleet.rust("rs-a", 700, 3, 200);
+    fleet.rust("rs-b", 700, 3, 200);
     std::thread::sleep(Duration::from_secs(25));
     let sections = fleet.finish();
     let py = sections.iter().filter(|s| is_python(s)).count();
