@@ -11,11 +11,14 @@
 //!
 //! The database is DATABASE when given, else the URI's (`app` above), else
 //! `mongoelector_demo` (the demo's). The output names the database and the
-//! collections it read.
+//! collections it read. A member report is marked stale when the lock
+//! contradicts it (it says master and the lock names another, or it says
+//! follower and holds the lock) or when it is more than two ttls old (a
+//! live node reports at least that often).
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use mongodb::options::ClientOptions;
-use mongoelector::{MongoElector, DEFAULT_COLLECTION, DEFAULT_STATUS_COLLECTION};
+use mongoelector::{MongoElector, NodeStatus, DEFAULT_COLLECTION, DEFAULT_STATUS_COLLECTION};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let uri = std::env::var("MONGODB_URI").map_err(|_| "MONGODB_URI is not set")?;
@@ -41,23 +44,32 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "  read    database `{database}`, collections `{locks}` (lock) and `{reports}` (status)"
     );
     match &cluster.master {
-        Some(m) => println!(
-            "  master  {} on {} (pid {}), fence {}, lease until {}",
-            m.uuid,
-            m.host,
-            m.pid,
-            m.fence,
-            m.expires.format("%H:%M:%S%.3f")
-        ),
+        Some(m) => {
+            println!(
+                "  master  {} on {} (pid {}), fence {}, lease until {}",
+                m.uuid,
+                m.host,
+                m.pid,
+                m.fence,
+                m.expires.format("%H:%M:%S%.3f")
+            );
+            println!(
+                "          (the fence: the server's clock in ms x 1000 when the lock was taken, \
+                 or the previous fence + 1 if larger; it only grows)"
+            );
+        }
         None => println!("  master  none"),
     }
     println!(
-        "  members ({}), newest report first:",
+        "  members ({}), newest report first; \"stale\" marks a report the lock \
+         contradicts or that is overdue:",
         cluster.members.len()
     );
+    let holder = cluster.master.as_ref().map(|m| m.uuid.as_str());
     for m in &cluster.members {
+        let stale = stale(m, holder, Utc::now());
         println!(
-            "    {} {} pid {:<7} {:<8} running={} last poll {} version {}",
+            "    {} {} pid {:<7} {:<8} running={} last poll {} version {}{}",
             m.uuid,
             m.host,
             m.pid,
@@ -66,6 +78,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             m.last_poll
                 .map_or("-".into(), |t| t.format("%H:%M:%S%.3f").to_string()),
             m.app_version.as_deref().unwrap_or("-"),
+            stale.map_or(String::new(), |why| format!("  STALE: {why}")),
         );
     }
     if watch {
@@ -83,4 +96,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     Ok(())
+}
+
+/// Why a member's report can no longer be believed, if it cannot: the lock
+/// contradicts it (it says master but the lock names another holder or
+/// none, or it says follower but holds the lock: written before its
+/// election), or it is older than the node's report interval allows (a
+/// report is due every ttl, written at the next poll: two ttls apart at
+/// most), so the node is likely gone.
+fn stale(m: &NodeStatus, holder: Option<&str>, now: DateTime<Utc>) -> Option<String> {
+    let holds = holder == Some(m.uuid.as_str());
+    if m.is_master && !holds {
+        return Some("says master, but the lock is not its".to_owned());
+    }
+    if !m.is_master && holds {
+        return Some("says follower, but it holds the lock (written before)".to_owned());
+    }
+    let age = (now - m.timestamp).to_std().unwrap_or_default();
+    (age > 2 * m.ttl).then(|| {
+        format!(
+            "last report {:.1} s ago, more than twice its ttl ({:.1} s)",
+            age.as_secs_f64(),
+            m.ttl.as_secs_f64()
+        )
+    })
 }

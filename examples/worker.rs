@@ -7,6 +7,7 @@
 //! MONGODB_URI=... worker --mode lock|elector --name NAME --key KEY --log FILE
 //!        [--db D] [--threads N] [--ttl-ms MS] [--retry-ms MS] [--hold-ms MS]
 //!        [--acts N] [--timeparanoid 0|1] [--grace-ms MS]
+//!        [--python-compatible 0|1] [--collection NAME] [--keep-alive 0|1]
 //! ```
 //!
 //! Each critical section (lock) or mastership term (elector) does up to
@@ -54,6 +55,12 @@ struct Config {
     timeparanoid: bool,
     /// The takeover grace (the crate's default when not given).
     grace: Option<Duration>,
+    /// Shares the key with nodes of the Python package.
+    python_compatible: bool,
+    /// The lock collection (the builder's default when not given).
+    collection: Option<String>,
+    /// Renews lock sections automatically (a long job).
+    keep_alive: bool,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -69,6 +76,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         acts: 3,
         timeparanoid: false,
         grace: None,
+        python_compatible: false,
+        collection: None,
+        keep_alive: false,
     };
     let mut log_path = None;
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -90,6 +100,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--acts" => cfg.acts = value.parse()?,
             "--timeparanoid" => cfg.timeparanoid = value == "1",
             "--grace-ms" => cfg.grace = Some(ms()?),
+            "--python-compatible" => cfg.python_compatible = value == "1",
+            "--collection" => cfg.collection = Some(value.clone()),
+            "--keep-alive" => cfg.keep_alive = value == "1",
             other => return Err(format!("unknown flag {other}").into()),
         }
     }
@@ -247,9 +260,14 @@ impl Worker {
         let mut builder = MongoLocker::builder(&self.cfg.key, &self.db)
             .ttl(self.cfg.ttl)
             .step(self.cfg.retry)
-            .timeparanoid(self.cfg.timeparanoid);
+            .timeparanoid(self.cfg.timeparanoid)
+            .python_compatible(self.cfg.python_compatible)
+            .keep_alive(self.cfg.keep_alive);
         if let Some(grace) = self.cfg.grace {
             builder = builder.takeover_grace(grace);
+        }
+        if let Some(name) = &self.cfg.collection {
+            builder = builder.collection(name);
         }
         let locker = match builder.build() {
             Ok(l) => l,
@@ -269,7 +287,7 @@ impl Worker {
             for i in 0..self.cfg.acts {
                 let checked = mono_ns();
                 let deadline = instant_ns(guard.deadline());
-                if !guard.is_valid() {
+                if !guard.is_valid() || self.stopping() {
                     break;
                 }
                 self.fenced_write(fence, checked, deadline, false);
@@ -294,9 +312,13 @@ impl Worker {
         let mut builder = MongoElector::builder(&self.cfg.key, &self.db)
             .ttl(self.cfg.ttl)
             .retry_interval(self.cfg.retry)
-            .timeparanoid(self.cfg.timeparanoid);
+            .timeparanoid(self.cfg.timeparanoid)
+            .python_compatible(self.cfg.python_compatible);
         if let Some(grace) = self.cfg.grace {
             builder = builder.takeover_grace(grace);
+        }
+        if let Some(name) = &self.cfg.collection {
+            builder = builder.collection(name);
         }
         let elector = match builder.app_version(&self.name).build() {
             Ok(e) => e,

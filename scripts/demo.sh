@@ -26,6 +26,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+secs_since() { # START_MS -> seconds since then, with two decimals (no bc needed)
+    local ms=$(($(now_ms) - $1))
+    printf '%d.%02d' $((ms / 1000)) $((ms % 1000 / 10))
+}
+
 wait_for() { # SECONDS PATTERN FILES... -> prints the first file that matches
     # Counts its own 0.1 s naps rather than reading the wall clock, which
     # can jump (a virtual machine resumed, a time sync).
@@ -56,7 +62,7 @@ n=$(basename "$master_log" .log); n=${n#node}
 victim=${PIDS[$((n - 1))]}
 echo
 echo "-- SIGKILL to the master (node $n, pid $victim): no release, its lease must run out"
-killed_at=$(date +%s.%N)
+killed_at=$(now_ms)
 # Bash reports a child killed by a signal ("line N: PID Killed ...") on
 # stderr as soon as it notices; this group's stderr goes nowhere.
 {
@@ -66,9 +72,10 @@ killed_at=$(date +%s.%N)
 others=()
 for i in 1 2 3; do [ "$i" = "$n" ] || others+=("$LOGS/node$i.log"); done
 new_log=$(wait_for $((TTL + 15)) "BECAME MASTER" "${others[@]}") || { cat "$LOGS"/*.log; echo "no takeover" >&2; exit 1; }
-took=$(echo "$(date +%s.%N) - $killed_at" | bc)
-printf -- "-- %s took over %.1f s after the kill (bound: ttl + retry + 1 s = %.1f s)\n" \
-    "$(basename "$new_log" .log)" "$took" "$(echo "$TTL + $RETRY_MS / 1000 + 1" | bc -l)"
+took=$(secs_since "$killed_at")
+bound_ms=$((TTL * 1000 + RETRY_MS + 1000))
+printf -- "-- %s took over %s s after the kill (bound: ttl + retry + 1 s = %d.%d s)\n" \
+    "$(basename "$new_log" .log)" "$took" $((bound_ms / 1000)) $((bound_ms % 1000 / 100))
 sleep 0.5
 "$BIN/status" "$KEY"
 echo
@@ -76,11 +83,11 @@ m=$(basename "$new_log" .log); m=${m#node}
 last=$((6 - n - m))
 echo "-- Ctrl-C (SIGINT) to the new master (node $m): it releases on the way out, so node $last"
 echo "   takes over within its retry interval instead of waiting for the lease to expire"
-stopped_at=$(date +%s.%N)
+stopped_at=$(now_ms)
 kill -INT "${PIDS[$((m - 1))]}"
 wait "${PIDS[$((m - 1))]}" || { echo "node $m did not exit cleanly" >&2; exit 1; }
 wait_for 10 "BECAME MASTER" "$LOGS/node$last.log" >/dev/null || { cat "$LOGS"/*.log; echo "no handover" >&2; exit 1; }
-printf -- "-- node%s took over %.2f s after the Ctrl-C\n" "$last" "$(echo "$(date +%s.%N) - $stopped_at" | bc)"
+printf -- "-- node%s took over %s s after the Ctrl-C\n" "$last" "$(secs_since "$stopped_at")"
 kill -INT "${PIDS[$((last - 1))]}"
 wait "${PIDS[$((last - 1))]}" || { echo "node $last did not exit cleanly" >&2; exit 1; }
 echo

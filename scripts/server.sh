@@ -15,9 +15,22 @@
 #
 # Extra start ARGS go to secantusd-py (for example --standalone, or
 # --storage-path DIR for an on-disk store; the default is :memory:).
+#
+# Environment:
+#   SECANTUS_PORT=N    start on port N instead of a free one (for example
+#                      27017, to run programs that default to
+#                      mongodb://127.0.0.1:27017/ against it)
+#   PYTHON=python3     the Python that creates the venv
+#   KEEP_LOGS=10       how many server logs to keep
+#
+# install also installs the Python package mongoelector (pinned, below)
+# into the venv, for the mixed-fleet tests (tests/python_fleet.rs).
 set -euo pipefail
 
 SECANTUS_VERSION="0.7.0b3"
+# The Python package this crate ports, for the mixed-fleet tests
+# (tests/python_fleet.rs drives it through tests/python/*.py).
+PY_ELECTOR_VERSION="1.0.2"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DIR="$ROOT/.secantus"
 VENV="$DIR/venv"
@@ -27,12 +40,25 @@ die() { echo "server.sh: $*" >&2; exit 1; }
 
 install() {
     local stamp="$VENV/.secantusdb-$SECANTUS_VERSION"
-    [ -f "$stamp" ] && [ -x "$VENV/bin/secantusd-py" ] && return 0
+    if [ -f "$stamp" ] && [ -x "$VENV/bin/secantusd-py" ]; then
+        install_py_elector
+        return 0
+    fi
     mkdir -p "$DIR"
     echo "server.sh: installing secantusdb==$SECANTUS_VERSION into $VENV" >&2
     "$PYTHON" -m venv "$VENV" || die "could not create a venv with $PYTHON"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check "secantusdb==$SECANTUS_VERSION" ||
         die "pip install secantusdb==$SECANTUS_VERSION failed"
+    touch "$stamp"
+    install_py_elector
+}
+
+install_py_elector() {
+    local stamp="$VENV/.mongoelector-$PY_ELECTOR_VERSION"
+    [ -f "$stamp" ] && return 0
+    echo "server.sh: installing mongoelector==$PY_ELECTOR_VERSION into $VENV" >&2
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "mongoelector==$PY_ELECTOR_VERSION" ||
+        die "pip install mongoelector==$PY_ELECTOR_VERSION failed"
     touch "$stamp"
 }
 
@@ -115,5 +141,5 @@ case "$cmd" in
     start) start "$@" ;;
     stop) stop "$@" ;;
     failed) failed "$@" ;;
-    *) die "usage: server.sh install | start [ARGS...] | stop PID | failed PID PORT" ;;
+    *) die "usage: server.sh install | start [ARGS...] | stop PID | failed PID PORT (SECANTUS_PORT=N start: a fixed port)" ;;
 esac

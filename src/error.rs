@@ -99,14 +99,17 @@ pub enum Error {
 /// A failed MongoDB call: which operation of this crate on which key, and
 /// the driver's error.
 ///
-/// Its message leads with the operation and the key, and says in a few words
-/// what happened; the driver's full error (for a server selection timeout, a
-/// description of the whole topology) is the
+/// Its message leads with the operation and the key, then says what a
+/// person needs: for a command or write the server refused, the server's
+/// message, code name and code; for an unreachable server, each server's
+/// error in a few words. The driver's full error (for a server selection
+/// timeout, a description of the whole topology) is the
 /// [`source`](std::error::Error::source), both of this and of the
 /// [`Error::Database`] that carries it:
 ///
 /// ```text
 /// acquire "nightly-report": database unreachable (server selection timed out; 127.0.0.1:27017: Connection refused (os error 111))
+/// lock "probe": not authorized on app to execute command { findAndModify: ... } (action: update) (Unauthorized, code 13)
 /// ```
 ///
 /// # Examples
@@ -183,18 +186,60 @@ impl DatabaseError {
         &self.source
     }
 
-    /// A few words on what went wrong, without the driver's topology dump.
-    fn reason(&self) -> String {
-        use mongodb::error::ErrorKind;
+    /// What went wrong, in the words a person needs: the server's own
+    /// message and code name for a refused command or write, a few words
+    /// (without the driver's topology dump) for an unreachable server, and
+    /// the driver's message otherwise.
+    fn reason(&self) -> Reason {
+        use mongodb::error::{ErrorKind, WriteFailure};
+        let refused = |message: &str, name: Option<&str>, code: i32| {
+            Reason::Refused(match name.filter(|n| !n.is_empty()) {
+                Some(name) => format!("{message} ({name}, code {code})"),
+                None => format!("{message} (code {code})"),
+            })
+        };
         match &*self.source.kind {
-            ErrorKind::ServerSelection { message, .. } => match server_errors(message) {
-                Some(errors) => format!("server selection timed out; {errors}"),
-                None => "server selection timed out".to_owned(),
-            },
-            ErrorKind::Io(e) => e.to_string(),
-            ErrorKind::DnsResolve { message, .. } => format!("DNS: {message}"),
-            ErrorKind::ConnectionPoolCleared { .. } => "connection pool cleared".to_owned(),
-            _ => self.source.to_string(),
+            ErrorKind::Command(e) => refused(&e.message, Some(&e.code_name), e.code),
+            ErrorKind::Write(WriteFailure::WriteError(e)) => {
+                refused(&e.message, e.code_name.as_deref(), e.code)
+            }
+            ErrorKind::Write(WriteFailure::WriteConcernError(e)) => refused(
+                &format!("write concern not satisfied: {}", e.message),
+                Some(&e.code_name),
+                e.code,
+            ),
+            ErrorKind::ServerSelection { message, .. } => {
+                Reason::Unreachable(match server_errors(message) {
+                    Some(errors) => format!("server selection timed out; {errors}"),
+                    None => "server selection timed out".to_owned(),
+                })
+            }
+            ErrorKind::Io(e) => Reason::Unreachable(e.to_string()),
+            ErrorKind::DnsResolve { message, .. } => Reason::Unreachable(format!("DNS: {message}")),
+            ErrorKind::ConnectionPoolCleared { .. } => {
+                Reason::Unreachable("connection pool cleared".to_owned())
+            }
+            _ => Reason::Other(self.source.kind.to_string()),
+        }
+    }
+}
+
+/// A [`DatabaseError`]'s message, by kind.
+enum Reason {
+    /// The server answered and refused: its message, code name and code.
+    Refused(String),
+    /// No server answered.
+    Unreachable(String),
+    /// Anything else: the driver's message.
+    Other(String),
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Refused(text) => f.write_str(text),
+            Reason::Unreachable(text) => write!(f, "database unreachable ({text})"),
+            Reason::Other(text) => write!(f, "database error ({text})"),
         }
     }
 }
@@ -221,21 +266,10 @@ fn server_errors(message: &str) -> Option<String> {
 
 impl fmt::Display for DatabaseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let what = if self.is_unreachable() {
-            "database unreachable"
-        } else {
-            "database error"
-        };
         if self.operation.is_empty() {
-            write!(f, "{what} ({})", self.reason())
+            write!(f, "{}", self.reason())
         } else {
-            write!(
-                f,
-                "{} {:?}: {what} ({})",
-                self.operation,
-                self.key,
-                self.reason()
-            )
+            write!(f, "{} {:?}: {}", self.operation, self.key, self.reason())
         }
     }
 }
@@ -417,6 +451,102 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    /// A driver error as the server's reply `reply` would produce it.
+    fn driver(kind: mongodb::error::ErrorKind) -> Error {
+        Error::from(mongodb::error::Error::from(kind)).during("lock", "probe")
+    }
+
+    fn refusal(reply: mongodb::bson::Document) -> mongodb::error::CommandError {
+        mongodb::bson::from_document(reply).unwrap()
+    }
+
+    #[test]
+    fn a_refused_command_leads_with_the_servers_message_and_code_name() {
+        use mongodb::bson::doc;
+        use mongodb::error::ErrorKind;
+        use std::error::Error as _;
+        let e = driver(ErrorKind::Command(refusal(doc! {
+            "code": 13, "codeName": "Unauthorized",
+            "errmsg": "not authorized on app to execute command (action: update)",
+        })));
+        assert_eq!(
+            e.to_string(),
+            r#"lock "probe": not authorized on app to execute command (action: update) (Unauthorized, code 13)"#
+        );
+        // The driver's error, with its own Display, stays the source.
+        let source = e.source().unwrap();
+        assert!(source.to_string().contains("Error code 13"), "{source}");
+        let Error::Database(inner) = &e else {
+            panic!("{e:?}")
+        };
+        assert!(!inner.is_unreachable());
+        // No code name: the code alone.
+        let e = driver(ErrorKind::Command(refusal(
+            doc! { "code": 2, "errmsg": "bad" },
+        )));
+        assert_eq!(e.to_string(), r#"lock "probe": bad (code 2)"#);
+    }
+
+    #[test]
+    fn a_refused_write_leads_with_the_servers_message() {
+        use mongodb::bson::{doc, from_document};
+        use mongodb::error::{ErrorKind, WriteFailure};
+        let reply = |code: i32, name: &str, msg: &str| {
+            doc! { "code": code, "codeName": name, "errmsg": msg }
+        };
+        let write = from_document(reply(11000, "DuplicateKey", "E11000 duplicate key")).unwrap();
+        let concern = from_document(reply(64, "WriteConcernFailed", "replication timed out"));
+        let cases = [
+            (
+                WriteFailure::WriteError(write),
+                "E11000 duplicate key (DuplicateKey, code 11000)",
+            ),
+            (
+                WriteFailure::WriteConcernError(concern.unwrap()),
+                "write concern not satisfied: replication timed out (WriteConcernFailed, code 64)",
+            ),
+        ];
+        for (failure, expected) in cases {
+            let e = driver(ErrorKind::Write(failure));
+            assert_eq!(e.to_string(), format!(r#"lock "probe": {expected}"#));
+        }
+    }
+
+    #[test]
+    fn other_driver_errors_keep_the_drivers_message() {
+        use mongodb::error::ErrorKind;
+        let e = driver(ErrorKind::SessionsNotSupported);
+        assert_eq!(
+            e.to_string(),
+            r#"lock "probe": database error (Attempted to start a session on a deployment that does not support sessions)"#
+        );
+    }
+
+    #[test]
+    fn an_unreachable_server_is_named_with_its_error() {
+        use std::error::Error as _;
+        // Nothing listens on port 1: a real server selection error, fast.
+        let client = mongodb::sync::Client::with_uri_str(
+            "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=100&connectTimeoutMS=100",
+        )
+        .unwrap();
+        let err = client
+            .database("app")
+            .run_command(mongodb::bson::doc! { "ping": 1 })
+            .run()
+            .unwrap_err();
+        let e = Error::from(err).during("lock", "probe");
+        let text = e.to_string();
+        assert!(
+            text.starts_with(
+                r#"lock "probe": database unreachable (server selection timed out; 127.0.0.1:1: "#
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("Topology"), "{text}");
+        assert!(e.source().unwrap().to_string().contains("Topology"));
     }
 
     #[test]

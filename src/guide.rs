@@ -55,3 +55,9 @@ pub mod testing {}
 /// exit codes.
 #[doc = include_str!("../docs/cli.md")]
 pub mod cli {}
+
+/// Coming from Python `mongoelector`: the API mapped item by item, what
+/// behaves differently, a mixed fleet of Python and Rust nodes, and a
+/// rolling upgrade.
+#[doc = include_str!("../docs/migration.md")]
+pub mod migration {}

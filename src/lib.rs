@@ -102,7 +102,8 @@
 //! [guarantees](guide::guarantees) and how they are tested,
 //! [security](guide::security), [performance](guide::performance), the
 //! [lock document](guide::document), [threads](guide::threads), the
-//! [code layout](guide::layout), and [running the tests](guide::testing).
+//! [code layout](guide::layout), [running the tests](guide::testing), the
+//! [command line](guide::cli), and [coming from Python](guide::migration).
 //!
 //! # Command line
 //!
@@ -148,7 +149,7 @@ pub use document::LockInfo;
 pub use elector::{
     default_retry_interval, ClusterDetail, ElectorBuilder, ElectorStats, Event, MasterReceiver,
     MongoElector, NodeStatus, DEFAULT_ELECTOR_TTL, DEFAULT_STATUS_COLLECTION, POLL_EVENT_BACKLOG,
-    STOP_WAIT,
+    PYTHON_ELECTOR_COLLECTION, STOP_WAIT,
 };
 pub use error::{DatabaseError, Error, Result};
 pub use guard::LockGuard;

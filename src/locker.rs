@@ -338,6 +338,16 @@ impl MongoLocker {
     /// [`step`](crate::LockerBuilder::step)) and returns a guard that releases it
     /// when dropped.
     ///
+    /// It waits with no time limit, as a plain mutex does, and each locker
+    /// is its own owner: a *second* locker on the same key, called in the
+    /// thread whose guard of the first one is still alive, blocks until the
+    /// first lease expires (the ttl, 600 s by default; forever with
+    /// [`keep_alive`](crate::LockerBuilder::keep_alive)), because that
+    /// thread cannot release the first guard while it waits. Use
+    /// [`try_lock_for`](Self::try_lock_for) to bound the wait. (The *same*
+    /// locker, still holding, fails at once with
+    /// [`Error::AlreadyHeld`](crate::Error::AlreadyHeld).)
+    ///
     /// # Errors
     ///
     /// As [`acquire`](Self::acquire).

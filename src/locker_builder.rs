@@ -49,6 +49,7 @@ pub struct LockerBuilder {
     keep_alive: bool,
     hold: Duration,
     metadata: Option<Document>,
+    python_compatible: bool,
 }
 
 impl LockerBuilder {
@@ -215,6 +216,39 @@ impl LockerBuilder {
         self
     }
 
+    /// Whether this locker shares its keys with nodes of the Python
+    /// package `mongoelector` 1.x (default `false`).
+    ///
+    /// Both write the same document (`_id` = key, `locked`, `uuid`, `host`,
+    /// `pid`, `ts_created`, `ts_expire`), so each side reads the other's
+    /// holder as held whatever this setting. The Python package takes a
+    /// lock only by inserting its document, so this crate's default release
+    /// (which keeps the document, marked free) leaves Python nodes waiting
+    /// for their TTL index to remove it, up to a minute after its expiry.
+    /// With `true`, a release deletes the document (fences keep growing:
+    /// a new document's fence starts from the server clock), and the
+    /// `ts_expire` TTL index the Python nodes create is expected instead of
+    /// warned about. Costs one more round trip only when releasing an
+    /// expired acquisition, or after a [hold](Self::hold_at_least).
+    ///
+    /// Set it on every node of this crate while any Python node may use the
+    /// key, and use the Python package's collection: `"mongolocker"` (this
+    /// crate's default too) for its `MongoLocker`.
+    ///
+    /// ```no_run
+    /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
+    /// let locker = mongoelector::MongoLocker::builder("nightly-report", &db)
+    ///     .python_compatible(true)
+    ///     .build()?;
+    /// let guard = locker.lock()?;
+    /// guard.release()?; // deletes the document: a Python node can insert it now
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn python_compatible(mut self, on: bool) -> Self {
+        self.python_compatible = on;
+        self
+    }
+
     /// The collection that holds the lock documents (default `"mongolocker"`).
     pub fn collection(mut self, name: &str) -> Self {
         self.collection = name.to_owned();
@@ -270,7 +304,8 @@ impl LockerBuilder {
         };
         Ok(MongoLocker::from_core(LockCore::new(
             self.key,
-            LockStore::new(&self.db, &self.collection, grace),
+            LockStore::new(&self.db, &self.collection, grace)
+                .python_compatible(self.python_compatible),
             settings,
         )))
     }
@@ -310,6 +345,7 @@ impl MongoLocker {
             keep_alive: false,
             hold: Duration::ZERO,
             metadata: None,
+            python_compatible: false,
         }
     }
 }

@@ -16,8 +16,14 @@ use crate::error::{Error, Result};
 pub(crate) const MIN_SERVER_VERSION: (i32, i32) = (4, 2);
 
 /// Fails with [`Error::UnsupportedServer`] on a server older than
-/// [`MIN_SERVER_VERSION`]; warns about a TTL index on `ts_expire`.
-pub(crate) fn check(db: &Database, coll: &Collection<Document>) -> Result<()> {
+/// [`MIN_SERVER_VERSION`]; warns about a TTL index on `ts_expire`, unless
+/// the store shares its collection with the Python package
+/// (`python_compatible`), whose nodes create that index and need it.
+pub(crate) fn check(
+    db: &Database,
+    coll: &Collection<Document>,
+    python_compatible: bool,
+) -> Result<()> {
     let info = db.run_command(doc! { "buildInfo": 1 }).run()?;
     let version = info.get_str("version").unwrap_or("unknown").to_owned();
     if !supported(info.get_array("versionArray").ok()) {
@@ -45,6 +51,15 @@ pub(crate) fn check(db: &Database, coll: &Collection<Document>) -> Result<()> {
         }
     };
     for (name, after) in indexes {
+        if python_compatible {
+            log::debug!(
+                "collection `{}.{}` has the TTL index `{name}` on `{TS_EXPIRE}` that \
+                 Python nodes rely on",
+                db.name(),
+                coll.name()
+            );
+            continue;
+        }
         log::warn!(
             "{}",
             ttl_index_warning(db.name(), coll.name(), &name, after)

@@ -95,6 +95,23 @@ pub(crate) fn take_condition(uuid: &str, force: bool, grace: Duration) -> Docume
     ]}
 }
 
+/// The filter that matches the lock only while `whose` holds it.
+fn release_filter(key: &str, whose: Whose<'_>) -> Document {
+    let mut filter = doc! { ID: key, LOCKED: true };
+    match whose {
+        Whose::Anyone => {}
+        Whose::Acquisition(uuid, fence) => {
+            filter.insert(UUID, uuid);
+            filter.insert(FENCE, fence);
+        }
+        Whose::Run(uuid, run) => {
+            filter.insert(UUID, uuid);
+            filter.insert(RUN, run);
+        }
+    }
+    filter
+}
+
 /// The acquire pipeline: every field becomes ours when [`take_condition`]
 /// holds, and the document stays as it was otherwise.
 ///
@@ -187,6 +204,9 @@ pub(crate) struct LockStore {
     coll: Collection<Document>,
     /// How long past its expiry a lock must be before it is taken over.
     grace: Duration,
+    /// Release by deleting the document, as the Python package does, so
+    /// that its nodes (which take a lock only by inserting it) can take it.
+    python_compatible: bool,
 }
 
 impl LockStore {
@@ -195,7 +215,16 @@ impl LockStore {
             deployment: Deployment::of(db),
             coll: safe_collection(db, collection),
             grace,
+            python_compatible: false,
         }
+    }
+
+    /// With `on`, releases delete the lock document (see
+    /// [`release_holding`](Self::release_holding)) and the first-use check
+    /// expects the Python package's TTL index instead of warning about it.
+    pub fn python_compatible(mut self, on: bool) -> Self {
+        self.python_compatible = on;
+        self
     }
 
     /// How long past its expiry a lock must be before it is taken over.
@@ -211,7 +240,7 @@ impl LockStore {
         if self.deployment.checked(name) {
             return Ok(());
         }
-        preflight::check(self.deployment.database(), &self.coll)?;
+        preflight::check(self.deployment.database(), &self.coll, self.python_compatible)?;
         self.deployment.mark_checked(name);
         Ok(())
     }
@@ -299,19 +328,46 @@ impl LockStore {
 
     /// As [`release`](Self::release), but with a `hold` a live lock stays
     /// taken until `ts_created + hold` (see [`release_pipeline`]).
+    ///
+    /// Python-compatible, the freed document is deleted instead of kept
+    /// (see [`release_by_deleting`](Self::release_by_deleting)).
     pub fn release_holding(&self, key: &str, whose: Whose<'_>, hold: Duration) -> Result<bool> {
-        let mut filter = doc! { ID: key, LOCKED: true };
-        match whose {
-            Whose::Anyone => {}
-            Whose::Acquisition(uuid, fence) => {
-                filter.insert(UUID, uuid);
-                filter.insert(FENCE, fence);
-            }
-            Whose::Run(uuid, run) => {
-                filter.insert(UUID, uuid);
-                filter.insert(RUN, run);
-            }
+        let filter = release_filter(key, whose);
+        if self.python_compatible && hold.is_zero() {
+            return self.release_by_deleting(filter);
         }
+        let held = self.release_in_place(filter, hold)?;
+        if self.python_compatible {
+            // Kept for a hold, it stays (and the Python nodes wait for its
+            // expiry and their TTL index); freed, it goes. Only a free
+            // document is deleted: one taken since is someone else's.
+            self.coll
+                .delete_one(doc! { ID: key, LOCKED: false })
+                .run()?;
+        }
+        Ok(held)
+    }
+
+    /// The Python-compatible release: the Python package takes a lock only
+    /// by inserting its document, so a kept free document would block its
+    /// nodes until their TTL index removed it (up to a minute after its
+    /// expiry). Deleting is safe for fencing: the next acquisition's fence
+    /// starts from the server clock ([`next_fence`]).
+    ///
+    /// One round trip when the lock was live (the answer is then `true`);
+    /// a second one deletes an expired document of ours (answer `false`).
+    fn release_by_deleting(&self, filter: Document) -> Result<bool> {
+        let mut live = filter.clone();
+        live.insert("$expr", unexpired(TS_EXPIRE));
+        if self.coll.find_one_and_delete(live).run()?.is_some() {
+            return Ok(true);
+        }
+        self.coll.delete_one(filter).run()?;
+        Ok(false)
+    }
+
+    /// The release that keeps the document (see [`release_pipeline`]).
+    fn release_in_place(&self, filter: Document, hold: Duration) -> Result<bool> {
         let update = release_pipeline(hold);
         let Some(after) = self
             .coll

@@ -489,6 +489,18 @@ fn every_bad_input_gets_its_typed_error() {
             }),
             Expect::Parameter("status_collection"),
         ),
+        (
+            "elector python-compatible lock collection as status collection",
+            Box::new(|| {
+                unit_e(
+                    MongoElector::builder("k", &db)
+                        .python_compatible(true)
+                        .status_collection(mongoelector::PYTHON_ELECTOR_COLLECTION)
+                        .build(),
+                )
+            }),
+            Expect::Parameter("status_collection"),
+        ),
     ];
     // Lock documents someone else wrote, each on a key of its own.
     let lock_docs: Vec<(&str, Document, &'static str)> = vec![

@@ -101,12 +101,7 @@ impl Run {
     }
 
     fn signal(&self, pid: u32, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &pid.to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill {sig} {pid}");
+        common::signal(pid, sig);
     }
 
     fn name_of(&self, pid: u32) -> Option<&str> {
@@ -144,21 +139,10 @@ impl Run {
         }
     }
 
-    fn history(&self) -> History {
-        History::read_dir(&self.dir).expect("readable history")
-    }
-
     /// Stops everything and fails on any violation; the report otherwise.
     fn finish(mut self) -> (History, Report) {
         self.stop_all();
-        let history = self.history();
-        let report = history.check();
-        assert!(
-            report.violations.is_empty(),
-            "violations in {}:\n{}",
-            self.dir.display(),
-            report.violations.join("\n")
-        );
+        let (history, report) = History::read_checked(&self.dir);
         let _ = std::fs::remove_dir_all(&self.dir);
         (history, report)
     }

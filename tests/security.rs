@@ -222,6 +222,14 @@ fn assert_not_authorized(err: &Error, action: &str) {
         message.contains(&format!("(action: {action})")),
         "the refusal names {action}: {message}"
     );
+    // The message leads with the server's words and code name, not the
+    // driver's whole error (which stays the source).
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("(action: {action})")) && text.ends_with("(Unauthorized, code 13)"),
+        "{text}"
+    );
+    assert!(!text.contains("labels:"), "{text}");
 }
 
 fn locker(db: &Database, key: &str) -> MongoLocker {

@@ -17,6 +17,11 @@ use crate::validate;
 /// Default lease length of the election lock, as in the Python package.
 pub const DEFAULT_ELECTOR_TTL: Duration = Duration::from_secs(15);
 
+/// The lock collection of the Python package's elector
+/// (`MongoLeaderElector` 1.x): the default lock collection of an elector
+/// built with [`ElectorBuilder::python_compatible`].
+pub const PYTHON_ELECTOR_COLLECTION: &str = "elector.locks";
+
 /// The followers' default retry interval for a ttl: a fifth of it, at most
 /// 5 s (3 s for the default 15 s ttl). A dead master is replaced within
 /// `ttl + retry interval` (plus one round trip); a stopped one within the
@@ -60,8 +65,10 @@ pub struct ElectorBuilder {
     report_status: bool,
     timeparanoid: bool,
     change_streams: bool,
-    collection: String,
+    /// `None`: the default for the compatibility setting.
+    collection: Option<String>,
     status_collection: String,
+    python_compatible: bool,
 }
 
 impl ElectorBuilder {
@@ -157,9 +164,38 @@ impl ElectorBuilder {
         self
     }
 
-    /// The lock collection (default `"mongolocker"`).
+    /// The lock collection (default `"mongolocker"`, or
+    /// [`PYTHON_ELECTOR_COLLECTION`] with
+    /// [`python_compatible`](Self::python_compatible)).
     pub fn collection(mut self, name: &str) -> Self {
-        self.collection = name.to_owned();
+        self.collection = Some(name.to_owned());
+        self
+    }
+
+    /// Whether this elector shares its key with electors of the Python
+    /// package `mongoelector` 1.x (`MongoLeaderElector`; default `false`).
+    ///
+    /// With `true` the lock collection defaults to the Python elector's,
+    /// [`PYTHON_ELECTOR_COLLECTION`] (`"elector.locks"`), and releasing
+    /// mastership (on [`release`](crate::MongoElector::release),
+    /// [`step_down`](crate::MongoElector::step_down) or
+    /// [`stop`](crate::MongoElector::stop)) deletes the lock document, which
+    /// is the only way a Python node can take it before its TTL index
+    /// removes it; see
+    /// [`LockerBuilder::python_compatible`](crate::LockerBuilder::python_compatible).
+    /// Status reports stay in this crate's status collection (the Python
+    /// elector's, `elector.leader_status`, has another shape and a TTL
+    /// index of its own).
+    ///
+    /// ```no_run
+    /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
+    /// let elector = mongoelector::MongoElector::builder("scheduler", &db)
+    ///     .python_compatible(true) // lock in "elector.locks", as the Python nodes
+    ///     .build()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn python_compatible(mut self, on: bool) -> Self {
+        self.python_compatible = on;
         self
     }
 
@@ -188,20 +224,26 @@ impl ElectorBuilder {
                 format!("must not exceed the ttl ({:?}), got {retry:?}", self.ttl),
             ));
         }
-        validate::collection("collection", &self.collection)?;
+        let collection = match (&self.collection, self.python_compatible) {
+            (Some(name), _) => name.as_str(),
+            (None, true) => PYTHON_ELECTOR_COLLECTION,
+            (None, false) => DEFAULT_COLLECTION,
+        };
+        validate::collection("collection", collection)?;
         if let Some(m) = &self.metadata {
             validate::metadata("metadata", m)?;
         }
         let grace = validate::takeover_grace(self.grace, self.ttl)?;
         validate::collection("status_collection", &self.status_collection)?;
-        if self.collection == self.status_collection {
+        if collection == self.status_collection {
             return Err(Error::invalid(
                 "status_collection",
                 "must differ from the lock collection",
             ));
         }
         Ok(MongoElector::from_engine(Engine::new(Settings {
-            locks: LockStore::new(&self.db, &self.collection, grace),
+            locks: LockStore::new(&self.db, collection, grace)
+                .python_compatible(self.python_compatible),
             status: StatusStore::new(&self.db, &self.status_collection),
             key: self.key,
             ttl: self.ttl,
@@ -248,8 +290,9 @@ impl MongoElector {
             report_status: true,
             timeparanoid: false,
             change_streams: true,
-            collection: DEFAULT_COLLECTION.to_owned(),
+            collection: None,
             status_collection: DEFAULT_STATUS_COLLECTION.to_owned(),
+            python_compatible: false,
         }
     }
 }

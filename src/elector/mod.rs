@@ -24,7 +24,9 @@ mod stats;
 mod status;
 mod status_store;
 
-pub use builder::{default_retry_interval, ElectorBuilder, DEFAULT_ELECTOR_TTL};
+pub use builder::{
+    default_retry_interval, ElectorBuilder, DEFAULT_ELECTOR_TTL, PYTHON_ELECTOR_COLLECTION,
+};
 pub use events::{Event, POLL_EVENT_BACKLOG};
 pub use handle::{MongoElector, STOP_WAIT};
 pub use observer::MasterReceiver;

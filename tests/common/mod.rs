@@ -285,12 +285,7 @@ impl PrivateServer {
     }
 
     fn signal(&self, sig: &str) {
-        let ok = std::process::Command::new("kill")
-            .args([sig, &self.pid.to_string()])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(ok, "kill {sig} {} failed", self.pid);
+        signal(self.pid, sig);
     }
 
     /// SIGSTOP: the server stops answering; connections hang.
@@ -341,6 +336,17 @@ impl Drop for PrivateServer {
             .args(["stop", &self.pid.to_string()])
             .status();
     }
+}
+
+/// Sends `sig` (`-KILL`, `-STOP`, ...) to process `pid`; fails the test if
+/// `kill` does.
+pub fn signal(pid: u32, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(ok, "kill {sig} {pid} failed");
 }
 
 /// Creates the crate's two default collections in `db` (the lock collection

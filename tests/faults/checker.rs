@@ -4,7 +4,9 @@
 //! - two sections (or terms) on one key with fences f < g where the first
 //!   could still act when the second began: `min(end_f, deadline_f) >
 //!   start_g` on the shared monotonic clock (so a local deadline that is
-//!   late fails here even when the section ended in time);
+//!   late fails here even when the section ended in time); a section with
+//!   fence 0 (a holder of the Python package, which has no fences) against
+//!   any other that began after it;
 //! - a fence that does not grow in the order holders started (learned they
 //!   had won), per key, among holders that acted: one that learned of its
 //!   lease only after its deadline, or was paused before noting its start,
@@ -133,6 +135,20 @@ impl History {
         History::parse(&text)
     }
 
+    /// The history in `dir` and its report; fails the test on any
+    /// violation, naming the directory (kept for a look).
+    pub fn read_checked(dir: &Path) -> (History, Report) {
+        let history = History::read_dir(dir).expect("readable history");
+        let report = history.check();
+        assert!(
+            report.violations.is_empty(),
+            "violations in {}:\n{}",
+            dir.display(),
+            report.violations.join("\n")
+        );
+        (history, report)
+    }
+
     pub fn check(&self) -> Report {
         let mut r = Report {
             lock_sections: self.sections.iter().filter(|s| s.kind == "lock").count(),
@@ -163,7 +179,14 @@ impl History {
             for a in &sections {
                 let acted_until = a.end.min(a.deadline);
                 for b in &sections {
-                    if b.fence > a.fence && b.worker != a.worker && acted_until > b.start {
+                    // An unfenced section (fence 0: a holder of the Python
+                    // package, which has no fences) is ordered by start.
+                    let later = if a.fence == 0 || b.fence == 0 {
+                        b.start >= a.start
+                    } else {
+                        b.fence > a.fence
+                    };
+                    if later && b.worker != a.worker && acted_until > b.start {
                         r.violations.push(format!(
                             "overlap on `{key}`: {} fence {} [{}, {}] (deadline {}) could still act when {} fence {} began at {}",
                             a.worker, a.fence, a.start, a.end, a.deadline, b.worker, b.fence, b.start
@@ -277,6 +300,34 @@ mod tests {
         let r = check(&[
             section_until("a", 1, 0, 100, 40, false),
             section("b", 2, 50, 150, true),
+        ]);
+        assert!(r.violations.is_empty(), "{:?}", r.violations);
+    }
+
+    #[test]
+    fn unfenced_sections_are_ordered_by_start() {
+        // A Python holder (fence 0) overlapping a later fenced one, and a
+        // fenced one overlapping a later Python holder: both fail.
+        let r = check(&[
+            section("py", 0, 0, 100, true),
+            section("rs", 9, 50, 150, true),
+        ]);
+        assert_eq!(r.violations.len(), 1, "{:?}", r.violations);
+        let r = check(&[
+            section("rs", 9, 0, 100, true),
+            section("py", 0, 50, 150, true),
+        ]);
+        assert_eq!(r.violations.len(), 1, "{:?}", r.violations);
+        let r = check(&[
+            section("py", 0, 0, 100, true),
+            section("py2", 0, 50, 150, true),
+        ]);
+        assert_eq!(r.violations.len(), 1, "{:?}", r.violations);
+        // One after the other: fine, whatever the fences.
+        let r = check(&[
+            section("rs", 9, 0, 40, true),
+            section("py", 0, 100, 150, true),
+            section("rs", 10, 200, 250, true),
         ]);
         assert!(r.violations.is_empty(), "{:?}", r.violations);
     }
