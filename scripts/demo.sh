@@ -73,8 +73,11 @@ others=()
 for i in 1 2 3; do [ "$i" = "$n" ] || others+=("$LOGS/node$i.log"); done
 new_log=$(wait_for $((TTL + 15)) "BECAME MASTER" "${others[@]}") || { cat "$LOGS"/*.log; echo "no takeover" >&2; exit 1; }
 took=$(secs_since "$killed_at")
-bound_ms=$((TTL * 1000 + RETRY_MS + 1000))
-printf -- "-- %s took over %s s after the kill (bound: ttl + retry + 1 s = %d.%d s)\n" \
+# The replacement bound: ttl + takeover grace (the default, a tenth of the
+# ttl, at most 1 s) + retry interval + one round trip (0.7 s allowed).
+grace_ms=$((TTL * 100 < 1000 ? TTL * 100 : 1000))
+bound_ms=$((TTL * 1000 + grace_ms + RETRY_MS + 700))
+printf -- "-- %s took over %s s after the kill (bound: ttl + grace + retry + one round trip = %d.%d s)\n" \
     "$(basename "$new_log" .log)" "$took" $((bound_ms / 1000)) $((bound_ms % 1000 / 100))
 sleep 0.5
 "$BIN/status" "$KEY"
