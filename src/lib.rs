@@ -95,6 +95,7 @@ mod document;
 mod elector;
 mod error;
 mod expr;
+mod fenced;
 mod guard;
 mod keepalive;
 mod lease;
@@ -118,6 +119,7 @@ pub use elector::{
     NodeStatus, DEFAULT_ELECTOR_TTL, DEFAULT_STATUS_COLLECTION, POLL_EVENT_BACKLOG, STOP_WAIT,
 };
 pub use error::{DatabaseError, Error, Result};
+pub use fenced::{Fenced, FencedWrite, DEFAULT_FENCE_FIELD};
 pub use guard::LockGuard;
 pub use lease::lease_margin;
 pub use locker::{LockStatus, MongoLocker};
