@@ -6,8 +6,12 @@
 //! ```text
 //! MONGODB_URI=... worker --mode lock|elector --name NAME --key KEY --log FILE
 //!        [--db D] [--threads N] [--ttl-ms MS] [--retry-ms MS] [--hold-ms MS]
-//!        [--acts N] [--timeparanoid 0|1] [--grace-ms MS]
+//!        [--acts N] [--timeparanoid 0|1] [--grace-ms MS] [--check 0|1]
 //! ```
+//!
+//! `--check 0` makes a lock holder write without checking validity first,
+//! as a holder paused between its check and its write would: only the
+//! server refuses its late writes.
 //!
 //! Each critical section (lock) or mastership term (elector) does up to
 //! `--acts` fenced writes on the document `{_id: KEY}` of the `resource`
@@ -60,6 +64,8 @@ struct Config {
     timeparanoid: bool,
     /// The takeover grace (the crate's default when not given).
     grace: Option<Duration>,
+    /// Whether a lock holder checks `is_valid()` before each write.
+    check: bool,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -75,6 +81,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         acts: 3,
         timeparanoid: false,
         grace: None,
+        check: true,
     };
     let mut log_path = None;
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -96,6 +103,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--acts" => cfg.acts = value.parse()?,
             "--timeparanoid" => cfg.timeparanoid = value == "1",
             "--grace-ms" => cfg.grace = Some(ms()?),
+            "--check" => cfg.check = value == "1",
             other => return Err(format!("unknown flag {other}").into()),
         }
     }
@@ -320,10 +328,10 @@ impl Worker {
             for i in 0..self.cfg.acts {
                 let checked = mono_ns();
                 let deadline = instant_ns(guard.deadline());
-                if !guard.is_valid() {
+                if self.cfg.check && !guard.is_valid() {
                     break;
                 }
-                self.fenced_write(&fenced, checked, true, deadline, false);
+                self.fenced_write(&fenced, checked, self.cfg.check, deadline, false);
                 if i + 1 < self.cfg.acts {
                     std::thread::sleep(self.cfg.hold);
                 }

@@ -315,6 +315,70 @@ fn sigstop_of_the_holder_for_two_ttls_makes_its_late_write_bounce() {
     );
 }
 
+/// CLOCK_MONOTONIC in nanoseconds, the workers' history clock.
+fn mono_ns() -> i64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+}
+
+/// A holder that never checks its lease (as one paused between its check
+/// and its write), SIGSTOPped past its lease while another takes the lock:
+/// once resumed, every one of its fenced writes is refused by the server,
+/// and its successor's land.
+#[test]
+fn a_sigstopped_holders_late_fenced_writes_are_all_refused() {
+    let uri = common::uri();
+    let mut run = Run::new();
+    let ttl = Duration::from_secs(1);
+    let blind = lock_args(
+        "P",
+        "1000",
+        &["--hold-ms", "100", "--acts", "40", "--check", "0"],
+    );
+    let a = run.spawn("a", &uri, &blind, None);
+    let paused = wait_holder(&uri, &run.db, "P", Duration::from_secs(10), |h| h.pid == a)
+        .expect("a holds the lock");
+    run.signal(a, "-STOP");
+    let b = run.spawn(
+        "b",
+        &uri,
+        &lock_args("P", "1000", &["--hold-ms", "50", "--acts", "40"]),
+        None,
+    );
+    let next = wait_holder(&uri, &run.db, "P", ttl * 10, |h| h.pid == b).expect("b took over");
+    assert!(next.fence > paused.fence);
+    std::thread::sleep(Duration::from_millis(300)); // b writes
+    let resumed = mono_ns();
+    run.signal(a, "-CONT");
+    std::thread::sleep(Duration::from_millis(1500));
+    let (history, _) = run.finish();
+    let late: Vec<_> = history
+        .writes
+        .iter()
+        .filter(|w| w.worker.starts_with('a') && w.fence == paused.fence && w.sent > resumed)
+        .collect();
+    assert!(
+        !late.is_empty(),
+        "a wrote nothing after its resume: {history:?}"
+    );
+    assert!(
+        late.iter().all(|w| !w.accepted),
+        "a late write landed: {late:?}"
+    );
+    assert!(
+        history.writes.iter().any(|w| w.worker.starts_with('b')
+            && w.fence == next.fence
+            && w.accepted
+            && w.sent > resumed),
+        "b's writes did not land after a resumed: {history:?}"
+    );
+}
+
 #[test]
 fn partitioned_master_steps_down_before_anyone_takes_over() {
     let server = PrivateServer::start(&[]);
