@@ -488,3 +488,46 @@ fn eight_threads_forcing_the_lock_never_move_the_fence_back() {
         applied.len() as i64
     );
 }
+
+#[test]
+fn an_applied_write_is_one_round_trip_and_a_refused_one_two() {
+    let (client, commands) = common::monitored_client();
+    let db = common::fresh_db(&client);
+    let coll = db.collection::<Document>("res");
+    let guard = locker(&db, "k", Duration::from_secs(30)).lock().unwrap();
+    let f = guard.fenced(&coll);
+    assert!(f
+        .upsert_one(doc! { "_id": "r" }, doc! { "$set": { "v": 1 } })
+        .unwrap()
+        .applied());
+    commands.take();
+    assert!(f
+        .update_one(doc! { "_id": "r" }, doc! { "$set": { "v": 2 } })
+        .unwrap()
+        .applied());
+    assert!(f
+        .upsert_one(doc! { "_id": "r" }, doc! { "$set": { "v": 3 } })
+        .unwrap()
+        .applied());
+    assert!(f
+        .upsert_one(doc! { "_id": "r" }, vec![doc! { "$set": { "v": 4 } }])
+        .unwrap()
+        .applied());
+    assert!(f
+        .replace_one(doc! { "_id": "r" }, doc! { "v": 5 })
+        .unwrap()
+        .applied());
+    assert_eq!(commands.names(), ["update"; 4], "one round trip each");
+    let stale = Fenced::new(&coll, guard.fence() - 1);
+    assert!(matches!(
+        stale
+            .update_one(doc! { "_id": "r" }, doc! { "$set": { "v": 6 } })
+            .unwrap(),
+        FencedWrite::Stale { .. }
+    ));
+    assert_eq!(
+        commands.names(),
+        ["update", "aggregate"],
+        "a refusal looks once"
+    );
+}
