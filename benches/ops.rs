@@ -34,7 +34,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use mongodb::bson::Document;
+use mongodb::bson::{doc, Document};
 use mongodb::sync::{Collection, Database};
 use mongoelector::{LockGuard, MongoElector, MongoLocker};
 
