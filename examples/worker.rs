@@ -43,8 +43,12 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+#[path = "../tests/faults/clock.rs"]
+mod clock;
+
+use clock::{instant_ns, mono_ns};
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::sync::{Collection, Database};
 use mongoelector::{Error, Event, Fenced, FencedWrite, MongoElector, MongoLocker};
@@ -154,26 +158,6 @@ fn resource(db: &Database) -> Collection<Document> {
 
 /// How many of the last writes the resource document keeps.
 const KEPT_WRITES: i32 = 64;
-
-/// CLOCK_MONOTONIC in nanoseconds: one clock for every process here.
-fn mono_ns() -> i64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
-}
-
-/// An `Instant` (CLOCK_MONOTONIC on Linux) as `mono_ns` nanoseconds.
-fn instant_ns(at: Instant) -> i64 {
-    let (now, now_ns) = (Instant::now(), mono_ns());
-    match at.checked_duration_since(now) {
-        Some(ahead) => now_ns + ahead.as_nanos() as i64,
-        None => now_ns - now.duration_since(at).as_nanos() as i64,
-    }
-}
 
 struct Worker {
     name: String,

@@ -6,6 +6,8 @@
 
 #[path = "faults/checker.rs"]
 mod checker;
+#[path = "faults/clock.rs"]
+mod clock;
 mod common;
 #[path = "faults/proxy.rs"]
 mod proxy;
@@ -315,17 +317,6 @@ fn sigstop_of_the_holder_for_two_ttls_makes_its_late_write_bounce() {
     );
 }
 
-/// CLOCK_MONOTONIC in nanoseconds, the workers' history clock.
-fn mono_ns() -> i64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
-}
-
 /// A holder that never checks its lease (as one paused between its check
 /// and its write), SIGSTOPped past its lease while another takes the lock:
 /// once resumed, every one of its fenced writes is refused by the server,
@@ -353,7 +344,7 @@ fn a_sigstopped_holders_late_fenced_writes_are_all_refused() {
     let next = wait_holder(&uri, &run.db, "P", ttl * 10, |h| h.pid == b).expect("b took over");
     assert!(next.fence > paused.fence);
     std::thread::sleep(Duration::from_millis(300)); // b writes
-    let resumed = mono_ns();
+    let resumed = clock::mono_ns();
     run.signal(a, "-CONT");
     std::thread::sleep(Duration::from_millis(1500));
     let (history, _) = run.finish();

@@ -228,9 +228,8 @@ impl<'a, T: Send + Sync> Fenced<'a, T> {
         filter: Document,
         update: impl Into<UpdateModifications>,
     ) -> Result<FencedWrite> {
-        self.target()?
-            .update(filter, update.into())
-            .during("fenced update_one", self.coll.name())
+        let update = update.into();
+        self.write("fenced update_one", |t| t.update(filter, update))
     }
 
     /// As [`update_one`](Self::update_one), creating the document when none
@@ -261,9 +260,8 @@ impl<'a, T: Send + Sync> Fenced<'a, T> {
         filter: Document,
         update: impl Into<UpdateModifications>,
     ) -> Result<FencedWrite> {
-        self.target()?
-            .upsert(filter, update.into())
-            .during("fenced upsert_one", self.coll.name())
+        let update = update.into();
+        self.write("fenced upsert_one", |t| t.upsert(filter, update))
     }
 
     /// Replaces the first document matching `filter` with `replacement`
@@ -293,9 +291,19 @@ impl<'a, T: Send + Sync> Fenced<'a, T> {
     {
         let replacement = mongodb::bson::to_document(&replacement)
             .map_err(|e| Error::invalid("replacement", format!("is not a document: {e}")))?;
-        self.target()?
-            .replace(filter, replacement)
-            .during("fenced replace_one", self.coll.name())
+        self.write("fenced replace_one", |t| t.replace(filter, replacement))
+    }
+
+    /// Runs one write on the target, naming the operation and the
+    /// collection in a database error.
+    fn write(
+        &self,
+        operation: &'static str,
+        f: impl FnOnce(Target) -> Result<FencedWrite>,
+    ) -> Result<FencedWrite> {
+        self.target()
+            .and_then(f)
+            .during(operation, self.coll.name())
     }
 
     fn target(&self) -> Result<Target> {

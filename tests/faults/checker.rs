@@ -14,8 +14,8 @@
 //! - a fenced write accepted from a lower fence after a higher one was;
 //! - a fenced write of fence f accepted at a server time (`$$NOW` recorded
 //!   in the written document) at or after the server grant time
-//!   (`ts_created`) of a higher fence on the key: the data writes are
-//!   mutually exclusive, not just ordered.
+//!   (`ts_created`) of a higher fence on the key to another worker: the
+//!   data writes are mutually exclusive, not just ordered.
 //!
 //! A write sent after its holder's local deadline (paused between the check
 //! and the send) is counted, refused or not: the server decides.
@@ -261,8 +261,16 @@ impl History {
             }
         }
         for w in self.writes.iter().filter(|w| w.accepted && w.server >= 0) {
+            // Another worker's grant: one that re-took its own lock (an
+            // elector stepping down at its local deadline and winning again
+            // before its lease ran out in server time) is the same owner,
+            // as in the overlap rule.
             if let Some(g) = self.grants.iter().find(|g| {
-                g.key == w.key && g.fence > w.fence && g.granted >= 0 && w.server >= g.granted
+                g.key == w.key
+                    && g.fence > w.fence
+                    && g.worker != w.worker
+                    && g.granted >= 0
+                    && w.server >= g.granted
             }) {
                 r.violations.push(format!(
                     "write after a later grant on `{}`: {} fence {} accepted at server time {} ms, {} fence {} granted at {} ms",
@@ -456,6 +464,10 @@ mod tests {
             write_at("b", 2, 1500),
             grant("a", 1, 500),
         ]);
+        assert!(r.violations.is_empty(), "{:?}", r.violations);
+        // The same worker re-taking its own lock (with a new fence) before
+        // its old lease ran out: one owner, not a violation.
+        let r = check(&[write_at("a", 1, 1000), grant("a", 2, 900)]);
         assert!(r.violations.is_empty(), "{:?}", r.violations);
         // Unknown times are counted, not judged.
         let r = check(&[write_at("a", 1, -1), grant("b", 2, -1)]);
