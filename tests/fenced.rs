@@ -531,3 +531,49 @@ fn an_applied_write_is_one_round_trip_and_a_refused_one_two() {
         "a refusal looks once"
     );
 }
+
+#[test]
+fn racing_upserts_create_each_document_once() {
+    let db = common::db();
+    let coll = db.collection::<Document>("res");
+    let rounds = 15;
+    let barrier = Arc::new(std::sync::Barrier::new(8));
+    let threads: Vec<_> = (1..=8i64)
+        .map(|fence| {
+            let (coll, barrier) = (coll.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                (0..rounds)
+                    .map(|round| {
+                        barrier.wait();
+                        let w = Fenced::new(&coll, fence)
+                            .upsert_one(doc! { "_id": round }, doc! { "$inc": { "n": 1 } })
+                            .unwrap();
+                        (round, fence, w)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let answers: Vec<_> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    assert_eq!(count(&coll), rounds as u64, "one document per round");
+    for round in 0..rounds {
+        let mine: Vec<_> = answers.iter().filter(|a| a.0 == round).collect();
+        let created = mine
+            .iter()
+            .filter(|a| a.2 == FencedWrite::Applied { upserted: true })
+            .count();
+        assert_eq!(created, 1, "round {round}: {mine:?}");
+        let applied = mine.iter().filter(|a| a.2.applied()).count() as i32;
+        let stored = coll.find_one(doc! { "_id": round }).run().unwrap().unwrap();
+        assert_eq!(stored.get_i32("n"), Ok(applied), "round {round}: {mine:?}");
+        for a in &mine {
+            assert!(
+                matches!(a.2, FencedWrite::Applied { .. } | FencedWrite::Stale { .. }),
+                "{a:?}"
+            );
+        }
+    }
+}

@@ -41,7 +41,8 @@ pub enum FencedWrite {
     /// changed.
     Expired,
     /// No document matched the filter (updates and replacements; an upsert
-    /// creates one instead). Nothing changed.
+    /// creates one instead, and answers this only when other writers
+    /// changed the document under it twice in a row). Nothing changed.
     NoMatch,
 }
 

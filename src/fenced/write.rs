@@ -11,6 +11,9 @@ use super::outcome::FencedWrite;
 use crate::error::{has_code, is_duplicate_key, Error, Result};
 use crate::store::{majority_write, primary};
 
+/// How often an upsert that lost a race to create its document is sent.
+const UPSERT_TRIES: usize = 2;
+
 /// Where and with what a fenced write writes.
 pub(crate) struct Target {
     pub coll: Collection<Document>,
@@ -42,7 +45,7 @@ impl Target {
     pub fn update(&self, filter: Document, update: UpdateModifications) -> Result<FencedWrite> {
         let update = build::update(update, &self.field, self.fence, None, false)?;
         let done = self.run(self.filter(&filter, true), update, false)?;
-        self.verdict(&filter, &done, false)
+        self.verdict(&filter, &done)
     }
 
     pub fn replace(&self, filter: Document, mut replacement: Document) -> Result<FencedWrite> {
@@ -52,7 +55,7 @@ impl Target {
             .replace_one(self.filter(&filter, true), replacement)
             .write_concern(majority_write())
             .run()?;
-        self.verdict(&filter, &done, false)
+        self.verdict(&filter, &done)
     }
 
     /// An upsert. Without a lease, or with a pipeline (which starts with a
@@ -67,8 +70,14 @@ impl Target {
             Some(expires) if operators => self.upsert_in_steps(filter, update, expires),
             guard => {
                 let update = build::update(update, &self.field, self.fence, guard, false)?;
-                let done = self.run(self.filter(&filter, false), update, true);
-                self.settle(&filter, done, true)
+                // A lost race to create the document is tried again once.
+                for _ in 0..UPSERT_TRIES {
+                    let done = self.run(self.filter(&filter, false), update.clone(), true);
+                    if let Some(answer) = self.settle(&filter, done)? {
+                        return Ok(answer);
+                    }
+                }
+                Ok(FencedWrite::NoMatch)
             }
         }
     }
@@ -85,60 +94,65 @@ impl Target {
             return Ok(FencedWrite::Applied { upserted: false });
         }
         if self.look(&filter)?.is_some() {
-            return self.verdict(&filter, &done, false);
+            return self.verdict(&filter, &done);
         }
         let create = build::create(&self.field, self.fence, expires);
-        let created = match self.run(self.filter(&filter, false), create.into(), true) {
+        let done = self.run(self.filter(&filter, false), create.into(), true);
+        let created = match &done {
             Ok(r) => r.upserted_id.is_some(),
             // Created by someone else meanwhile: update it as it is.
-            Err(e) if is_duplicate_key(&e) => false,
-            Err(e) => return self.settle(&filter, Err(e), true),
+            Err(e) if is_duplicate_key(e) => false,
+            Err(_) => return Ok(self.settle(&filter, done)?.unwrap_or(FencedWrite::NoMatch)),
         };
         let folded = build::update(update, &self.field, self.fence, None, created)?;
         let done = self.run(self.filter(&filter, true), folded, false)?;
         if done.matched_count > 0 {
             return Ok(FencedWrite::Applied { upserted: created });
         }
-        self.verdict(&filter, &done, true)
+        self.verdict(&filter, &done)
     }
 
     /// An upsert's answer: applied, or refused (a duplicate key: the
     /// document exists with a higher fence; the guard: the lease ended).
+    /// `None` when it lost a race to create the document and nothing
+    /// tells why: worth one more try.
     fn settle(
         &self,
         filter: &Document,
         done: mongodb::error::Result<UpdateResult>,
-        upsert: bool,
-    ) -> Result<FencedWrite> {
-        match done {
-            Ok(done) => self.verdict(filter, &done, upsert),
-            Err(e) if is_duplicate_key(&e) || guard_fired(&e) => {
-                match self.refusal(filter)? {
-                    Some(Refusal::Stale(current)) => Ok(FencedWrite::Stale { current }),
-                    _ if guard_fired(&e) => Ok(FencedWrite::Expired),
-                    Some(Refusal::Expired) => Ok(FencedWrite::Expired),
-                    // Changed between the write and the look.
-                    _ => Err(e.into()),
-                }
+    ) -> Result<Option<FencedWrite>> {
+        let guard = match &done {
+            Ok(r) if r.upserted_id.is_some() => {
+                return Ok(Some(FencedWrite::Applied { upserted: true }))
             }
-            Err(e) => Err(e.into()),
-        }
+            Ok(r) if r.matched_count > 0 => {
+                return Ok(Some(FencedWrite::Applied { upserted: false }))
+            }
+            // Some servers answer a lost insert race with nothing.
+            Ok(_) => false,
+            Err(e) if is_duplicate_key(e) => false,
+            Err(e) if guard_fired(e) => true,
+            Err(_) => return done.map(|_| None).map_err(Error::from),
+        };
+        Ok(match self.refusal(filter)? {
+            Some(Refusal::Stale(current)) => Some(FencedWrite::Stale { current }),
+            Some(Refusal::Expired) => Some(FencedWrite::Expired),
+            _ if guard => Some(FencedWrite::Expired),
+            _ => None,
+        })
     }
 
-    fn verdict(&self, filter: &Document, done: &UpdateResult, upsert: bool) -> Result<FencedWrite> {
-        if done.upserted_id.is_some() {
-            return Ok(FencedWrite::Applied { upserted: true });
-        }
+    /// The answer to an update or replacement.
+    fn verdict(&self, filter: &Document, done: &UpdateResult) -> Result<FencedWrite> {
         if done.matched_count > 0 {
             return Ok(FencedWrite::Applied { upserted: false });
         }
         Ok(match self.refusal(filter)? {
             Some(Refusal::Stale(current)) => FencedWrite::Stale { current },
             Some(Refusal::Expired) => FencedWrite::Expired,
-            // The document changed between the write and the look, or an
-            // upsert found none: nothing matched when the write ran.
-            Some(Refusal::Accepted) | None if !upsert => FencedWrite::NoMatch,
-            _ => FencedWrite::Expired,
+            // No document, or one that changed between the write and the
+            // look: nothing matched when the write ran.
+            Some(Refusal::Accepted) | None => FencedWrite::NoMatch,
         })
     }
 
