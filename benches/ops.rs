@@ -132,6 +132,7 @@ impl Fixture {
         }
         common::raw_write(&fx.raw, "w", 0);
         common::raw_write(&fx.raw, "u", 0);
+        common::raw_write(&fx.raw, "f", 0);
         fx.fenced_update(0);
         fx
     }
