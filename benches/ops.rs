@@ -385,7 +385,9 @@ fn contended_run(lockers: &[MongoLocker], secs: f64) -> Contended {
     };
     for pair in sections.windows(2) {
         let (a, b) = (pair[0], pair[1]);
-        assert_eq!(b.fence, a.fence + 1, "fences of one key grow by one");
+        // Each fence is at least the server's clock in microseconds, so it
+        // jumps when acquisitions are more than a millisecond apart.
+        assert!(b.fence > a.fence, "fences of one key grow");
         let wait = match b.acquired.checked_duration_since(a.released) {
             Some(w) => w,
             None => {
