@@ -245,6 +245,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "| late writes after a lost lease (rejected / all) | {} / {} |",
         report.probes_rejected, report.probes
     );
+    println!(
+        "| writes sent after the local deadline (rejected / all) | {} / {} |",
+        report.late_sends_rejected, report.late_sends
+    );
+    println!(
+        "| server times not known (accepted writes / grants) | {} / {} |",
+        report.unknown_write_times, report.unknown_grants
+    );
     let kinds: Vec<String> = faults.iter().map(|(k, n)| format!("{k} {n}")).collect();
     println!("| faults injected | {injected} ({}) |", kinds.join(", "));
     println!("| violations | {} |", report.violations.len());

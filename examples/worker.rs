@@ -6,25 +6,36 @@
 //! ```text
 //! MONGODB_URI=... worker --mode lock|elector --name NAME --key KEY --log FILE
 //!        [--db D] [--threads N] [--ttl-ms MS] [--retry-ms MS] [--hold-ms MS]
-//!        [--acts N] [--timeparanoid 0|1] [--grace-ms MS]
+//!        [--acts N] [--timeparanoid 0|1] [--grace-ms MS] [--check 0|1]
 //!        [--python-compatible 0|1] [--collection NAME] [--keep-alive 0|1]
 //! ```
 //!
+//! `--check 0` makes a lock holder write without checking validity first,
+//! as a holder paused between its check and its write would: only the
+//! server refuses its late writes.
+//!
 //! Each critical section (lock) or mastership term (elector) does up to
 //! `--acts` fenced writes on the document `{_id: KEY}` of the `resource`
-//! collection (accepted only if its stored fence is not greater), checking
-//! validity before each, and `--hold-ms` apart. Times are CLOCK_MONOTONIC
-//! nanoseconds, shared by every process on the machine (run skewed workers
-//! with FAKETIME_DONT_FAKE_MONOTONIC=1). Log lines:
+//! collection, through `guard.fenced(..)` or `elector.fenced(..)` (refused
+//! when a greater fence is stored or the lease has expired in server time),
+//! checking validity before each, and `--hold-ms` apart. Each write records
+//! its server time (`$$NOW`) in the document's last 64 writes, read back
+//! after it was accepted. Times are CLOCK_MONOTONIC nanoseconds, shared by
+//! every process on the machine (run skewed workers with
+//! FAKETIME_DONT_FAKE_MONOTONIC=1); `server`, `granted` are server
+//! milliseconds (-1: not known). Log lines:
 //!
 //! ```text
-//! write   w=.. key=.. fence=.. checked=NS sent=NS done=NS deadline=NS accepted=0|1 probe=0|1
+//! write   w=.. key=.. fence=.. checked=NS sent=NS done=NS deadline=NS valid=0|1 accepted=0|1 probe=0|1 result=.. server=MS
+//! grant   w=.. key=.. fence=.. granted=MS
 //! section kind=lock|master w=.. key=.. fence=.. start=NS end=NS deadline=NS valid=0|1
 //! error   w=.. key=.. kind=.. msg=...
 //! ```
 //!
 //! `start` is when the holder learned it had won, `end` its last validity
-//! check, `valid` that check's answer.
+//! check, `valid` that check's answer; a write's `valid` is the answer of
+//! the check made at `checked`, and `granted` the lock's `ts_created` read
+//! just after winning (when it still named this fence).
 //!
 //! A section that ends invalid makes one more "probe" write, to show that a
 //! late holder's write is refused. SIGTERM or SIGINT ends the worker cleanly.
@@ -33,12 +44,15 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use mongodb::bson::{doc, Document};
-use mongodb::options::{Acknowledgment, CollectionOptions, WriteConcern};
+#[path = "../tests/faults/clock.rs"]
+mod clock;
+
+use clock::{instant_ns, mono_ns};
+use mongodb::bson::{doc, Bson, Document};
 use mongodb::sync::{Collection, Database};
-use mongoelector::{Error, Event, MongoElector, MongoLocker};
+use mongoelector::{Error, Event, Fenced, FencedWrite, MongoElector, MongoLocker};
 use parking_lot::Mutex;
 
 #[derive(Clone)]
@@ -61,6 +75,8 @@ struct Config {
     collection: Option<String>,
     /// Renews lock sections automatically (a long job).
     keep_alive: bool,
+    /// Whether a lock holder checks `is_valid()` before each write.
+    check: bool,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -79,6 +95,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         python_compatible: false,
         collection: None,
         keep_alive: false,
+        check: true,
     };
     let mut log_path = None;
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -103,6 +120,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--python-compatible" => cfg.python_compatible = value == "1",
             "--collection" => cfg.collection = Some(value.clone()),
             "--keep-alive" => cfg.keep_alive = value == "1",
+            "--check" => cfg.check = value == "1",
             other => return Err(format!("unknown flag {other}").into()),
         }
     }
@@ -147,44 +165,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn resource(db: &Database) -> Collection<Document> {
-    let majority = WriteConcern::builder()
-        .w(Acknowledgment::Majority)
-        .journal(true)
-        .build();
-    db.collection_with_options(
-        "resource",
-        CollectionOptions::builder().write_concern(majority).build(),
-    )
+    // Fenced writes use majority write concern on their own.
+    db.collection("resource")
 }
 
-fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
-    use mongodb::error::{ErrorKind, WriteFailure};
-    match &*e.kind {
-        ErrorKind::Write(WriteFailure::WriteError(we)) => we.code == 11000,
-        ErrorKind::Command(ce) => ce.code == 11000,
-        _ => false,
-    }
-}
-
-/// CLOCK_MONOTONIC in nanoseconds: one clock for every process here.
-fn mono_ns() -> i64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
-}
-
-/// An `Instant` (CLOCK_MONOTONIC on Linux) as `mono_ns` nanoseconds.
-fn instant_ns(at: Instant) -> i64 {
-    let (now, now_ns) = (Instant::now(), mono_ns());
-    match at.checked_duration_since(now) {
-        Some(ahead) => now_ns + ahead.as_nanos() as i64,
-        None => now_ns - now.duration_since(at).as_nanos() as i64,
-    }
-}
+/// How many of the last writes the resource document keeps.
+const KEPT_WRITES: i32 = 64;
 
 struct Worker {
     name: String,
@@ -220,29 +206,84 @@ impl Worker {
         self.stop.load(Ordering::SeqCst)
     }
 
-    /// Writes `fence` to the resource unless a greater fence is stored.
-    fn fenced_write(&self, fence: i64, checked: i64, deadline: i64, probe: bool) {
-        let filter = doc! { "_id": &self.cfg.key, "$or": [
-            { "fence": { "$lte": fence } }, { "fence": { "$exists": false } },
-        ]};
-        let update = doc! { "$set": { "fence": fence, "by": &self.name }, "$inc": { "writes": 1 } };
+    /// One fenced write to the resource, recording `$$NOW` with a unique
+    /// id in the document's last writes; an accepted one is read back for
+    /// its server time.
+    fn fenced_write(
+        &self,
+        fenced: &Fenced<'_, Document>,
+        checked: i64,
+        valid: bool,
+        deadline: i64,
+        probe: bool,
+    ) {
+        let wid = uuid::Uuid::new_v4().to_string();
+        let entry = doc! { "wid": &wid, "fence": fenced.fence(), "at": "$$NOW" };
+        let update = vec![doc! { "$set": {
+            "by": &self.name,
+            "writes": { "$add": [{ "$ifNull": ["$writes", 0] }, 1] },
+            "log": { "$slice": [
+                { "$concatArrays": [{ "$ifNull": ["$log", []] }, [entry]] },
+                -KEPT_WRITES,
+            ]},
+        }}];
         let sent = mono_ns();
-        let accepted = match self.resource.update_one(filter, update).upsert(true).run() {
-            Ok(_) => true,
-            // The filter did not match the existing document: a greater fence is stored.
-            Err(e) if is_duplicate_key(&e) => false,
-            Err(e) => {
-                self.error(&Error::from(e));
-                return;
-            }
+        let written = fenced.upsert_one(doc! { "_id": &self.cfg.key }, update);
+        let done = mono_ns();
+        let result = match written {
+            Ok(r) => r,
+            Err(e) => return self.error(&e),
+        };
+        let server = if result.applied() {
+            self.server_time(&wid)
+        } else {
+            -1
+        };
+        let name = match result {
+            FencedWrite::Applied { .. } => "applied",
+            FencedWrite::Stale { .. } => "stale",
+            FencedWrite::Expired => "expired",
+            FencedWrite::NoMatch => "nomatch",
+            _ => "other",
         };
         self.line(format!(
-            "write w={} key={} fence={fence} checked={checked} sent={sent} done={} deadline={deadline} accepted={} probe={}",
+            "write w={} key={} fence={} checked={checked} sent={sent} done={done} deadline={deadline} valid={} accepted={} probe={} result={name} server={server}",
             self.name,
             self.cfg.key,
-            mono_ns(),
-            accepted as u8,
+            fenced.fence(),
+            valid as u8,
+            result.applied() as u8,
             probe as u8
+        ));
+    }
+
+    /// The server time of write `wid`, from the resource's last writes.
+    fn server_time(&self, wid: &str) -> i64 {
+        let Ok(Some(doc)) = self.resource.find_one(doc! { "_id": &self.cfg.key }).run() else {
+            return -1;
+        };
+        let entries = doc.get_array("log").map(Vec::as_slice).unwrap_or_default();
+        entries
+            .iter()
+            .filter_map(Bson::as_document)
+            .find(|e| e.get_str("wid") == Ok(wid))
+            .and_then(|e| e.get_datetime("at").ok())
+            .map_or(-1, |at| at.timestamp_millis())
+    }
+
+    /// Logs the server time at which `fence` was granted on this key (the
+    /// lock document's `ts_created`, while it still names that fence).
+    fn grant(&self, fence: i64) {
+        let locks = self.db.collection::<Document>("mongolocker");
+        let granted = match locks.find_one(doc! { "_id": &self.cfg.key }).run() {
+            Ok(Some(lock)) if lock.get_i64("fence") == Ok(fence) => lock
+                .get_datetime("ts_created")
+                .map_or(-1, |at| at.timestamp_millis()),
+            _ => -1,
+        };
+        self.line(format!(
+            "grant w={} key={} fence={fence} granted={granted}",
+            self.name, self.cfg.key
         ));
     }
 
@@ -284,13 +325,15 @@ impl Worker {
                 }
             };
             let (start, fence) = (mono_ns(), guard.fence());
+            self.grant(fence);
+            let fenced = guard.fenced(&self.resource);
             for i in 0..self.cfg.acts {
                 let checked = mono_ns();
                 let deadline = instant_ns(guard.deadline());
-                if !guard.is_valid() || self.stopping() {
+                if (self.cfg.check && !guard.is_valid()) || self.stopping() {
                     break;
                 }
-                self.fenced_write(fence, checked, deadline, false);
+                self.fenced_write(&fenced, checked, self.cfg.check, deadline, false);
                 if i + 1 < self.cfg.acts {
                     std::thread::sleep(self.cfg.hold);
                 }
@@ -299,7 +342,7 @@ impl Worker {
             let deadline = instant_ns(guard.deadline());
             self.section("lock", fence, start, valid, deadline);
             if !valid {
-                self.fenced_write(fence, mono_ns(), deadline, true);
+                self.fenced_write(&fenced, mono_ns(), false, deadline, true);
             }
             if let Err(e) = guard.release() {
                 self.error(&e);
@@ -329,8 +372,8 @@ impl Worker {
             return self.error(&e);
         }
         while !self.stopping() {
-            let fence = match events.recv_timeout(Duration::from_millis(100)) {
-                Ok(Event::BecameMaster { fence, .. }) => fence,
+            let (fence, expires) = match events.recv_timeout(Duration::from_millis(100)) {
+                Ok(Event::BecameMaster { fence, expires }) => (fence, expires),
                 Ok(Event::PollFailed { error }) => {
                     self.error(&error);
                     continue;
@@ -338,6 +381,14 @@ impl Worker {
                 _ => continue,
             };
             let start = mono_ns();
+            self.grant(fence);
+            // The term's fenced writes; a term already over (its probe
+            // write) under its fence and the expiry it was granted.
+            let fenced = elector
+                .fenced(&self.resource)
+                .ok()
+                .filter(|f| f.fence() == fence)
+                .unwrap_or_else(|| Fenced::new(&self.resource, fence).until(expires));
             let mut acts = 0;
             let mut last_deadline = -1;
             loop {
@@ -349,7 +400,7 @@ impl Worker {
                 if self.stopping() || !elector.is_master() {
                     break;
                 }
-                self.fenced_write(fence, checked, deadline, false);
+                self.fenced_write(&fenced, checked, true, deadline, false);
                 acts += 1;
                 if self.cfg.acts > 0 && acts >= self.cfg.acts {
                     break; // end the term on purpose, so terms change hands
@@ -365,7 +416,7 @@ impl Worker {
                 }
                 std::thread::sleep(self.cfg.retry * 2); // let another win
             } else {
-                self.fenced_write(fence, mono_ns(), deadline, true);
+                self.fenced_write(&fenced, mono_ns(), false, deadline, true);
             }
         }
         if let Err(e) = elector.stop() {

@@ -90,6 +90,12 @@ pub enum Error {
         /// The oldest version the crate works with.
         minimum: &'static str,
     },
+    /// A fenced write under the current term was asked of an elector that
+    /// is not master ([`MongoElector::fenced`](crate::MongoElector::fenced)).
+    NotMaster {
+        /// The elector's key.
+        key: String,
+    },
     /// The MongoDB driver reported an error (network, server, write concern,
     /// ...): the [`DatabaseError`] names the operation and key, and keeps the
     /// driver's error as its [`source`](std::error::Error::source).
@@ -357,6 +363,7 @@ impl fmt::Display for Error {
                 f,
                 "the MongoDB server is version {version}; this crate needs {minimum} or later"
             ),
+            Error::NotMaster { key } => write!(f, "elector `{key}` is not master"),
             Error::Database(e) => e.fmt(f),
         }
     }
@@ -386,10 +393,16 @@ impl From<mongodb::error::Error> for Error {
 /// True for E11000 (duplicate key), which findAndModify can report as a write
 /// error or as a command error.
 pub(crate) fn is_duplicate_key(err: &mongodb::error::Error) -> bool {
+    has_code(err, 11000)
+}
+
+/// True when the server refused with `code`, as a write error or as a
+/// command error.
+pub(crate) fn has_code(err: &mongodb::error::Error, code: i32) -> bool {
     use mongodb::error::{ErrorKind, WriteFailure};
     match &*err.kind {
-        ErrorKind::Write(WriteFailure::WriteError(we)) => we.code == 11000,
-        ErrorKind::Command(ce) => ce.code == 11000,
+        ErrorKind::Write(WriteFailure::WriteError(we)) => we.code == code,
+        ErrorKind::Command(ce) => ce.code == code,
         _ => false,
     }
 }

@@ -8,7 +8,10 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use crossbeam_channel::Receiver;
 
+use mongodb::sync::Collection;
+
 use crate::error::{During, Result};
+use crate::fenced::Fenced;
 use crate::lock_core::LockCore;
 use crate::loss::LossReason;
 use crate::moment::Moment;
@@ -76,6 +79,26 @@ impl LockGuard {
     /// ```
     pub fn fence(&self) -> i64 {
         self.fence
+    }
+
+    /// Fenced writes to `coll` under this acquisition: each is applied only
+    /// when the document holds no higher fence and reaches the server
+    /// before this lease's expiry in server time (as last renewed, read at
+    /// each write; see [`Fenced`]).
+    ///
+    /// ```no_run
+    /// use mongodb::bson::{doc, Document};
+    /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
+    /// # let locker = mongoelector::MongoLocker::new("jobs", &db)?;
+    /// let guard = locker.lock()?;
+    /// let jobs = db.collection::<Document>("jobs");
+    /// let written = guard.fenced(&jobs).upsert_one(doc! { "_id": "nightly" }, doc! { "$set": { "state": "done" } })?;
+    /// assert!(written.applied());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn fenced<'a, T: Send + Sync>(&self, coll: &'a Collection<T>) -> Fenced<'a, T> {
+        let tenure = self.tenure.clone();
+        Fenced::live(coll, self.fence, move || tenure.lease().expires)
     }
 
     /// When the lease expires in server time, unless renewed (the last

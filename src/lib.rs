@@ -11,6 +11,9 @@
 //!   ([`acquire`](MongoLocker::acquire), [`release`](MongoLocker::release))
 //!   and an RAII [`LockGuard`] ([`lock`](MongoLocker::lock),
 //!   [`try_lock`](MongoLocker::try_lock), [`try_lock_for`](MongoLocker::try_lock_for)).
+//! - [`Fenced`]: writes to your own documents that a holder with a lower
+//!   fence, or whose lease has ended in server time, cannot land
+//!   ([`LockGuard::fenced`], [`MongoElector::fenced`]).
 //! - [`MongoElector`]: master election on a dedicated thread, reporting
 //!   [`Event::BecameMaster`], [`Event::LostMaster`] and each poll over a
 //!   crossbeam channel.
@@ -29,9 +32,14 @@
 //! let client = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?;
 //! let locker = MongoLocker::new("nightly-report", &client.database("app"))?;
 //! if let Some(guard) = locker.try_lock()? {
-//!     // Only one process in the cluster gets here at a time. Give the fence
-//!     // to whatever you write, so it can refuse a holder that was too late.
-//!     println!("writing the report with fence {}", guard.fence());
+//!     // Only one process in the cluster gets here at a time. Write through
+//!     // the guard, so that the server refuses the write of a holder that
+//!     // was too late (a newer fence, or the lease ended).
+//!     let reports = client.database("app").collection::<mongodb::bson::Document>("reports");
+//!     let written = guard
+//!         .fenced(&reports)
+//!         .upsert_one(mongodb::bson::doc! { "_id": "nightly" }, mongodb::bson::doc! { "$set": { "done": true } })?;
+//!     println!("fence {}: {written:?}", guard.fence());
 //! } // the guard is dropped: released
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -125,6 +133,7 @@ mod document;
 mod elector;
 mod error;
 mod expr;
+mod fenced;
 mod guard;
 pub mod guide;
 mod keepalive;
@@ -152,6 +161,7 @@ pub use elector::{
     PYTHON_ELECTOR_COLLECTION, STOP_WAIT,
 };
 pub use error::{DatabaseError, Error, Result};
+pub use fenced::{Fenced, FencedWrite, DEFAULT_FENCE_FIELD};
 pub use guard::LockGuard;
 pub use lease::lease_margin;
 pub use listing::live_locks;

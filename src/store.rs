@@ -47,16 +47,24 @@ const RACE_RETRIES: usize = 3;
 /// write cannot be rolled back by a failover.
 pub(crate) fn safe_collection(db: &Database, name: &str) -> Collection<Document> {
     let options = CollectionOptions::builder()
-        .write_concern(
-            WriteConcern::builder()
-                .w(Acknowledgment::Majority)
-                .journal(true)
-                .build(),
-        )
+        .write_concern(majority_write())
         .read_concern(ReadConcern::majority())
-        .selection_criteria(SelectionCriteria::ReadPreference(ReadPreference::Primary))
+        .selection_criteria(primary())
         .build();
     db.collection_with_options(name, options)
+}
+
+/// Majority, journaled: a write that a failover cannot roll back.
+pub(crate) fn majority_write() -> WriteConcern {
+    WriteConcern::builder()
+        .w(Acknowledgment::Majority)
+        .journal(true)
+        .build()
+}
+
+/// Reads from the primary.
+pub(crate) fn primary() -> SelectionCriteria {
+    SelectionCriteria::ReadPreference(ReadPreference::Primary)
 }
 
 /// The condition under which an acquire takes the lock, evaluated by the
@@ -240,7 +248,11 @@ impl LockStore {
         if self.deployment.checked(name) {
             return Ok(());
         }
-        preflight::check(self.deployment.database(), &self.coll, self.python_compatible)?;
+        preflight::check(
+            self.deployment.database(),
+            &self.coll,
+            self.python_compatible,
+        )?;
         self.deployment.mark_checked(name);
         Ok(())
     }

@@ -60,21 +60,41 @@ pub(crate) fn metadata(parameter: &'static str, doc: &Document) -> Result<()> {
 
 fn keys(parameter: &'static str, doc: &Document, depth: usize) -> Result<()> {
     for (k, v) in doc {
-        let reason = if k.is_empty() {
-            "must not have an empty key"
-        } else if k.starts_with('$') {
-            "must not have a key starting with `$`"
-        } else if k.contains('.') {
-            "must not have a key containing `.`"
-        } else if k.contains('\0') {
-            "must not have a key containing a NUL character"
-        } else {
-            values(parameter, v, depth)?;
-            continue;
-        };
-        return Err(Error::invalid(parameter, format!("{reason}, got {k:?}")));
+        if let Some(reason) = unstorable(k) {
+            return Err(Error::invalid(
+                parameter,
+                format!("must not have a key {reason}, got {k:?}"),
+            ));
+        }
+        values(parameter, v, depth)?;
     }
     Ok(())
+}
+
+/// Why MongoDB would not store or match `name` as one top-level field name.
+fn unstorable(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("that is empty")
+    } else if name.starts_with('$') {
+        Some("starting with `$`")
+    } else if name.contains('.') {
+        Some("containing `.`")
+    } else if name.contains('\0') {
+        Some("containing a NUL character")
+    } else {
+        None
+    }
+}
+
+/// One top-level field name (not a dotted path): the rules of metadata keys.
+pub(crate) fn field_name(parameter: &'static str, name: &str) -> Result<()> {
+    match unstorable(name) {
+        Some(reason) => Err(Error::invalid(
+            parameter,
+            format!("must be a field name, not one {reason}, got {name:?}"),
+        )),
+        None => Ok(()),
+    }
 }
 
 fn values(parameter: &'static str, value: &Bson, depth: usize) -> Result<()> {
@@ -253,6 +273,14 @@ mod tests {
             big,
         ] {
             assert_eq!(parameter(metadata("metadata", &bad)), "metadata", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn field_names() {
+        assert!(field_name("field", "fence").is_ok());
+        for bad in ["", "$f", "a.b", "a\0b"] {
+            assert_eq!(parameter(field_name("field", bad)), "field", "{bad:?}");
         }
     }
 

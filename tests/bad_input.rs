@@ -203,6 +203,7 @@ fn every_bad_input_gets_its_typed_error() {
     use mongoelector::MongoElector;
     let db = db();
     let s = Duration::from_secs(5);
+    let resource = db.collection::<Document>("resource");
     let unit = |r: mongoelector::Result<MongoLocker>| r.map(drop);
     let unit_e = |r: mongoelector::Result<MongoElector>| r.map(drop);
     let locker = |key: &str| {
@@ -589,6 +590,65 @@ fn every_bad_input_gets_its_typed_error() {
             Expect::Field(field),
         ));
     }
+    // Fenced writes: bad fence field names, an upsert that does not pin
+    // `_id`, an update that is a replacement, a fence field holding text.
+    resource
+        .insert_one(doc! { "_id": "text-fence", "fence": "seven" })
+        .run()
+        .unwrap();
+    let fenced = |field: &str| mongoelector::Fenced::new(&resource, 7).field(field);
+    for (what, field) in [
+        ("empty fence field", ""),
+        ("fence field starting with $", "$fence"),
+        ("dotted fence field", "a.fence"),
+        ("fence field with a NUL", "fen\0ce"),
+    ] {
+        let f = fenced(field);
+        table.push((
+            what,
+            Box::new(move || {
+                f.update_one(doc! { "_id": 1 }, doc! { "$set": { "a": 1 } })
+                    .map(drop)
+            }),
+            Expect::Parameter("field"),
+        ));
+    }
+    let f = fenced("fence");
+    for (what, filter) in [
+        ("fenced upsert without _id", doc! { "name": "x" }),
+        (
+            "fenced upsert on a range of _id",
+            doc! { "_id": { "$gt": 1 } },
+        ),
+        (
+            "fenced upsert on several _id",
+            doc! { "_id": { "$in": [1, 2] } },
+        ),
+    ] {
+        let f = fenced("fence");
+        table.push((
+            what,
+            Box::new(move || {
+                f.upsert_one(filter.clone(), doc! { "$set": { "a": 1 } })
+                    .map(drop)
+            }),
+            Expect::Parameter("filter"),
+        ));
+    }
+    table.push((
+        "fenced update that is a replacement",
+        Box::new(move || f.update_one(doc! { "_id": 1 }, doc! { "a": 1 }).map(drop)),
+        Expect::Parameter("update"),
+    ));
+    let f = fenced("fence");
+    table.push((
+        "fenced update on a fence field holding text",
+        Box::new(move || {
+            f.update_one(doc! { "_id": "text-fence" }, doc! { "$set": { "a": 1 } })
+                .map(drop)
+        }),
+        Expect::Field("field"),
+    ));
     assert!(table.len() >= 25, "only {} cases", table.len());
     eprintln!("{} bad-input cases", table.len());
     for (what, call, expect) in &table {

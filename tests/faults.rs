@@ -6,6 +6,8 @@
 
 #[path = "faults/checker.rs"]
 mod checker;
+#[path = "faults/clock.rs"]
+mod clock;
 mod common;
 #[path = "faults/proxy.rs"]
 mod proxy;
@@ -296,6 +298,59 @@ fn sigstop_of_the_holder_for_two_ttls_makes_its_late_write_bounce() {
     assert!(
         bounced,
         "no late write bounced; paused {paused:?}: {history:?}"
+    );
+}
+
+/// A holder that never checks its lease (as one paused between its check
+/// and its write), SIGSTOPped past its lease while another takes the lock:
+/// once resumed, every one of its fenced writes is refused by the server,
+/// and its successor's land.
+#[test]
+fn a_sigstopped_holders_late_fenced_writes_are_all_refused() {
+    let uri = common::uri();
+    let mut run = Run::new();
+    let ttl = Duration::from_secs(1);
+    let blind = lock_args(
+        "P",
+        "1000",
+        &["--hold-ms", "100", "--acts", "40", "--check", "0"],
+    );
+    let a = run.spawn("a", &uri, &blind, None);
+    let paused = wait_holder(&uri, &run.db, "P", Duration::from_secs(10), |h| h.pid == a)
+        .expect("a holds the lock");
+    run.signal(a, "-STOP");
+    let b = run.spawn(
+        "b",
+        &uri,
+        &lock_args("P", "1000", &["--hold-ms", "50", "--acts", "40"]),
+        None,
+    );
+    let next = wait_holder(&uri, &run.db, "P", ttl * 10, |h| h.pid == b).expect("b took over");
+    assert!(next.fence > paused.fence);
+    std::thread::sleep(Duration::from_millis(300)); // b writes
+    let resumed = clock::mono_ns();
+    run.signal(a, "-CONT");
+    std::thread::sleep(Duration::from_millis(1500));
+    let (history, _) = run.finish();
+    let late: Vec<_> = history
+        .writes
+        .iter()
+        .filter(|w| w.worker.starts_with('a') && w.fence == paused.fence && w.sent > resumed)
+        .collect();
+    assert!(
+        !late.is_empty(),
+        "a wrote nothing after its resume: {history:?}"
+    );
+    assert!(
+        late.iter().all(|w| !w.accepted),
+        "a late write landed: {late:?}"
+    );
+    assert!(
+        history.writes.iter().any(|w| w.worker.starts_with('b')
+            && w.fence == next.fence
+            && w.accepted
+            && w.sent > resumed),
+        "b's writes did not land after a resumed: {history:?}"
     );
 }
 

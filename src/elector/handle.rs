@@ -380,6 +380,45 @@ impl MongoElector {
         self.engine.lease_deadline()
     }
 
+    /// Fenced writes to `coll` under the current term: each is applied
+    /// only when the document holds no higher fence and reaches the server
+    /// before the term's lease expires in server time (as last renewed,
+    /// read at each write; see [`Fenced`](crate::Fenced)). The writes carry
+    /// the fence of [`Event::BecameMaster`](crate::Event::BecameMaster).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotMaster`] when this node is not master now.
+    ///
+    /// ```no_run
+    /// use mongodb::bson::{doc, Document};
+    /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
+    /// # let elector = mongoelector::MongoElector::new("scheduler", &db)?;
+    /// let jobs = db.collection::<Document>("jobs");
+    /// match elector.fenced(&jobs) {
+    ///     Ok(fenced) => println!("{:?}", fenced.update_one(doc! { "_id": 1 }, doc! { "$set": { "by": "me" } })?),
+    ///     Err(mongoelector::Error::NotMaster { .. }) => println!("not master: nothing written"),
+    ///     Err(e) => return Err(e.into()),
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn fenced<'a, T: Send + Sync>(
+        &self,
+        coll: &'a mongodb::sync::Collection<T>,
+    ) -> Result<crate::Fenced<'a, T>> {
+        let Some(term) = self.engine.live_term() else {
+            return Err(Error::NotMaster {
+                key: self.key().to_owned(),
+            });
+        };
+        let engine = self.engine.clone();
+        // Once the term is over, its last known expiry: the server has
+        // refused it since (a later term has a new fence).
+        Ok(crate::Fenced::live(coll, term.fence, move || {
+            engine.term_expires(term.fence).unwrap_or(term.expires)
+        }))
+    }
+
     /// Whether the elector's loop is running.
     ///
     /// ```no_run

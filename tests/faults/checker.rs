@@ -11,9 +11,16 @@
 //!   had won), per key, among holders that acted: one that learned of its
 //!   lease only after its deadline, or was paused before noting its start,
 //!   never held it usefully and is not ordered;
+//! - `is_valid()` (or `is_master()`) answered true at or after the local
+//!   deadline (checked before the call, so the answer came later still);
 //! - a fenced write accepted from a lower fence after a higher one was;
-//! - a write sent (after its validity check) at or after the holder's lease
-//!   deadline, and accepted.
+//! - a fenced write of fence f accepted at a server time (`$$NOW` recorded
+//!   in the written document) at or after the server grant time
+//!   (`ts_created`) of a higher fence on the key to another worker: the
+//!   data writes are mutually exclusive, not just ordered.
+//!
+//! A write sent after its holder's local deadline (paused between the check
+//! and the send) is counted, refused or not: the server decides.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -41,14 +48,28 @@ pub struct Write {
     pub sent: i64,
     pub done: i64,
     pub deadline: i64,
+    /// What the validity check at `checked` answered.
+    pub valid: bool,
     pub accepted: bool,
     pub probe: bool,
+    /// The write's server time (`$$NOW`, ms) when accepted; -1 unknown.
+    pub server: i64,
+}
+
+/// The server time (ms) a fence was granted on a key; -1 unknown.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Grant {
+    pub worker: String,
+    pub key: String,
+    pub fence: i64,
+    pub granted: i64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct History {
     pub sections: Vec<Section>,
     pub writes: Vec<Write>,
+    pub grants: Vec<Grant>,
     /// `kind` of each error line, with its count.
     pub errors: BTreeMap<String, usize>,
 }
@@ -61,6 +82,12 @@ pub struct Report {
     pub rejected_writes: usize,
     pub probes: usize,
     pub probes_rejected: usize,
+    /// Writes sent at or after their holder's local deadline (not probes).
+    pub late_sends: usize,
+    pub late_sends_rejected: usize,
+    /// Accepted writes, and grants, whose server time is not known.
+    pub unknown_write_times: usize,
+    pub unknown_grants: usize,
     pub violations: Vec<String>,
 }
 
@@ -109,8 +136,16 @@ impl History {
                     sent: get(&f, "sent", line)?,
                     done: get(&f, "done", line)?,
                     deadline: get(&f, "deadline", line)?,
+                    valid: get::<u8>(&f, "valid", line)? == 1,
                     accepted: get::<u8>(&f, "accepted", line)? == 1,
                     probe: get::<u8>(&f, "probe", line)? == 1,
+                    server: get(&f, "server", line)?,
+                }),
+                Some("grant") => h.grants.push(Grant {
+                    worker: word("w")?,
+                    key: word("key")?,
+                    fence: get(&f, "fence", line)?,
+                    granted: get(&f, "granted", line)?,
                 }),
                 Some("error") => *h.errors.entry(word("kind")?).or_default() += 1,
                 _ => return Err(format!("unknown log line: {line}")),
@@ -165,6 +200,14 @@ impl History {
                 .iter()
                 .filter(|w| w.probe && !w.accepted)
                 .count(),
+            late_sends: self.late_sends().count(),
+            late_sends_rejected: self.late_sends().filter(|w| !w.accepted).count(),
+            unknown_write_times: self
+                .writes
+                .iter()
+                .filter(|w| w.accepted && w.server < 0)
+                .count(),
+            unknown_grants: self.grants.iter().filter(|g| g.granted < 0).count(),
             violations: Vec::new(),
         };
         let mut by_key: BTreeMap<&str, Vec<&Section>> = BTreeMap::new();
@@ -232,15 +275,39 @@ impl History {
                 }
             }
         }
-        for w in self.writes.iter().filter(|w| !w.probe && w.accepted) {
-            if w.deadline < 0 || w.sent >= w.deadline {
+        for w in self.writes.iter().filter(|w| w.valid) {
+            if w.deadline < 0 || w.checked >= w.deadline {
                 r.violations.push(format!(
-                    "acted after its deadline on `{}`: {} fence {} sent at {} (deadline {}) and accepted",
-                    w.key, w.worker, w.fence, w.sent, w.deadline
+                    "valid after its deadline on `{}`: {} fence {} checked at {} (deadline {})",
+                    w.key, w.worker, w.fence, w.checked, w.deadline
+                ));
+            }
+        }
+        for w in self.writes.iter().filter(|w| w.accepted && w.server >= 0) {
+            // Another worker's grant: one that re-took its own lock (an
+            // elector stepping down at its local deadline and winning again
+            // before its lease ran out in server time) is the same owner,
+            // as in the overlap rule.
+            if let Some(g) = self.grants.iter().find(|g| {
+                g.key == w.key
+                    && g.fence > w.fence
+                    && g.worker != w.worker
+                    && g.granted >= 0
+                    && w.server >= g.granted
+            }) {
+                r.violations.push(format!(
+                    "write after a later grant on `{}`: {} fence {} accepted at server time {} ms, {} fence {} granted at {} ms",
+                    w.key, w.worker, w.fence, w.server, g.worker, g.fence, g.granted
                 ));
             }
         }
         r
+    }
+
+    fn late_sends(&self) -> impl Iterator<Item = &Write> {
+        self.writes
+            .iter()
+            .filter(|w| !w.probe && w.sent >= w.deadline)
     }
 }
 
@@ -267,7 +334,16 @@ mod tests {
     }
 
     fn write(w: &str, fence: i64, checked: i64, accepted: bool) -> String {
-        format!("write w={w} key=k fence={fence} checked={checked} sent={} done={} deadline={} accepted={} probe=0", checked + 1, checked + 5, checked + 100, accepted as u8)
+        format!("write w={w} key=k fence={fence} checked={checked} sent={} done={} deadline={} valid=1 accepted={} probe=0 result=x server={}", checked + 1, checked + 5, checked + 100, accepted as u8, if accepted { checked } else { -1 })
+    }
+
+    /// A write whose server time is `server` ms.
+    fn write_at(w: &str, fence: i64, server: i64) -> String {
+        format!("write w={w} key=k fence={fence} checked=10 sent=11 done=15 deadline=100 valid=1 accepted=1 probe=0 result=applied server={server}")
+    }
+
+    fn grant(w: &str, fence: i64, granted: i64) -> String {
+        format!("grant w={w} key=k fence={fence} granted={granted}")
     }
 
     fn check(lines: &[String]) -> Report {
@@ -399,36 +475,55 @@ mod tests {
     }
 
     #[test]
-    fn acting_after_the_deadline_fails() {
-        let late =
-            "write w=a key=k fence=1 checked=399 sent=400 done=505 deadline=400 accepted=1 probe=0";
+    fn valid_after_the_deadline_fails() {
+        let late = "write w=a key=k fence=1 checked=400 sent=401 done=505 deadline=400 valid=1 accepted=0 probe=0 result=expired server=-1";
         let r = check(&[late.to_owned()]);
         assert!(
-            r.violations[0].starts_with("acted after"),
+            r.violations[0].starts_with("valid after"),
             "{:?}",
             r.violations
         );
-        // A probe after the deadline is expected, not a violation.
+        // A probe (checked invalid) after the deadline is expected.
         let probe = late
             .replace("probe=0", "probe=1")
-            .replace("accepted=1", "accepted=0");
+            .replace("valid=1", "valid=0");
         assert!(check(&[probe]).violations.is_empty());
-        // Checked in time but sent after the deadline (paused in between),
-        // and accepted: fails; refused: the fence did its job.
+    }
+
+    #[test]
+    fn a_late_send_is_counted_not_a_violation() {
+        // Checked in time, sent after the deadline (paused in between):
+        // refused or accepted, the server decided; the grant rule judges it.
+        for accepted in [0, 1] {
+            let r = check(&[format!(
+                "write w=a key=k fence=1 checked=300 sent=450 done=455 deadline=400 valid=1 accepted={accepted} probe=0 result=x server=1000"
+            )]);
+            assert!(r.violations.is_empty(), "{:?}", r.violations);
+            assert_eq!((r.late_sends, r.late_sends_rejected), (1, 1 - accepted));
+        }
+    }
+
+    #[test]
+    fn a_write_at_or_after_a_later_grant_fails() {
+        let r = check(&[write_at("a", 1, 1000), grant("b", 2, 1000)]);
+        assert_eq!(r.violations.len(), 1, "{:?}", r.violations);
+        assert!(r.violations[0].starts_with("write after a later grant"));
+        // Before the grant: fine; a lower or equal fence's grant is no bar.
         let r = check(&[
-            "write w=a key=k fence=1 checked=300 sent=450 done=455 deadline=400 accepted=1 probe=0"
-                .to_owned(),
-        ]);
-        assert!(
-            r.violations[0].starts_with("acted after"),
-            "{:?}",
-            r.violations
-        );
-        let r = check(&[
-            "write w=a key=k fence=1 checked=300 sent=450 done=455 deadline=400 accepted=0 probe=0"
-                .to_owned(),
+            write_at("a", 1, 999),
+            grant("b", 2, 1000),
+            write_at("b", 2, 1500),
+            grant("a", 1, 500),
         ]);
         assert!(r.violations.is_empty(), "{:?}", r.violations);
+        // The same worker re-taking its own lock (with a new fence) before
+        // its old lease ran out: one owner, not a violation.
+        let r = check(&[write_at("a", 1, 1000), grant("a", 2, 900)]);
+        assert!(r.violations.is_empty(), "{:?}", r.violations);
+        // Unknown times are counted, not judged.
+        let r = check(&[write_at("a", 1, -1), grant("b", 2, -1)]);
+        assert!(r.violations.is_empty(), "{:?}", r.violations);
+        assert_eq!((r.unknown_write_times, r.unknown_grants), (1, 1));
     }
 
     #[test]

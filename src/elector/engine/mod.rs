@@ -234,6 +234,22 @@ impl Engine {
         self.lease_deadline().is_some()
     }
 
+    /// The live lease, stepping down first if its deadline passed.
+    pub fn live_term(&self) -> Option<crate::lease::Lease> {
+        let mut st = self.state.lock();
+        self.expire(&mut st);
+        st.role.live_lease(Moment::now())
+    }
+
+    /// The server expiry of the term with `fence`, as last renewed, while
+    /// this node's role still holds it (whatever its local deadline).
+    pub fn term_expires(&self, fence: i64) -> Option<DateTime<Utc>> {
+        match self.state.lock().role {
+            Role::Master(lease) if lease.fence == fence => Some(lease.expires),
+            _ => None,
+        }
+    }
+
     /// The live lease's local deadline, stepping down first if it passed.
     pub fn lease_deadline(&self) -> Option<Instant> {
         let mut st = self.state.lock();
