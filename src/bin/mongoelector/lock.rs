@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::select;
 use mongodb::sync::Database;
@@ -41,10 +41,19 @@ pub fn run(db: &Database, collection: &str, args: LockArgs) -> Result<u8, Failur
         std::thread::Builder::new()
             .name("mongoelector-acquire".into())
             .spawn(move || {
-                let got = match (no_wait, timeout) {
-                    (true, _) => locker.try_lock(),
-                    (false, Some(t)) => locker.try_lock_for(t),
-                    (false, None) => locker.lock().map(Some),
+                let started = Instant::now();
+                // The first attempt answers at once, so that an unreachable
+                // or refusing server is reported (exit 69) instead of
+                // waited out: a blocking acquire retries transient errors
+                // until its timeout, to ride through a failover once the
+                // tool is waiting.
+                let got = match (locker.try_lock(), no_wait, timeout) {
+                    (Ok(None), false, Some(t)) => match t.checked_sub(started.elapsed()) {
+                        Some(left) if !left.is_zero() => locker.try_lock_for(left),
+                        _ => Ok(None),
+                    },
+                    (Ok(None), false, None) => locker.lock().map(Some),
+                    (first, _, _) => first,
                 };
                 // The tool gave up waiting: free what was won just now.
                 if abandoned.load(Ordering::SeqCst) {
