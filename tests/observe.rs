@@ -9,14 +9,20 @@ use common::{db, elector, has_change_streams, wait_until, PrivateServer};
 use crossbeam_channel::Receiver;
 use mongoelector::{LockInfo, MongoElector};
 
-/// With change streams: a median under 50 ms; without: each within the
-/// retry interval and a second.
+/// With change streams: a median under 100 ms, well under the 250 ms a
+/// poll at the retry interval (500 ms) would take on average, so only a
+/// stream wake-up passes; without: each within the retry interval and a
+/// second. (The bound was 50 ms. On this machine the wake-up itself now
+/// takes about twice as long as when it was set, the same on the old code
+/// and the new: `benches/wake_latency.rs` gives 12.6 and 13.0 ms medians
+/// for release -> next acquire, against 4.9 ms then; with CI's other work
+/// beside it the handover median reached 72 ms.)
 fn assert_handover_times(what: &str, took: Vec<Duration>, streams: bool, retry: Duration) {
     let med = median(took.clone());
     eprintln!("{what}: median {med:?} of {took:?}");
     if streams {
         assert!(
-            med < Duration::from_millis(50),
+            med < Duration::from_millis(100),
             "{what}: median {med:?} ({took:?})"
         );
     } else {
@@ -25,6 +31,14 @@ fn assert_handover_times(what: &str, took: Vec<Duration>, streams: bool, retry: 
             "{what}: {took:?}"
         );
     }
+}
+
+/// The tests of this file run one at a time: the handover times are not to
+/// share the two cores with a test that freezes and resumes a server.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -46,6 +60,7 @@ fn next_master(rx: &Receiver<Option<LockInfo>>, not: i64, limit: Duration) -> Op
 
 #[test]
 fn an_observer_sees_each_new_master_at_once_and_no_renewals() {
+    let _serial = serial();
     let db = db();
     let (ttl, retry) = (Duration::from_secs(3), Duration::from_millis(500));
     let nodes: Vec<MongoElector> = (0..3).map(|_| elector(&db, "obs", ttl, retry)).collect();
@@ -106,6 +121,7 @@ fn an_observer_sees_each_new_master_at_once_and_no_renewals() {
 
 #[test]
 fn an_expired_lease_is_reported_as_no_master() {
+    let _serial = serial();
     let db = db();
     let observer = MongoElector::new("expiry", &db).unwrap();
     let abandoned = MongoElector::builder("expiry", &db)
@@ -129,6 +145,7 @@ fn an_expired_lease_is_reported_as_no_master() {
 
 #[test]
 fn stats_count_polls_and_failures_and_health_follows_the_server() {
+    let _serial = serial();
     let mut server = PrivateServer::start(&[]);
     let db = server.client().database("health");
     let (ttl, retry) = (Duration::from_secs(3), Duration::from_millis(300));
@@ -171,6 +188,7 @@ fn stats_count_polls_and_failures_and_health_follows_the_server() {
 
 #[test]
 fn step_down_hands_over_at_once_and_holds_off_for_its_time() {
+    let _serial = serial();
     let db = db();
     let (ttl, retry) = (Duration::from_secs(3), Duration::from_millis(300));
     let hold = Duration::from_secs(3);
@@ -218,6 +236,7 @@ fn step_down_hands_over_at_once_and_holds_off_for_its_time() {
 
 #[test]
 fn each_nodes_metadata_reaches_observers_and_the_cluster_view() {
+    let _serial = serial();
     let db = db();
     let (ttl, retry) = (Duration::from_secs(3), Duration::from_millis(200));
     let node = |addr: &str| {
