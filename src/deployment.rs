@@ -21,6 +21,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock, Weak};
+use std::time::{Duration, Instant};
 
 use mongodb::sync::Database;
 use parking_lot::Mutex;
@@ -32,6 +33,9 @@ pub(crate) struct Deployment {
     db: Database,
     /// Collections whose first-use checks passed.
     checked: Mutex<HashSet<String>>,
+    /// When each collection's change stream was last opened (or an open
+    /// was booked), whichever hub and thread opened it.
+    stream_opens: Mutex<HashMap<String, Instant>>,
 }
 
 type Registry = Mutex<HashMap<usize, Weak<Deployment>>>;
@@ -63,6 +67,7 @@ impl Deployment {
         let new = Arc::new(Deployment {
             db: db.clone(),
             checked: Mutex::new(HashSet::new()),
+            stream_opens: Mutex::new(HashMap::new()),
         });
         // Registered under its own clone's address, which it keeps in use.
         if let Some(at) = address(&new.db) {
@@ -90,6 +95,20 @@ impl Deployment {
     pub fn mark_checked(&self, collection: &str) {
         self.checked.lock().insert(collection.to_owned());
     }
+
+    /// Books the next open of `collection`'s change stream: the instant it
+    /// may happen, at least `spacing` after the one booked before it. Kept
+    /// here, not in a hub, so that the spacing holds however hubs and their
+    /// threads come and go.
+    pub fn book_stream_open(&self, collection: &str, spacing: Duration) -> Instant {
+        let now = Instant::now();
+        let mut opens = self.stream_opens.lock();
+        let at = opens
+            .get(collection)
+            .map_or(now, |last| now.max(*last + spacing));
+        opens.insert(collection.to_owned(), at);
+        at
+    }
 }
 
 #[cfg(test)]
@@ -115,6 +134,12 @@ mod tests {
         one.mark_checked("locks");
         assert!(Deployment::of(&db).checked("locks"));
         assert!(!one.checked("other"));
+        // Stream opens are spaced, per collection.
+        let spacing = Duration::from_secs(1);
+        let first = one.book_stream_open("locks", spacing);
+        assert!(first <= Instant::now());
+        assert!(one.book_stream_open("locks", spacing) >= first + spacing);
+        assert!(one.book_stream_open("other", spacing) <= Instant::now());
         // Gone with its last holder: a new one starts unchecked.
         drop(one);
         assert!(!Deployment::of(&db).checked("locks"));

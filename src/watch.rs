@@ -11,8 +11,9 @@
 //!
 //! A hub has at most one thread, which holds at most one open cursor. The
 //! thread outlives the last waiter by up to one `getMore` ([`AWAIT`]), and a
-//! waiter that comes meanwhile reuses it; the hub, with its reopen backoff,
-//! lives as long as its thread or a waiter does.
+//! waiter that comes meanwhile reuses it; the hub lives as long as its
+//! thread or a waiter does. Two opens of one stream are about a second
+//! apart at the least ([`REOPEN_AFTER`]), across threads and hubs.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, Weak};
@@ -31,11 +32,13 @@ use crate::document::{FENCE, LOCKED, UUID};
 /// getMores a minute. It also bounds how long the stream's thread, and its
 /// cursor, outlive the last waiter; no caller ever waits for that.
 const AWAIT: Duration = Duration::from_secs(30);
-/// Pause before reopening a stream that failed, was invalidated or was
-/// closed, on every such path: about a second, so that a collection
-/// dropped in a loop cannot make the stream (and every waiter it wakes on
-/// reopening) spin. The thread sits it out even with no waiter left, so
-/// the hub, and the pause, last until the next open.
+/// The least time between two opens of one collection's stream in a
+/// process, about a second, whatever ended the first: a failure, an
+/// invalidation (a collection dropped in a loop), or the last waiter
+/// leaving just before the next one came. So no churn of waiters or of the
+/// collection can make the stream (and every waiter it wakes on opening)
+/// spin. The deployment books the opens ([`Deployment::book_stream_open`]),
+/// so the spacing holds across the hub's threads and across hubs.
 const REOPEN_AFTER: Duration = Duration::from_secs(1);
 
 /// [`REOPEN_AFTER`] spread by ±25% with `jitter` in `[0, 1)`, so that the
@@ -78,8 +81,9 @@ pub(crate) struct Hub {
     changed: Condvar,
     coll: Collection<Document>,
     /// Keeps the deployment's identity, half of this hub's registry key,
-    /// from being reused while the hub lives.
-    _deployment: Arc<Deployment>,
+    /// from being reused while the hub lives; it also books the stream's
+    /// opens.
+    deployment: Arc<Deployment>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -120,7 +124,7 @@ impl Hub {
             }),
             changed: Condvar::new(),
             coll: deployment.database().collection::<Document>(collection),
-            _deployment: deployment.clone(),
+            deployment: deployment.clone(),
         });
         hubs.insert(key, Arc::downgrade(&hub));
         hub
@@ -206,9 +210,12 @@ impl Hub {
         self.state.lock().waiters > 0
     }
 
-    /// The pause before a reopen, sat out whatever waiters do.
-    fn back_off(&self) {
-        let until = Instant::now() + reopen_delay(jitter());
+    /// Waits for this open's turn (see [`REOPEN_AFTER`]), whatever waiters
+    /// do meanwhile.
+    fn wait_turn(&self) {
+        let until = self
+            .deployment
+            .book_stream_open(self.coll.name(), reopen_delay(jitter()));
         let mut st = self.state.lock();
         while !self.changed.wait_until(&mut st, until).timed_out() {}
     }
@@ -337,6 +344,7 @@ fn unsupported(e: &mongodb::error::Error) -> bool {
 fn run(hub: &Hub) {
     let coll = &hub.coll;
     loop {
+        hub.wait_turn();
         if hub.end_if_unwanted() {
             return;
         }
@@ -360,7 +368,6 @@ fn run(hub: &Hub) {
                     coll.name()
                 );
                 hub.set(StreamState::Down);
-                hub.back_off();
                 continue;
             }
         };
@@ -415,7 +422,6 @@ fn run(hub: &Hub) {
         drop(stream);
         if failed {
             hub.set(StreamState::Down);
-            hub.back_off();
         }
     }
 }

@@ -143,15 +143,33 @@ fn a_collection_dropped_in_a_loop_reopens_the_stream_about_once_a_second() {
             .unwrap();
         std::thread::sleep(Duration::from_millis(150));
     }
-    let opened = commands
-        .take()
-        .iter()
-        .filter(|(name, cmd)| opens_stream(name, cmd))
-        .count();
+    let all = commands.take_timed();
+    let opens: Vec<_> = all
+        .into_iter()
+        .filter(|(name, cmd, _)| opens_stream(name, cmd))
+        .collect();
+    let opened = opens.len();
     for e in &electors {
         e.stop().unwrap();
     }
     eprintln!("{opened} change streams opened in {run:?}");
+    let times: Vec<_> = opens
+        .iter()
+        .map(|(_, _, at)| at.saturating_duration_since(t))
+        .collect();
+    eprintln!("opened at {times:?}");
+    // Opens are spaced by about a second (0.75 s at the least), whoever
+    // opens them: a thread of the hub after a failure, or a new thread
+    // after the last one ended with no waiter left (electors' interests
+    // come and go as mastership changes hands). Half a second leaves room
+    // for a loaded machine's scheduling.
+    for pair in times.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= Duration::from_millis(500),
+            "two opens {:?} apart: {times:?}",
+            pair[1] - pair[0]
+        );
+    }
     // One open per reopen pause (0.75 s at the least) and one more.
     assert!(
         opened <= 9,
