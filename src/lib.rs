@@ -134,14 +134,11 @@ mod elector;
 mod error;
 mod expr;
 mod fenced;
-mod guard;
 pub mod guide;
 mod keepalive;
 mod lease;
 mod listing;
-mod lock_core;
-mod locker;
-mod locker_builder;
+mod lock;
 mod loss;
 mod moment;
 mod owner;
@@ -162,11 +159,12 @@ pub use elector::{
 };
 pub use error::{DatabaseError, Error, Result};
 pub use fenced::{Fenced, FencedWrite, DEFAULT_FENCE_FIELD};
-pub use guard::LockGuard;
 pub use lease::lease_margin;
 pub use listing::live_locks;
-pub use locker::{LockStatus, MongoLocker};
-pub use locker_builder::{LockerBuilder, DEFAULT_COLLECTION, DEFAULT_STEP, DEFAULT_TTL};
+pub use lock::{
+    LockGuard, LockStatus, LockerBuilder, MongoLocker, DEFAULT_COLLECTION, DEFAULT_STEP,
+    DEFAULT_TTL,
+};
 pub use loss::LossReason;
 pub use validate::{MAX_METADATA_BYTES, MAX_METADATA_DEPTH, MAX_STEP, MAX_TTL, MIN_STEP, MIN_TTL};
 

@@ -10,7 +10,7 @@ use super::handle::MongoElector;
 use super::status::DEFAULT_STATUS_COLLECTION;
 use super::status_store::StatusStore;
 use crate::error::{Error, Result};
-use crate::locker_builder::DEFAULT_COLLECTION;
+use crate::lock::builder::DEFAULT_COLLECTION;
 use crate::store::LockStore;
 use crate::validate;
 

@@ -7,8 +7,8 @@ use mongodb::bson::Document;
 use mongodb::sync::Database;
 
 use crate::error::Result;
-use crate::lock_core::{LockCore, Settings};
-use crate::locker::MongoLocker;
+use crate::lock::core::{LockCore, Settings};
+use crate::lock::locker::MongoLocker;
 use crate::owner::Owner;
 use crate::store::LockStore;
 use crate::validate;

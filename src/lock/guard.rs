@@ -12,7 +12,7 @@ use mongodb::sync::Collection;
 
 use crate::error::{During, Result};
 use crate::fenced::Fenced;
-use crate::lock_core::LockCore;
+use crate::lock::core::LockCore;
 use crate::loss::LossReason;
 use crate::moment::Moment;
 use crate::tenure::Tenure;
@@ -297,7 +297,7 @@ mod tests {
         let core = Arc::new(LockCore::new(
             "k".to_owned(),
             crate::store::LockStore::new(&db, "locks", std::time::Duration::ZERO),
-            crate::lock_core::Settings {
+            crate::lock::core::Settings {
                 ttl,
                 step: std::time::Duration::from_millis(10),
                 timeparanoid: false,

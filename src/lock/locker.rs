@@ -1,5 +1,5 @@
 //! [`MongoLocker`]: the distributed lock's public API (its construction is
-//! in `locker_builder`, its state and operations in `lock_core`).
+//! in `builder`, its state and operations in `core`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 
 use crate::document::LockInfo;
 use crate::error::{During, Result};
-use crate::guard::LockGuard;
-use crate::lock_core::LockCore;
+use crate::lock::core::LockCore;
+use crate::lock::guard::LockGuard;
 
 /// A distributed lock backed by one MongoDB document, with the semantics of
 /// Python's `threading.Lock` and an RAII guard.

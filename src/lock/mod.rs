@@ -1,0 +1,12 @@
+//! The lock: [`MongoLocker`] (the Python-style handle), its builder, and
+//! the RAII [`LockGuard`], over one [`core::LockCore`] per locker that
+//! holds its identity, settings and current acquisition.
+
+pub(crate) mod builder;
+pub(crate) mod core;
+pub(crate) mod guard;
+pub(crate) mod locker;
+
+pub use builder::{LockerBuilder, DEFAULT_COLLECTION, DEFAULT_STEP, DEFAULT_TTL};
+pub use guard::LockGuard;
+pub use locker::{LockStatus, MongoLocker};
