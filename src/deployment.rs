@@ -96,18 +96,23 @@ impl Deployment {
         self.checked.lock().insert(collection.to_owned());
     }
 
-    /// Books the next open of `collection`'s change stream: the instant it
-    /// may happen, at least `spacing` after the one booked before it. Kept
-    /// here, not in a hub, so that the spacing holds however hubs and their
-    /// threads come and go.
-    pub fn book_stream_open(&self, collection: &str, spacing: Duration) -> Instant {
+    /// When `collection`'s change stream may next be opened: `spacing`
+    /// after its last open ([`record_stream_open`](Self::record_stream_open)),
+    /// whichever hub and thread made it, or now. Kept here, not in a hub, so
+    /// that the spacing holds however hubs and their threads come and go.
+    pub fn next_stream_open(&self, collection: &str, spacing: Duration) -> Instant {
         let now = Instant::now();
-        let mut opens = self.stream_opens.lock();
-        let at = opens
+        self.stream_opens
+            .lock()
             .get(collection)
-            .map_or(now, |last| now.max(*last + spacing));
-        opens.insert(collection.to_owned(), at);
-        at
+            .map_or(now, |last| now.max(*last + spacing))
+    }
+
+    /// Records that `collection`'s change stream is being opened now.
+    pub fn record_stream_open(&self, collection: &str) {
+        self.stream_opens
+            .lock()
+            .insert(collection.to_owned(), Instant::now());
     }
 }
 
@@ -136,10 +141,10 @@ mod tests {
         assert!(!one.checked("other"));
         // Stream opens are spaced, per collection.
         let spacing = Duration::from_secs(1);
-        let first = one.book_stream_open("locks", spacing);
-        assert!(first <= Instant::now());
-        assert!(one.book_stream_open("locks", spacing) >= first + spacing);
-        assert!(one.book_stream_open("other", spacing) <= Instant::now());
+        assert!(one.next_stream_open("locks", spacing) <= Instant::now());
+        one.record_stream_open("locks");
+        assert!(one.next_stream_open("locks", spacing) > Instant::now());
+        assert!(one.next_stream_open("other", spacing) <= Instant::now());
         // Gone with its last holder: a new one starts unchecked.
         drop(one);
         assert!(!Deployment::of(&db).checked("locks"));

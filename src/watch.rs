@@ -37,7 +37,7 @@ const AWAIT: Duration = Duration::from_secs(30);
 /// invalidation (a collection dropped in a loop), or the last waiter
 /// leaving just before the next one came. So no churn of waiters or of the
 /// collection can make the stream (and every waiter it wakes on opening)
-/// spin. The deployment books the opens ([`Deployment::book_stream_open`]),
+/// spin. The deployment keeps the last open's time ([`Deployment::record_stream_open`]),
 /// so the spacing holds across the hub's threads and across hubs.
 const REOPEN_AFTER: Duration = Duration::from_secs(1);
 
@@ -210,12 +210,12 @@ impl Hub {
         self.state.lock().waiters > 0
     }
 
-    /// Waits for this open's turn (see [`REOPEN_AFTER`]), whatever waiters
-    /// do meanwhile.
+    /// Waits for the next open's turn (see [`REOPEN_AFTER`]), whatever
+    /// waiters do meanwhile.
     fn wait_turn(&self) {
         let until = self
             .deployment
-            .book_stream_open(self.coll.name(), reopen_delay(jitter()));
+            .next_stream_open(self.coll.name(), reopen_delay(jitter()));
         let mut st = self.state.lock();
         while !self.changed.wait_until(&mut st, until).timed_out() {}
     }
@@ -344,10 +344,17 @@ fn unsupported(e: &mongodb::error::Error) -> bool {
 fn run(hub: &Hub) {
     let coll = &hub.coll;
     loop {
+        // Asked before and after the wait: a thread with no waiter left
+        // ends at once, and one whose waiters left while it waited opens
+        // nothing.
+        if hub.end_if_unwanted() {
+            return;
+        }
         hub.wait_turn();
         if hub.end_if_unwanted() {
             return;
         }
+        hub.deployment.record_stream_open(coll.name());
         let pipeline = [stream_filter()];
         let mut stream = match coll.watch().pipeline(pipeline).max_await_time(AWAIT).run() {
             Ok(stream) => stream,
