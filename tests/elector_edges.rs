@@ -4,14 +4,16 @@
 //! server, an observer that ends with its receivers, and `healthy()` on a
 //! slow server.
 //!
-//! The tests that count threads hold `SERIAL`, so that no other test of
+//! The tests that count threads hold `serial()`, so that no other test of
 //! this binary starts or ends threads meanwhile.
 
 mod common;
+
+use common::serial;
 #[path = "faults/proxy.rs"]
 mod proxy;
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{count_threads, elector, private_server_like_shared};
@@ -19,12 +21,6 @@ use crossbeam_channel::Receiver;
 use mongodb::bson::Document;
 use mongodb::sync::{Client, Database};
 use mongoelector::{Event, LossReason, MongoElector, STOP_WAIT};
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Waits for `BecameMaster`: its fence.
 fn wait_became(rx: &Receiver<Event>, limit: Duration) -> Option<i64> {

@@ -1,14 +1,15 @@
 //! Long jobs and run-once jobs against the real server: keep-alive, the
 //! loss channel, hold-at-least, and the holder's metadata.
 //!
-//! Every keep-alive test holds `SERIAL`: the renewals of every lock share
+//! Every keep-alive test holds `serial()`: the renewals of every lock share
 //! the process's keep-alive threads, and a test that freezes a server adds
 //! a renewal thread for a while, so it must not run beside one that times
 //! renewals or counts threads.
 
 mod common;
 
-use std::sync::Mutex;
+use common::serial;
+
 use std::time::{Duration, Instant};
 
 use common::{db, monitored_client, thread_names, PrivateServer};
@@ -16,12 +17,6 @@ use crossbeam_channel::RecvTimeoutError;
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::sync::Database;
 use mongoelector::{LossReason, MongoLocker};
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn keep_alive(db: &Database, key: &str, ttl: Duration) -> MongoLocker {
     MongoLocker::builder(key, db)

@@ -1,7 +1,11 @@
 //! Observing the master, counters and health, and stepping down for a
-//! while, against the real server.
+//! while, against the real server. The tests run one at a time
+//! (`serial()`): the handover times are not to share the two cores with a
+//! test that freezes and resumes a server.
 
 mod common;
+
+use common::serial;
 
 use std::time::{Duration, Instant};
 
@@ -31,14 +35,6 @@ fn assert_handover_times(what: &str, took: Vec<Duration>, streams: bool, retry: 
             "{what}: {took:?}"
         );
     }
-}
-
-/// The tests of this file run one at a time: the handover times are not to
-/// share the two cores with a test that freezes and resumes a server.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {

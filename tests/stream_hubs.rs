@@ -8,11 +8,12 @@
 //! covered in `change_streams.rs`), and the one about two deployments runs
 //! on standalone servers, where it must hold as well.
 //!
-//! Every test holds `SERIAL`: they count the process's stream threads.
+//! Every test hold `serial()`: they count the process's stream threads.
 
 mod common;
 
-use std::sync::Mutex;
+use common::serial;
+
 use std::time::{Duration, Instant};
 
 use common::{
@@ -21,12 +22,6 @@ use common::{
 use mongodb::bson::Document;
 use mongodb::sync::Database;
 use mongoelector::MongoLocker;
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn locker(db: &Database, key: &str, ttl: Duration) -> MongoLocker {
     MongoLocker::builder(key, db)

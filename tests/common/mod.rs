@@ -410,3 +410,12 @@ pub fn private_server_like_shared() -> PrivateServer {
 pub fn count_threads(name: &str) -> usize {
     thread_names().iter().filter(|n| n.as_str() == name).count()
 }
+
+/// Runs the tests of one file one at a time (hold the guard for the whole
+/// test): for tests whose timings must not share the two cores with a test
+/// that freezes a server or fills the pool. Poisoning is ignored: a failed
+/// test must not fail the others.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
