@@ -135,6 +135,7 @@ mod error;
 mod expr;
 mod fenced;
 pub mod guide;
+mod holding;
 mod keepalive;
 mod lease;
 mod listing;
@@ -147,6 +148,7 @@ mod store;
 mod tenure;
 mod transient;
 mod validate;
+mod waiting;
 mod watch;
 mod workers;
 
