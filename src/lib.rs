@@ -144,6 +144,9 @@ mod loss;
 mod moment;
 mod owner;
 mod preflight;
+mod rwlock;
+mod semaphore;
+mod shares;
 mod store;
 mod tenure;
 mod transient;
@@ -168,6 +171,8 @@ pub use lock::{
     DEFAULT_TTL,
 };
 pub use loss::LossReason;
+pub use rwlock::{MongoRwLock, ReadGuard, RwLockBuilder, WriteGuard, DEFAULT_RWLOCK_COLLECTION};
+pub use semaphore::{MongoSemaphore, Permit, SemaphoreBuilder, DEFAULT_SEMAPHORE_COLLECTION};
 pub use validate::{MAX_METADATA_BYTES, MAX_METADATA_DEPTH, MAX_STEP, MAX_TTL, MIN_STEP, MIN_TTL};
 
 /// The README's examples, compiled as doc tests so they stay true.
