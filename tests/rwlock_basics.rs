@@ -229,3 +229,44 @@ fn a_blocked_writer_sends_few_attempts() {
     eprintln!("blocked writer: {attempts} attempts in 2.5 s");
     assert!(attempts <= 8, "{attempts} attempts in 2.5 s");
 }
+
+/// Readers arrive continuously, so that some reader always holds; a
+/// waiting writer still gets in within two read-hold times.
+#[test]
+fn a_writer_gets_in_despite_a_stream_of_readers() {
+    let db = db();
+    let lock = Arc::new(rw(&db, "k", Duration::from_secs(30)));
+    let hold = Duration::from_millis(400);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..3)
+        .map(|i| {
+            let (lock, stop) = (lock.clone(), stop.clone());
+            std::thread::spawn(move || {
+                // Staggered: a new reader arrives every hold/3.
+                std::thread::sleep(hold / 3 * i);
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    if let Some(r) = lock.try_read().unwrap() {
+                        std::thread::sleep(hold);
+                        drop(r);
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(hold * 2);
+    assert!(!lock.readers().unwrap().is_empty(), "readers hold");
+    let asked = Instant::now();
+    let w = lock.write().unwrap();
+    let waited = asked.elapsed();
+    assert!(
+        lock.readers().unwrap().is_empty(),
+        "no reader beside the writer"
+    );
+    drop(w);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for r in readers {
+        r.join().unwrap();
+    }
+    assert!(waited < hold * 2 + Duration::from_millis(200), "{waited:?}");
+}

@@ -299,3 +299,49 @@ fn many_threads_never_exceed_the_count() {
         .unwrap()
         == 2));
 }
+
+/// The median time from a release to the waiter holding the permit: a
+/// change stream wake-up on a replica set (bound as the lock's handover),
+/// the step on a standalone.
+#[test]
+fn release_to_acquire_median() {
+    let db = db();
+    let streams = common::has_change_streams(&db);
+    let step = Duration::from_millis(if streams { 5_000 } else { 100 });
+    let s = Arc::new(
+        MongoSemaphore::builder("k", &db, 1)
+            .ttl(Duration::from_secs(30))
+            .step(step)
+            .timeparanoid(false)
+            .build()
+            .unwrap(),
+    );
+    let mut latencies = Vec::new();
+    for _ in 0..7 {
+        let held = s.try_acquire().unwrap().unwrap();
+        let waiter = {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                let p = s.acquire().unwrap();
+                let at = Instant::now();
+                drop(p);
+                at
+            })
+        };
+        // The waiter's first attempt fails and its stream opens (opens of
+        // one collection's stream are at least 0.75 s apart).
+        std::thread::sleep(Duration::from_millis(1500));
+        let released = Instant::now();
+        held.release().unwrap();
+        latencies.push(waiter.join().unwrap() - released);
+    }
+    latencies.sort();
+    let median = latencies[latencies.len() / 2];
+    eprintln!("release to acquire (streams: {streams}): median {median:?}, all {latencies:?}");
+    let bound = if streams {
+        Duration::from_millis(100)
+    } else {
+        step + Duration::from_millis(100)
+    };
+    assert!(median < bound, "median {median:?}");
+}
