@@ -754,6 +754,11 @@ fn malformed_share_documents_are_reported_and_never_granted() {
         (doc! { "fence": "1" }, "fence"),
         (doc! { "fence": -3_i64 }, "fence"),
         (doc! { "permits": "3" }, "permits"),
+        (
+            doc! { "holders": [{ "uuid": "u", "fence": 1_i64, "ts_expire": "soon" }] },
+            "holders",
+        ),
+        (doc! { "holders": [7] }, "holders"),
     ];
     for (i, (fields, field)) in cases.into_iter().enumerate() {
         let key = format!("s{i}");
