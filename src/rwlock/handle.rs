@@ -172,7 +172,10 @@ impl MongoRwLock {
 
     /// Waits, with no time limit, for the write share: granted once no
     /// entry holds. While it waits, its intent (renewed every third of a
-    /// ttl) makes new readers wait.
+    /// ttl) makes new readers wait. A thread that still holds a
+    /// [`ReadGuard`] of the key waits for itself (until that read lease
+    /// expires; for ever with keep-alive): release it first, or bound the
+    /// wait with [`try_write_for`](Self::try_write_for).
     ///
     /// # Errors
     ///
