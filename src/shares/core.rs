@@ -173,11 +173,7 @@ impl ShareCore {
         deadlines::watch(lease.deadline, watched(&tenure));
         if self.keep_alive {
             let me = Arc::downgrade(self) as Weak<dyn Renew>;
-            keepalive::schedule(
-                keepalive::renewal_due(sent, self.ttl),
-                me,
-                lease.fence,
-            );
+            keepalive::schedule(keepalive::renewal_due(sent, self.ttl), me, lease.fence);
         }
         log::debug!("granted `{}` with fence {}", self.key, lease.fence);
         Ok(Attempt::Won(tenure))
@@ -213,10 +209,7 @@ impl ShareCore {
             return Ok(None);
         }
         let sent = Moment::now();
-        match self
-            .store
-            .touch(&self.key, &token, fence, self.ttl)?
-        {
+        match self.store.touch(&self.key, &token, fence, self.ttl)? {
             Some(expires) => {
                 let lease = Lease::granted(fence, expires, sent, self.ttl);
                 if !tenure.renewed(lease, Moment::now()) {
