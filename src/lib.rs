@@ -11,6 +11,10 @@
 //!   ([`acquire`](MongoLocker::acquire), [`release`](MongoLocker::release))
 //!   and an RAII [`LockGuard`] ([`lock`](MongoLocker::lock),
 //!   [`try_lock`](MongoLocker::try_lock), [`try_lock_for`](MongoLocker::try_lock_for)).
+//! - [`MongoSemaphore`]: at most N holders of a key at once, each with a
+//!   [`Permit`]; [`MongoRwLock`]: many readers ([`ReadGuard`]) or one
+//!   writer ([`WriteGuard`]), writers not starved. Leases, fences,
+//!   keep-alive and `lost()` as the lock's ([guide](guide::semaphore)).
 //! - [`Fenced`]: writes to your own documents that a holder with a lower
 //!   fence, or whose lease has ended in server time, cannot land
 //!   ([`LockGuard::fenced`], [`MongoElector::fenced`]).
@@ -106,7 +110,8 @@
 //! # Guide
 //!
 //! The [`guide`] pages hold the reference: [locking](guide::locking),
-//! [election](guide::election), [timing](guide::timing),
+//! [election](guide::election), [semaphores and read-write
+//! locks](guide::semaphore), [timing](guide::timing),
 //! [guarantees](guide::guarantees) and how they are tested,
 //! [security](guide::security), [performance](guide::performance), the
 //! [lock document](guide::document), [threads](guide::threads), the
@@ -135,6 +140,7 @@ mod error;
 mod expr;
 mod fenced;
 pub mod guide;
+mod holding;
 mod keepalive;
 mod lease;
 mod listing;
@@ -143,10 +149,14 @@ mod loss;
 mod moment;
 mod owner;
 mod preflight;
+mod rwlock;
+mod semaphore;
+mod shares;
 mod store;
 mod tenure;
 mod transient;
 mod validate;
+mod waiting;
 mod watch;
 mod workers;
 
@@ -166,6 +176,8 @@ pub use lock::{
     DEFAULT_TTL,
 };
 pub use loss::LossReason;
+pub use rwlock::{MongoRwLock, ReadGuard, RwLockBuilder, WriteGuard, DEFAULT_RWLOCK_COLLECTION};
+pub use semaphore::{MongoSemaphore, Permit, SemaphoreBuilder, DEFAULT_SEMAPHORE_COLLECTION};
 pub use validate::{MAX_METADATA_BYTES, MAX_METADATA_DEPTH, MAX_STEP, MAX_TTL, MIN_STEP, MIN_TTL};
 
 /// The README's examples, compiled as doc tests so they stay true.
