@@ -26,7 +26,7 @@ fn main() {
     let db = common::fresh_db(&client, "cycle_cpu");
     let locker = MongoLocker::new("cpu", &db).unwrap();
     let step = Duration::from_millis(250);
-    let mut cycle = || {
+    let cycle = || {
         assert!(locker.acquire(false, None, step, false).unwrap());
         assert!(locker.release(false).unwrap());
     };
