@@ -4,6 +4,7 @@
 //! Server time decides: every expiry is written as `$$NOW + ttl` and compared
 //! with `$$NOW` (the expressions are in [`crate::expr`]).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,6 +15,7 @@ use mongodb::options::{
     SelectionCriteria, WriteConcern,
 };
 use mongodb::sync::{Collection, Database};
+use parking_lot::Mutex;
 
 use crate::clock::ServerClock;
 use crate::deployment::Deployment;
@@ -186,6 +188,11 @@ pub(crate) fn release_pipeline(hold: Duration) -> Vec<Document> {
     ]
 }
 
+/// The touch update: the expiry becomes `$$NOW + ttl`.
+pub(crate) fn touch_pipeline(ttl: Duration) -> Vec<Document> {
+    vec![doc! { "$set": { TS_EXPIRE: now_plus(ttl) } }]
+}
+
 /// How many fence values one millisecond of the server's clock is worth:
 /// the fence floor is the server's time in microseconds.
 pub(crate) const FENCES_PER_MS: i64 = 1000;
@@ -221,18 +228,19 @@ pub(crate) fn check_once(
     Ok(())
 }
 
-/// One conditional upsert of `key`'s document by `pipeline`: the document
+/// One conditional upsert of `key`'s document by the pipeline that
+/// `pipeline` gives (once per attempt: the driver takes it by value): the document
 /// after it. `None` only when a lost insert race left no answer even after
 /// [`RACE_RETRIES`] immediate retries (E11000, or the null answer some
 /// servers give the loser): the caller reads that as "not granted".
 pub(crate) fn upsert_after(
     coll: &Collection<Document>,
     key: &str,
-    pipeline: Vec<Document>,
+    mut pipeline: impl FnMut() -> Vec<Document>,
 ) -> Result<Option<Document>> {
     for attempt in 1..=RACE_RETRIES {
         let result = coll
-            .find_one_and_update(doc! { ID: key }, pipeline.clone())
+            .find_one_and_update(doc! { ID: key }, pipeline())
             .upsert(true)
             .return_document(ReturnDocument::After)
             .run();
@@ -275,6 +283,59 @@ pub(crate) struct LockStore {
     /// Release by deleting the document, as the Python package does, so
     /// that its nodes (which take a lock only by inserting it) can take it.
     python_compatible: bool,
+    /// Set once this store's first-use checks passed (the deployment's
+    /// record of it is never withdrawn): later calls skip its lookup.
+    checked: AtomicBool,
+    /// The last acquire pipeline built and what it was built from. A
+    /// store's owner sends the same pipeline at every attempt, so it is
+    /// built once and cloned (building it cost more than the clone).
+    acquire_cache: Mutex<Option<CachedAcquire>>,
+    /// The touch update for a ttl, and the release update for a hold:
+    /// the same at every call of one locker or elector, so built once.
+    touch_cache: Memo<Duration, Vec<Document>>,
+    release_cache: Memo<Duration, Vec<Document>>,
+    /// The touch filter's condition (the lease unexpired in server time).
+    unexpired: Document,
+}
+
+/// A value built from a key, kept until it is asked for with another key.
+#[derive(Debug, Default)]
+struct Memo<K, V>(Mutex<Option<(K, V)>>);
+
+impl<K: PartialEq + Copy, V: Clone> Memo<K, V> {
+    fn get(&self, key: K, build: impl FnOnce(K) -> V) -> V {
+        let mut memo = self.0.lock();
+        match memo.as_ref() {
+            Some((k, v)) if *k == key => v.clone(),
+            _ => {
+                let v = build(key);
+                *memo = Some((key, v.clone()));
+                v
+            }
+        }
+    }
+}
+
+/// An acquire pipeline and the arguments it was built from.
+#[derive(Debug)]
+struct CachedAcquire {
+    owner: Owner,
+    run: Option<String>,
+    ttl: Duration,
+    force: bool,
+    pipeline: Vec<Document>,
+}
+
+impl CachedAcquire {
+    fn built_from(&self, owner: &Owner, run: Option<&str>, ttl: Duration, force: bool) -> bool {
+        self.ttl == ttl
+            && self.force == force
+            && self.run.as_deref() == run
+            && self.owner.uuid == owner.uuid
+            && self.owner.pid == owner.pid
+            && self.owner.host == owner.host
+            && self.owner.metadata == owner.metadata
+    }
 }
 
 impl LockStore {
@@ -284,6 +345,11 @@ impl LockStore {
             coll: safe_collection(db, collection),
             grace,
             python_compatible: false,
+            checked: AtomicBool::new(false),
+            acquire_cache: Mutex::new(None),
+            touch_cache: Memo::default(),
+            release_cache: Memo::default(),
+            unexpired: unexpired(TS_EXPIRE),
         }
     }
 
@@ -304,7 +370,38 @@ impl LockStore {
     /// collection, whichever store of the process runs them (an
     /// unreachable server fails them and they run again next time).
     fn check_once(&self) -> Result<()> {
-        check_once(&self.deployment, &self.coll, self.python_compatible)
+        if self.checked.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        check_once(&self.deployment, &self.coll, self.python_compatible)?;
+        self.checked.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// [`acquire_pipeline`] for these arguments, from the cache when it
+    /// was built from the same ones.
+    fn acquire_update(
+        &self,
+        owner: &Owner,
+        run: Option<&str>,
+        ttl: Duration,
+        force: bool,
+    ) -> Vec<Document> {
+        let mut cache = self.acquire_cache.lock();
+        if let Some(cached) = cache.as_ref() {
+            if cached.built_from(owner, run, ttl, force) {
+                return cached.pipeline.clone();
+            }
+        }
+        let pipeline = acquire_pipeline(owner, run, ttl, force, self.grace);
+        *cache = Some(CachedAcquire {
+            owner: owner.clone(),
+            run: run.map(str::to_owned),
+            ttl,
+            force,
+            pipeline: pipeline.clone(),
+        });
+        pipeline
     }
 
     pub fn collection_name(&self) -> &str {
@@ -339,10 +436,11 @@ impl LockStore {
         force: bool,
     ) -> Result<Option<LockRecord>> {
         self.check_once()?;
-        let pipeline = acquire_pipeline(owner, run, ttl, force, self.grace);
-        upsert_after(&self.coll, key, pipeline)?
-            .map(|doc| self.parse(&doc))
-            .transpose()
+        upsert_after(&self.coll, key, || {
+            self.acquire_update(owner, run, ttl, force)
+        })?
+        .map(|doc| self.parse(&doc))
+        .transpose()
     }
 
     /// Extends the lease of acquisition (`uuid`, `fence`) to `$$NOW + ttl`,
@@ -354,9 +452,10 @@ impl LockStore {
         fence: i64,
         ttl: Duration,
     ) -> Result<Option<DateTime<Utc>>> {
-        let filter =
-            doc! { ID: key, UUID: uuid, FENCE: fence, LOCKED: true, "$expr": unexpired(TS_EXPIRE) };
-        let update = vec![doc! { "$set": { TS_EXPIRE: now_plus(ttl) } }];
+        let filter = doc! {
+            ID: key, UUID: uuid, FENCE: fence, LOCKED: true, "$expr": self.unexpired.clone()
+        };
+        let update = self.touch_cache.get(ttl, touch_pipeline);
         let after = self
             .coll
             .find_one_and_update(filter, update)
@@ -405,7 +504,7 @@ impl LockStore {
     /// a second one deletes an expired document of ours (answer `false`).
     fn release_by_deleting(&self, filter: Document) -> Result<bool> {
         let mut live = filter.clone();
-        live.insert("$expr", unexpired(TS_EXPIRE));
+        live.insert("$expr", self.unexpired.clone());
         if self.coll.find_one_and_delete(live).run()?.is_some() {
             return Ok(true);
         }
@@ -415,7 +514,7 @@ impl LockStore {
 
     /// The release that keeps the document (see [`release_pipeline`]).
     fn release_in_place(&self, filter: Document, hold: Duration) -> Result<bool> {
-        let update = release_pipeline(hold);
+        let update = self.release_cache.get(hold, release_pipeline);
         let Some(after) = self
             .coll
             .find_one_and_update(filter, update)
@@ -556,6 +655,67 @@ mod tests {
             Ok("$_hold")
         );
         assert_eq!(held[2], doc! { "$unset": "_hold" });
+    }
+
+    #[test]
+    fn the_cached_acquire_pipeline_is_the_one_its_arguments_build() {
+        // Clients connect lazily: no server needed.
+        let client = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:1/").unwrap();
+        let grace = Duration::from_millis(150);
+        let store = LockStore::new(&client.database("app"), "locks", grace);
+        let owner = Owner::new();
+        let ttl = Duration::from_secs(2);
+        let fresh =
+            |o: &Owner, run: Option<&str>, ttl, force| acquire_pipeline(o, run, ttl, force, grace);
+        for _ in 0..2 {
+            assert_eq!(
+                store.acquire_update(&owner, None, ttl, false),
+                fresh(&owner, None, ttl, false)
+            );
+        }
+        // Any argument that differs rebuilds it.
+        assert_eq!(
+            store.acquire_update(&owner, Some("r1"), ttl, false),
+            fresh(&owner, Some("r1"), ttl, false)
+        );
+        assert_eq!(
+            store.acquire_update(&owner, Some("r2"), ttl, false),
+            fresh(&owner, Some("r2"), ttl, false)
+        );
+        assert_eq!(
+            store.acquire_update(&owner, Some("r2"), ttl, true),
+            fresh(&owner, Some("r2"), ttl, true)
+        );
+        let longer = Duration::from_secs(3);
+        assert_eq!(
+            store.acquire_update(&owner, Some("r2"), longer, true),
+            fresh(&owner, Some("r2"), longer, true)
+        );
+        let other = Owner::new();
+        assert_eq!(
+            store.acquire_update(&other, Some("r2"), longer, true),
+            fresh(&other, Some("r2"), longer, true)
+        );
+        let with = other.clone().with_metadata(Some(doc! { "a": 1 }));
+        assert_eq!(
+            store.acquire_update(&with, Some("r2"), longer, true),
+            fresh(&with, Some("r2"), longer, true)
+        );
+        // The touch and release updates are kept per ttl and hold.
+        for ttl in [ttl, ttl, longer, ttl] {
+            assert_eq!(
+                store.touch_cache.get(ttl, touch_pipeline),
+                touch_pipeline(ttl)
+            );
+            assert_eq!(
+                store.release_cache.get(ttl, release_pipeline),
+                release_pipeline(ttl)
+            );
+        }
+        assert_eq!(
+            store.release_cache.get(Duration::ZERO, release_pipeline),
+            release_pipeline(Duration::ZERO)
+        );
     }
 
     #[test]

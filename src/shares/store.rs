@@ -60,7 +60,7 @@ impl ShareStore {
     pub fn grant(&self, key: &str, ask: Ask, who: &Grantee<'_>) -> Result<Option<Shares>> {
         self.check_once()?;
         let pipeline = pipeline::grant_pipeline(ask, who);
-        store::upsert_after(&self.coll, key, pipeline)?
+        store::upsert_after(&self.coll, key, || pipeline.clone())?
             .map(|doc| parse_shares(&doc, self.coll.name()))
             .transpose()
     }
