@@ -16,7 +16,6 @@ mod run;
 
 use std::time::{Duration, Instant};
 
-use checker::{History, Report};
 use common::{on_disk_server, PrivateServer};
 use mongoelector::{LockInfo, MongoLocker};
 use proxy::Proxy;
