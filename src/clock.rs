@@ -9,7 +9,6 @@ use chrono::{DateTime, TimeDelta, Utc};
 use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
-use crate::store::LockStore;
 
 /// Largest accepted offset between the local and the server clock, beyond
 /// half the round trip of the check.
@@ -52,6 +51,12 @@ pub(crate) fn check(
     }
 }
 
+/// Something that reads the server's clock (one round trip): the local
+/// wall clock just before and after asking, and the server's answer.
+pub(crate) trait ServerClock {
+    fn server_clock(&self) -> Result<(DateTime<Utc>, DateTime<Utc>, DateTime<Utc>)>;
+}
+
 /// The `timeparanoid` policy: check on first use, then at most every
 /// [`CLOCK_CHECK_INTERVAL`]; a failed check is repeated on the next call.
 #[derive(Debug)]
@@ -69,7 +74,7 @@ impl ClockCheck {
     }
 
     /// One `hello` round trip when a check is due; nothing otherwise.
-    pub fn check_if_due(&self, store: &LockStore) -> Result<()> {
+    pub fn check_if_due(&self, store: &(impl ServerClock + ?Sized)) -> Result<()> {
         if !self.enabled {
             return Ok(());
         }

@@ -96,6 +96,23 @@ pub enum Error {
         /// The elector's key.
         key: String,
     },
+    /// A [`MongoSemaphore`](crate::MongoSemaphore) was built with another
+    /// count of permits than the one its key's document keeps (set by the
+    /// first semaphore that used the key). Nothing was granted; the
+    /// document is never resized.
+    ///
+    /// ```
+    /// let e = mongoelector::Error::PermitsMismatch { key: "jobs".into(), ours: 5, theirs: 3 };
+    /// assert!(e.to_string().contains("3 permits"));
+    /// ```
+    PermitsMismatch {
+        /// The semaphore's key.
+        key: String,
+        /// The count this semaphore was built with.
+        ours: u32,
+        /// The count the document keeps.
+        theirs: u32,
+    },
     /// The MongoDB driver reported an error (network, server, write concern,
     /// ...): the [`DatabaseError`] names the operation and key, and keeps the
     /// driver's error as its [`source`](std::error::Error::source).
@@ -364,6 +381,11 @@ impl fmt::Display for Error {
                 "the MongoDB server is version {version}; this crate needs {minimum} or later"
             ),
             Error::NotMaster { key } => write!(f, "elector `{key}` is not master"),
+            Error::PermitsMismatch { key, ours, theirs } => write!(
+                f,
+                "semaphore `{key}` has {theirs} permits in the database, but this one was \
+                 built with {ours}: every process on a key must use the same count"
+            ),
             Error::Database(e) => e.fmt(f),
         }
     }

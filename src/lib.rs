@@ -135,6 +135,7 @@ mod error;
 mod expr;
 mod fenced;
 pub mod guide;
+mod holding;
 mod keepalive;
 mod lease;
 mod listing;
@@ -143,10 +144,14 @@ mod loss;
 mod moment;
 mod owner;
 mod preflight;
+mod rwlock;
+mod semaphore;
+mod shares;
 mod store;
 mod tenure;
 mod transient;
 mod validate;
+mod waiting;
 mod watch;
 mod workers;
 
@@ -166,6 +171,8 @@ pub use lock::{
     DEFAULT_TTL,
 };
 pub use loss::LossReason;
+pub use rwlock::{MongoRwLock, ReadGuard, RwLockBuilder, WriteGuard, DEFAULT_RWLOCK_COLLECTION};
+pub use semaphore::{MongoSemaphore, Permit, SemaphoreBuilder, DEFAULT_SEMAPHORE_COLLECTION};
 pub use validate::{MAX_METADATA_BYTES, MAX_METADATA_DEPTH, MAX_STEP, MAX_TTL, MIN_STEP, MIN_TTL};
 
 /// The README's examples, compiled as doc tests so they stay true.

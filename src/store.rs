@@ -15,6 +15,7 @@ use mongodb::options::{
 };
 use mongodb::sync::{Collection, Database};
 
+use crate::clock::ServerClock;
 use crate::deployment::Deployment;
 use crate::document::{
     parse_lock, server_now, LockInfo, LockRecord, Reader, FENCE, HOST, ID, LOCKED, METADATA, PID,
@@ -203,6 +204,65 @@ pub(crate) fn next_fence() -> Document {
     ]}
 }
 
+/// The first-use checks of `coll`, until they pass once for this
+/// deployment and collection, whichever store of the process runs them (an
+/// unreachable server fails them and they run again next time).
+pub(crate) fn check_once(
+    deployment: &Deployment,
+    coll: &Collection<Document>,
+    python_compatible: bool,
+) -> Result<()> {
+    let name = coll.name();
+    if deployment.checked(name) {
+        return Ok(());
+    }
+    preflight::check(deployment.database(), coll, python_compatible)?;
+    deployment.mark_checked(name);
+    Ok(())
+}
+
+/// One conditional upsert of `key`'s document by `pipeline`: the document
+/// after it. `None` only when a lost insert race left no answer even after
+/// [`RACE_RETRIES`] immediate retries (E11000, or the null answer some
+/// servers give the loser): the caller reads that as "not granted".
+pub(crate) fn upsert_after(
+    coll: &Collection<Document>,
+    key: &str,
+    pipeline: Vec<Document>,
+) -> Result<Option<Document>> {
+    for attempt in 1..=RACE_RETRIES {
+        let result = coll
+            .find_one_and_update(doc! { ID: key }, pipeline.clone())
+            .upsert(true)
+            .return_document(ReturnDocument::After)
+            .run();
+        match result {
+            Ok(Some(doc)) => return Ok(Some(doc)),
+            // Lost the race to create the document: it exists now, look again.
+            Ok(None) => log::debug!("acquire `{key}`: empty answer (attempt {attempt})"),
+            Err(e) if is_duplicate_key(&e) => {
+                log::debug!("acquire `{key}`: E11000 (attempt {attempt})")
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(None)
+}
+
+/// The server's clock from `hello` on the primary, with the local wall
+/// clock just before and after asking.
+pub(crate) fn server_clock(db: &Database) -> Result<(DateTime<Utc>, DateTime<Utc>, DateTime<Utc>)> {
+    let before = Utc::now();
+    let started = Instant::now();
+    let reply = db
+        .run_command(doc! { "hello": 1 })
+        .selection_criteria(SelectionCriteria::ReadPreference(ReadPreference::Primary))
+        .run()?;
+    let after = before + started.elapsed();
+    let server = Reader::new(&reply, "$cmd").date("localTime")?;
+    Ok((before, after, server))
+}
+
 /// A lock collection and the operations on one of its documents.
 #[derive(Debug)]
 pub(crate) struct LockStore {
@@ -244,17 +304,7 @@ impl LockStore {
     /// collection, whichever store of the process runs them (an
     /// unreachable server fails them and they run again next time).
     fn check_once(&self) -> Result<()> {
-        let name = self.coll.name();
-        if self.deployment.checked(name) {
-            return Ok(());
-        }
-        preflight::check(
-            self.deployment.database(),
-            &self.coll,
-            self.python_compatible,
-        )?;
-        self.deployment.mark_checked(name);
-        Ok(())
+        check_once(&self.deployment, &self.coll, self.python_compatible)
     }
 
     pub fn collection_name(&self) -> &str {
@@ -290,24 +340,9 @@ impl LockStore {
     ) -> Result<Option<LockRecord>> {
         self.check_once()?;
         let pipeline = acquire_pipeline(owner, run, ttl, force, self.grace);
-        for attempt in 1..=RACE_RETRIES {
-            let result = self
-                .coll
-                .find_one_and_update(doc! { ID: key }, pipeline.clone())
-                .upsert(true)
-                .return_document(ReturnDocument::After)
-                .run();
-            match result {
-                Ok(Some(doc)) => return self.parse(&doc).map(Some),
-                // Lost the race to create the document: it exists now, look again.
-                Ok(None) => log::debug!("acquire `{key}`: empty answer (attempt {attempt})"),
-                Err(e) if is_duplicate_key(&e) => {
-                    log::debug!("acquire `{key}`: E11000 (attempt {attempt})")
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(None)
+        upsert_after(&self.coll, key, pipeline)?
+            .map(|doc| self.parse(&doc))
+            .transpose()
     }
 
     /// Extends the lease of acquisition (`uuid`, `fence`) to `$$NOW + ttl`,
@@ -423,21 +458,11 @@ impl LockStore {
             .read(key)?
             .and_then(|(record, now)| record.live_at(now)))
     }
+}
 
-    /// The server's clock from `hello`, with the local wall clock just before
-    /// and after asking.
-    pub fn server_clock(&self) -> Result<(DateTime<Utc>, DateTime<Utc>, DateTime<Utc>)> {
-        let before = Utc::now();
-        let started = Instant::now();
-        let reply = self
-            .deployment
-            .database()
-            .run_command(doc! { "hello": 1 })
-            .selection_criteria(SelectionCriteria::ReadPreference(ReadPreference::Primary))
-            .run()?;
-        let after = before + started.elapsed();
-        let server = Reader::new(&reply, "$cmd").date("localTime")?;
-        Ok((before, after, server))
+impl ServerClock for LockStore {
+    fn server_clock(&self) -> Result<(DateTime<Utc>, DateTime<Utc>, DateTime<Utc>)> {
+        server_clock(self.deployment.database())
     }
 }
 

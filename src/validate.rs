@@ -118,6 +118,28 @@ fn values(parameter: &'static str, value: &Bson, depth: usize) -> Result<()> {
     }
 }
 
+/// The settings every builder of a lease (lock, semaphore, read-write
+/// lock) shares, checked in this order: `key`, `collection`, `ttl`,
+/// `step`, `takeover_grace`, `metadata`. The takeover grace to use.
+pub(crate) fn lease_settings(
+    key_: &str,
+    collection_: &str,
+    ttl_: Duration,
+    step_: Duration,
+    grace: Option<Duration>,
+    metadata_: Option<&Document>,
+) -> Result<Duration> {
+    key(key_)?;
+    collection("collection", collection_)?;
+    ttl("ttl", ttl_)?;
+    step("step", step_)?;
+    let grace = takeover_grace(grace, ttl_)?;
+    if let Some(m) = metadata_ {
+        metadata("metadata", m)?;
+    }
+    Ok(grace)
+}
+
 pub(crate) fn key(key: &str) -> Result<()> {
     if key.is_empty() {
         return Err(Error::invalid("key", "must not be empty"));

@@ -25,7 +25,7 @@ use mongodb::sync::Collection;
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::deployment::Deployment;
-use crate::document::{FENCE, LOCKED, UUID};
+use crate::document::{FENCE, LOCKED, TS_RELEASED, UUID};
 
 /// How long one `getMore` of the stream waits for events (the server
 /// answers at once when one comes). It sets an idle process's traffic: two
@@ -289,12 +289,14 @@ impl Drop for Interest {
 }
 
 /// Whether an event can make a waiter's next attempt succeed: the lock was
-/// created, replaced, deleted, released or taken by someone new. A renewal
-/// (only `ts_expire` changes) cannot.
+/// created, replaced, deleted, released or taken by someone new; a share of
+/// a many-holder document was released or an intent withdrawn (both set
+/// `ts_released`), or granted (`fence`). A renewal (only `ts_expire`
+/// changes, at the top or inside `holders`) cannot.
 fn relevant(event: &ChangeStreamEvent<Document>) -> bool {
     match event.operation_type {
         OperationType::Update => event.update_description.as_ref().is_none_or(|d| {
-            [LOCKED, UUID, FENCE].iter().any(|f| {
+            [LOCKED, UUID, FENCE, TS_RELEASED].iter().any(|f| {
                 d.updated_fields.contains_key(*f) || d.removed_fields.iter().any(|r| r == f)
             })
         }),
@@ -306,7 +308,7 @@ fn relevant(event: &ChangeStreamEvent<Document>) -> bool {
 /// so that a master's renewals (every ttl/3) do not make the getMore
 /// return early and cost a command each.
 fn stream_filter() -> Document {
-    let fields = [LOCKED, UUID, FENCE];
+    let fields = [LOCKED, UUID, FENCE, TS_RELEASED];
     let mut changed: Vec<Bson> = fields
         .iter()
         .map(|f| {
@@ -466,6 +468,18 @@ mod tests {
         assert!(!relevant(&event(
             "update",
             Some(doc! { "ts_expire": 1_i64 })
+        )));
+        assert!(relevant(&event(
+            "update",
+            Some(doc! { "holders": [], "ts_released": 1_i64 })
+        )));
+        assert!(!relevant(&event(
+            "update",
+            Some(doc! { "holders.0.ts_expire": 1_i64 })
+        )));
+        assert!(!relevant(&event(
+            "update",
+            Some(doc! { "intent": { "uuid": "w" } })
         )));
         assert_eq!(key_of(&event("update", None)).as_deref(), Some("k"));
     }

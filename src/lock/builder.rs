@@ -284,15 +284,15 @@ impl LockerBuilder {
     /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) naming `key`, `collection`, `ttl`, `step`,
     /// `takeover_grace`, `hold_at_least` or `metadata`.
     pub fn build(self) -> Result<MongoLocker> {
-        validate::key(&self.key)?;
-        validate::collection("collection", &self.collection)?;
-        validate::ttl("ttl", self.ttl)?;
-        validate::step("step", self.step)?;
-        let grace = validate::takeover_grace(self.grace, self.ttl)?;
+        let grace = validate::lease_settings(
+            &self.key,
+            &self.collection,
+            self.ttl,
+            self.step,
+            self.grace,
+            self.metadata.as_ref(),
+        )?;
         validate::hold("hold_at_least", self.hold)?;
-        if let Some(m) = &self.metadata {
-            validate::metadata("metadata", m)?;
-        }
         let settings = Settings {
             ttl: self.ttl,
             step: self.step,

@@ -6,7 +6,7 @@
 //! thread (which calls [`Renew::renew`] here).
 
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
@@ -15,15 +15,16 @@ use crate::clock::ClockCheck;
 use crate::deadlines::{self, Expire};
 use crate::document::{LockInfo, LockRecord};
 use crate::error::{Error, Result};
+use crate::holding::Holder;
 use crate::keepalive::{self, Answer, Renew};
-use crate::lease::{self, Lease};
+use crate::lease::Lease;
 use crate::loss::LossReason;
 use crate::moment::Moment;
 use crate::owner::Owner;
 use crate::store::{LockStore, Whose};
 use crate::tenure::Tenure;
-use crate::validate;
-use crate::watch::{Hub, Interest};
+use crate::waiting::{self, Attempt, Waiting};
+use crate::watch::Hub;
 
 /// A locker's identity and state.
 #[derive(Debug)]
@@ -58,15 +59,6 @@ pub(crate) struct Settings {
     pub keep_alive: bool,
     pub hold: Duration,
     pub owner: Owner,
-}
-
-/// One acquire attempt's answer.
-enum Attempt {
-    Won(Arc<Tenure>),
-    /// Held by another (its expiry, when the answer named a holder).
-    Held {
-        expires: Option<DateTime<Utc>>,
-    },
 }
 
 impl LockCore {
@@ -127,59 +119,20 @@ impl LockCore {
         step: Duration,
         force: bool,
     ) -> Result<Option<Arc<Tenure>>> {
-        validate::acquire_args(blocking, timeout, step)?;
         self.refuse_if_held()?;
-        let give_up = timeout.and_then(|t| Instant::now().checked_add(t));
-        // Interest in the key's changes, re-armed before each attempt so a
-        // release between the attempt and the wait still wakes it. Taken
-        // only once the first attempt failed: an acquire that never waits
-        // opens no stream (a release right between that first attempt and
-        // the registration is noticed one step late).
-        let mut interest: Option<Interest> = None;
-        loop {
-            if let Some(i) = &mut interest {
-                i.rearm();
-            }
-            let attempt = self
-                .clock
-                .check_if_due(&self.store)
-                .and_then(|()| self.attempt(force));
-            // `failed`: the attempt's transient error, which a timeout
-            // then returns.
-            let (holder_expires, failed) = match attempt {
-                Ok(Attempt::Won(tenure)) => return Ok(Some(tenure)),
-                Ok(Attempt::Held { expires }) => (expires, None),
-                // Blocking: ride through a failover (a restart, a step-down,
-                // the server unreachable for a while) until the timeout.
-                Err(e) if blocking && e.is_transient() => {
-                    log::warn!("acquire `{}`: {e}; retrying", self.key);
-                    (None, Some(e))
-                }
-                Err(e) => return Err(e),
-            };
-            if !blocking {
-                return Ok(None);
-            }
-            if interest.is_none() {
-                interest = self.hub().map(|hub| hub.interest(&self.key));
-            }
-            let left = match give_up {
-                None => None,
-                Some(at) => match at.checked_duration_since(Instant::now()) {
-                    Some(left) if !left.is_zero() => Some(left),
-                    _ => return failed.map_or(Ok(None), Err),
-                },
-            };
-            let grace = lease::as_delta(self.store.grace());
-            let pause =
-                lease::retry_pause(step, left, holder_expires.map(|e| e - Utc::now() + grace));
-            match &mut interest {
-                Some(i) => {
-                    i.wait_until(Instant::now() + pause, || false);
-                }
-                None => std::thread::sleep(pause),
-            }
-        }
+        let hub = || self.hub();
+        let how = Waiting {
+            key: &self.key,
+            blocking,
+            timeout,
+            step,
+            grace: self.store.grace(),
+            hub: &hub,
+        };
+        waiting::acquire(how, || {
+            self.clock.check_if_due(&self.store)?;
+            self.attempt(force)
+        })
     }
 
     fn refuse_if_held(&self) -> Result<()> {
@@ -204,7 +157,7 @@ impl LockCore {
 
     /// One acquire round trip: the acquisition, when this locker now holds
     /// the lock.
-    fn attempt(self: &Arc<Self>, force: bool) -> Result<Attempt> {
+    fn attempt(self: &Arc<Self>, force: bool) -> Result<Attempt<Arc<Tenure>>> {
         let _op = self.op.lock();
         // Another thread sharing this locker may have won meanwhile.
         self.refuse_if_held()?;
@@ -322,6 +275,20 @@ impl LockCore {
 /// deadline if it is still live and not renewed by then.
 fn watched(tenure: &Arc<Tenure>) -> Weak<dyn Expire> {
     Arc::downgrade(tenure) as Weak<dyn Expire>
+}
+
+impl Holder for LockCore {
+    fn key(&self) -> &str {
+        &self.key
+    }
+
+    fn touch_fence(&self, fence: i64) -> Result<Option<DateTime<Utc>>> {
+        LockCore::touch_fence(self, Some(fence))
+    }
+
+    fn release_fence(&self, fence: i64) -> Result<bool> {
+        LockCore::release_fence(self, Some(fence))
+    }
 }
 
 impl Renew for LockCore {

@@ -10,11 +10,11 @@ use crossbeam_channel::Receiver;
 
 use mongodb::sync::Collection;
 
-use crate::error::{During, Result};
+use crate::error::Result;
 use crate::fenced::Fenced;
+use crate::holding::Holding;
 use crate::lock::core::LockCore;
 use crate::loss::LossReason;
-use crate::moment::Moment;
 use crate::tenure::Tenure;
 
 /// One acquisition of a [`MongoLocker`](crate::MongoLocker), released when
@@ -46,23 +46,13 @@ use crate::tenure::Tenure;
 /// ```
 #[must_use = "dropping the guard releases the lock at once"]
 pub struct LockGuard {
-    locker: Arc<LockCore>,
-    /// Set once [`release`](Self::release) has freed the lock, so that the
-    /// drop that follows does not release again.
-    released: bool,
-    fence: i64,
-    /// This acquisition: its lease (the last one known, once it ended) and
-    /// how it stands.
-    tenure: Arc<Tenure>,
+    inner: Holding,
 }
 
 impl LockGuard {
     pub(crate) fn new(locker: Arc<LockCore>, tenure: Arc<Tenure>) -> Self {
         LockGuard {
-            locker,
-            released: false,
-            fence: tenure.fence(),
-            tenure,
+            inner: Holding::new(locker, tenure),
         }
     }
 
@@ -78,7 +68,7 @@ impl LockGuard {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn fence(&self) -> i64 {
-        self.fence
+        self.inner.fence()
     }
 
     /// Fenced writes to `coll` under this acquisition: each is applied only
@@ -97,8 +87,7 @@ impl LockGuard {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn fenced<'a, T: Send + Sync>(&self, coll: &'a Collection<T>) -> Fenced<'a, T> {
-        let tenure = self.tenure.clone();
-        Fenced::live(coll, self.fence, move || tenure.lease().expires)
+        self.inner.fenced(coll)
     }
 
     /// When the lease expires in server time, unless renewed (the last
@@ -112,7 +101,7 @@ impl LockGuard {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn expires_at(&self) -> DateTime<Utc> {
-        self.tenure.lease().expires
+        self.inner.expires_at()
     }
 
     /// Whether the holder may still act on the lock: the locker still holds
@@ -129,7 +118,7 @@ impl LockGuard {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn is_valid(&self) -> bool {
-        self.tenure.valid_at(Moment::now())
+        self.inner.is_valid()
     }
 
     /// The local deadline: the monotonic instant until which
@@ -146,7 +135,7 @@ impl LockGuard {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn deadline(&self) -> Instant {
-        self.tenure.lease().deadline.to_instant()
+        self.inner.deadline()
     }
 
     /// A receiver that gets exactly one [`LossReason`] when this
@@ -192,7 +181,7 @@ impl LockGuard {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn lost(&self) -> Receiver<LossReason> {
-        self.tenure.subscribe()
+        self.inner.lost()
     }
 
     /// Renews the lease as [`MongoLocker::touch`](crate::MongoLocker::touch) does: the new expiry, or
@@ -215,9 +204,7 @@ impl LockGuard {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn touch(&self) -> Result<Option<DateTime<Utc>>> {
-        self.locker
-            .touch_fence(Some(self.fence))
-            .during("touch", self.locker.key())
+        self.inner.touch()
     }
 
     /// Releases the lock now, reporting errors that dropping the guard could
@@ -240,38 +227,16 @@ impl LockGuard {
     /// assert!(!locker.owned()?);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn release(mut self) -> Result<()> {
-        self.released = true;
-        self.tenure.release();
-        // `self` is dropped on return, with all it owns.
-        self.locker
-            .release_fence(Some(self.fence))
-            .during("release", self.locker.key())
-            .map(drop)
-    }
-}
-
-impl Drop for LockGuard {
-    fn drop(&mut self) {
-        if self.released {
-            return;
-        }
-        self.tenure.release();
-        if let Err(e) = self.locker.release_fence(Some(self.fence)) {
-            log::warn!(
-                "dropping the guard (fence {}) did not free the lock; it stays taken until it expires: {}",
-                self.fence,
-                e.during("release", self.locker.key())
-            );
-        }
+    pub fn release(self) -> Result<()> {
+        self.inner.release()
     }
 }
 
 impl fmt::Debug for LockGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LockGuard")
-            .field("key", &self.locker.key())
-            .field("fence", &self.fence)
+            .field("key", &self.inner.key())
+            .field("fence", &self.fence())
             .field("expires_at", &self.expires_at())
             .field("is_valid", &self.is_valid())
             .finish()
@@ -281,6 +246,7 @@ impl fmt::Debug for LockGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::moment::Moment;
 
     fn assert_send_sync<T: Send + Sync>() {}
 

@@ -120,7 +120,7 @@ impl Engine {
                     }
                     // Free, or expired past the grace: try at once.
                 }
-                self.clock.check_if_due(&self.locks)?;
+                self.clock.check_if_due(&*self.locks)?;
                 let run = self.run.lock().clone();
                 let tried =
                     self.locks

@@ -1,0 +1,67 @@
+//! [`SemaphoreBuilder`]: how a [`MongoSemaphore`] is configured and created.
+
+use mongodb::sync::Database;
+
+use crate::error::{Error, Result};
+use crate::semaphore::handle::MongoSemaphore;
+use crate::shares::options::{builder_options, ShareOptions};
+
+/// Default collection of semaphore documents.
+pub const DEFAULT_SEMAPHORE_COLLECTION: &str = "mongosemaphore";
+
+/// Builds a [`MongoSemaphore`] with settings other than the defaults (those
+/// of the lock: ttl 600 s, step 250 ms, no keep-alive, change streams and
+/// `timeparanoid` on; collection `"mongosemaphore"`).
+///
+/// ```no_run
+/// use std::time::Duration;
+/// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
+/// let sem = mongoelector::MongoSemaphore::builder("migrations", &db, 3)
+///     .ttl(Duration::from_secs(30))
+///     .keep_alive(true)
+///     .build()?;
+/// assert_eq!(sem.permits(), 3);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+#[must_use = "a builder does nothing until .build() is called"]
+pub struct SemaphoreBuilder {
+    options: ShareOptions,
+    permits: u32,
+}
+
+impl SemaphoreBuilder {
+    pub(crate) fn new(key: &str, db: &Database, permits: u32) -> Self {
+        SemaphoreBuilder {
+            options: ShareOptions::new(key, db, DEFAULT_SEMAPHORE_COLLECTION),
+            permits,
+        }
+    }
+
+    builder_options!(" let sem = mongoelector::MongoSemaphore::builder(\"jobs\", &db, 3)");
+
+    /// Checks the settings and creates the semaphore. No I/O: the count is
+    /// compared with the document's at the first operation.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) naming
+    /// `permits` (zero), `key`, `collection`, `ttl`, `step`,
+    /// `takeover_grace` or `metadata`.
+    ///
+    /// ```no_run
+    /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
+    /// let refused = mongoelector::MongoSemaphore::builder("jobs", &db, 0).build();
+    /// assert!(matches!(refused, Err(mongoelector::Error::InvalidArgument { parameter: "permits", .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn build(self) -> Result<MongoSemaphore> {
+        if self.permits == 0 {
+            return Err(Error::invalid("permits", "must be at least 1"));
+        }
+        Ok(MongoSemaphore::from_core(
+            self.options.build()?,
+            self.permits,
+        ))
+    }
+}

@@ -1,0 +1,11 @@
+//! The counting semaphore: [`MongoSemaphore`] (the handle), its builder,
+//! and the RAII [`Permit`], over the shared many-holder foundation
+//! ([`crate::shares`]).
+
+pub(crate) mod builder;
+pub(crate) mod handle;
+pub(crate) mod permit;
+
+pub use builder::{SemaphoreBuilder, DEFAULT_SEMAPHORE_COLLECTION};
+pub use handle::MongoSemaphore;
+pub use permit::Permit;

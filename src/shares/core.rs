@@ -1,0 +1,289 @@
+//! [`ShareCore`]: one semaphore's or read-write lock's identity, settings
+//! and the grants it holds (any number, one [`Tenure`] each, keyed by
+//! fence), and every operation on them: the blocking acquire (the lock's
+//! [`waiting`] loop around one grant round trip), touch and release by
+//! fence, and the keep-alive's renewals ([`Renew`]). Shared through an
+//! `Arc` by the public handle and its guards.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
+
+use crate::clock::ClockCheck;
+use crate::deadlines::{self, Expire};
+use crate::error::Result;
+use crate::holding::Holder;
+use crate::keepalive::{self, Answer, Renew};
+use crate::lease::Lease;
+use crate::loss::LossReason;
+use crate::moment::Moment;
+use crate::owner::Owner;
+use crate::shares::document::Shares;
+use crate::shares::pipeline::{Ask, Grantee};
+use crate::shares::store::ShareStore;
+use crate::tenure::Tenure;
+use crate::waiting::{self, Attempt, Waiting};
+
+/// What a primitive is configured with, beyond its key and store (checked
+/// by its builder).
+#[derive(Debug)]
+pub(crate) struct ShareSettings {
+    pub ttl: Duration,
+    pub step: Duration,
+    pub timeparanoid: bool,
+    pub change_streams: bool,
+    pub keep_alive: bool,
+    pub owner: Owner,
+}
+
+/// One grant this process holds: its token (the entry's `uuid`) and tenure.
+#[derive(Debug)]
+struct Grant {
+    token: String,
+    tenure: Arc<Tenure>,
+}
+
+/// A many-holder primitive's identity and grants.
+#[derive(Debug)]
+pub(crate) struct ShareCore {
+    key: String,
+    owner: Owner,
+    settings_ttl: Duration,
+    step: Duration,
+    store: ShareStore,
+    clock: ClockCheck,
+    change_streams: bool,
+    keep_alive: bool,
+    /// The grants held, by fence. Locked only briefly, never across I/O.
+    held: Mutex<HashMap<i64, Grant>>,
+}
+
+impl ShareCore {
+    /// A new identity on `key`, holding nothing. No I/O.
+    pub fn new(key: String, store: ShareStore, settings: ShareSettings) -> Self {
+        ShareCore {
+            key,
+            owner: settings.owner,
+            settings_ttl: settings.ttl,
+            step: settings.step,
+            store,
+            clock: ClockCheck::new(settings.timeparanoid),
+            change_streams: settings.change_streams,
+            keep_alive: settings.keep_alive,
+            held: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    pub fn ttl(&self) -> Duration {
+        self.settings_ttl
+    }
+
+    pub fn collection_name(&self) -> &str {
+        self.store.collection_name()
+    }
+
+    /// The takeover grace.
+    pub fn grace(&self) -> Duration {
+        self.store.grace()
+    }
+
+    /// The document and the server's clock (`None`: no document yet).
+    pub fn read(&self) -> Result<Option<(Shares, DateTime<Utc>)>> {
+        self.store.read(&self.key)
+    }
+
+    /// Takes a share (`ask`): once (`blocking` false), until `timeout`, or
+    /// until granted. A fresh token names the grant; every attempt of this
+    /// call reuses it, so that a retry after a lost answer finds its own
+    /// entry. A blocking write that ends without the grant withdraws its
+    /// intent (best effort, one round trip).
+    pub fn acquire(
+        self: &Arc<Self>,
+        ask: Ask,
+        blocking: bool,
+        timeout: Option<Duration>,
+    ) -> Result<Option<Arc<Tenure>>> {
+        let token = uuid::Uuid::new_v4().to_string();
+        let hub = || self.change_streams.then(|| self.store.hub());
+        let how = Waiting {
+            key: &self.key,
+            blocking,
+            timeout,
+            step: self.step,
+            grace: self.store.grace(),
+            hub: &hub,
+        };
+        let result = waiting::acquire(how, || {
+            self.clock.check_if_due(&self.store)?;
+            self.attempt(ask, &token)
+        });
+        if matches!(ask, Ask::Write { intent: true }) && !matches!(result, Ok(Some(_))) {
+            if let Err(e) = self.store.withdraw(&self.key, &token) {
+                log::debug!(
+                    "`{}`: withdrawing the intent to write failed: {e}",
+                    self.key
+                );
+            }
+        }
+        result
+    }
+
+    /// One grant round trip.
+    fn attempt(self: &Arc<Self>, ask: Ask, token: &str) -> Result<Attempt<Arc<Tenure>>> {
+        let who = Grantee {
+            token,
+            owner: &self.owner,
+            ttl: self.settings_ttl,
+            grace: self.store.grace(),
+        };
+        let sent = Moment::now();
+        let Some(shares) = self.store.grant(&self.key, ask, &who)? else {
+            return Ok(Attempt::Held { expires: None });
+        };
+        if let Ask::Permit { permits } = ask {
+            shares.check_permits(permits)?;
+        }
+        let Some(entry) = shares.entry(token) else {
+            return Ok(Attempt::Held {
+                expires: shares.first_expiry(),
+            });
+        };
+        let lease = Lease::granted(entry.fence, entry.expires, sent, self.settings_ttl);
+        if !lease.valid_at(Moment::now()) {
+            // The answer came after the lease's local deadline: the next
+            // attempt (same token) renews the entry with a fresh lease.
+            log::debug!("acquire `{}`: answer came too late to use", self.key);
+            return Ok(Attempt::Held { expires: None });
+        }
+        let tenure = Arc::new(Tenure::new(lease));
+        self.held.lock().insert(
+            lease.fence,
+            Grant {
+                token: token.to_owned(),
+                tenure: tenure.clone(),
+            },
+        );
+        deadlines::watch(lease.deadline, watched(&tenure));
+        if self.keep_alive {
+            let me = Arc::downgrade(self) as Weak<dyn Renew>;
+            keepalive::schedule(
+                keepalive::renewal_due(sent, self.settings_ttl),
+                me,
+                lease.fence,
+            );
+        }
+        log::debug!("granted `{}` with fence {}", self.key, lease.fence);
+        Ok(Attempt::Won(tenure))
+    }
+
+    /// The grant `fence`'s token and tenure, if held.
+    fn grant(&self, fence: i64) -> Option<(String, Arc<Tenure>)> {
+        self.held
+            .lock()
+            .get(&fence)
+            .map(|g| (g.token.clone(), g.tenure.clone()))
+    }
+
+    /// Forgets grant `fence` if it is still `tenure`.
+    fn forget(&self, fence: i64, tenure: &Arc<Tenure>) {
+        let mut held = self.held.lock();
+        if held
+            .get(&fence)
+            .is_some_and(|g| Arc::ptr_eq(&g.tenure, tenure))
+        {
+            held.remove(&fence);
+        }
+    }
+
+    /// Renews grant `fence`: its new expiry, or `None` when it is over (then
+    /// it is forgotten, and a live one is lost: `TakenOver`). No I/O for a
+    /// grant already ended or past its deadline.
+    pub fn touch(&self, fence: i64) -> Result<Option<DateTime<Utc>>> {
+        let Some((token, tenure)) = self.grant(fence) else {
+            return Ok(None);
+        };
+        if !tenure.valid_at(Moment::now()) {
+            return Ok(None);
+        }
+        let sent = Moment::now();
+        match self
+            .store
+            .touch(&self.key, &token, fence, self.settings_ttl)?
+        {
+            Some(expires) => {
+                let lease = Lease::granted(fence, expires, sent, self.settings_ttl);
+                if !tenure.renewed(lease, Moment::now()) {
+                    return Ok(None);
+                }
+                deadlines::watch(lease.deadline, watched(&tenure));
+                Ok(Some(expires))
+            }
+            None => {
+                tenure.lose(LossReason::TakenOver);
+                self.forget(fence, &tenure);
+                Ok(None)
+            }
+        }
+    }
+
+    /// Releases grant `fence`: true when the document still had it.
+    pub fn release(&self, fence: i64) -> Result<bool> {
+        let Some(grant) = self.held.lock().remove(&fence) else {
+            return Ok(false);
+        };
+        grant.tenure.release();
+        self.store.release(&self.key, &grant.token, fence)
+    }
+}
+
+/// The deadline thread's handle on a grant.
+fn watched(tenure: &Arc<Tenure>) -> Weak<dyn Expire> {
+    Arc::downgrade(tenure) as Weak<dyn Expire>
+}
+
+impl Holder for ShareCore {
+    fn key(&self) -> &str {
+        &self.key
+    }
+
+    fn touch_fence(&self, fence: i64) -> Result<Option<DateTime<Utc>>> {
+        self.touch(fence)
+    }
+
+    fn release_fence(&self, fence: i64) -> Result<bool> {
+        self.release(fence)
+    }
+}
+
+impl Renew for ShareCore {
+    fn renew(&self, fence: i64) -> Option<Moment> {
+        let (_, tenure) = self.grant(fence)?;
+        if !tenure.valid_at(Moment::now()) {
+            return None;
+        }
+        let due = keepalive::renewal_due(tenure.lease().sent, self.settings_ttl);
+        if Moment::now() < due {
+            // Renewed by hand (touch) meanwhile.
+            return Some(due);
+        }
+        let answer = match self.touch(fence) {
+            Ok(Some(_)) => Answer::Renewed,
+            Ok(None) => Answer::Gone,
+            Err(e) => {
+                log::warn!(
+                    "keep-alive of `{}` (fence {fence}) failed, retrying: {e}",
+                    self.key
+                );
+                Answer::Failed
+            }
+        };
+        keepalive::next_renewal(answer, tenure.lease(), Moment::now(), self.settings_ttl)
+    }
+}

@@ -1,0 +1,140 @@
+//! Every database call of the many-holder primitives, one round trip each:
+//! grant, touch, release, withdraw an intent, read. Majority writes and
+//! primary reads ([`safe_collection`]); the pipelines are in
+//! [`super::pipeline`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use mongodb::bson::{doc, Document};
+use mongodb::options::ReturnDocument;
+use mongodb::sync::{Collection, Database};
+
+use crate::clock::ServerClock;
+use crate::deployment::Deployment;
+use crate::document::{server_now, ID, SERVER_NOW};
+use crate::error::Result;
+use crate::shares::document::{parse_shares, Shares};
+use crate::shares::pipeline::{self, Ask, Grantee};
+use crate::store::{self, safe_collection};
+use crate::watch::Hub;
+
+/// A collection of many-holder documents.
+#[derive(Debug)]
+pub(crate) struct ShareStore {
+    deployment: Arc<Deployment>,
+    coll: Collection<Document>,
+    grace: Duration,
+}
+
+impl ShareStore {
+    pub fn new(db: &Database, collection: &str, grace: Duration) -> Self {
+        ShareStore {
+            deployment: Deployment::of(db),
+            coll: safe_collection(db, collection),
+            grace,
+        }
+    }
+
+    pub fn grace(&self) -> Duration {
+        self.grace
+    }
+
+    pub fn collection_name(&self) -> &str {
+        self.coll.name()
+    }
+
+    /// The process's change stream hub for this collection.
+    pub fn hub(&self) -> Arc<Hub> {
+        Hub::for_collection(&self.deployment, self.coll.name())
+    }
+
+    fn check_once(&self) -> Result<()> {
+        store::check_once(&self.deployment, &self.coll, false)
+    }
+
+    /// One grant attempt: the document after it (which says whether
+    /// `who.token` got an entry), `None` when a lost insert race left no
+    /// answer.
+    pub fn grant(&self, key: &str, ask: Ask, who: &Grantee<'_>) -> Result<Option<Shares>> {
+        self.check_once()?;
+        let pipeline = pipeline::grant_pipeline(ask, who);
+        store::upsert_after(&self.coll, key, pipeline)?
+            .map(|doc| parse_shares(&doc, self.coll.name()))
+            .transpose()
+    }
+
+    /// Renews grant (`token`, `fence`) to `$$NOW + ttl` if it is still in
+    /// the document and unexpired: its new expiry.
+    pub fn touch(
+        &self,
+        key: &str,
+        token: &str,
+        fence: i64,
+        ttl: Duration,
+    ) -> Result<Option<DateTime<Utc>>> {
+        let after = self
+            .coll
+            .find_one_and_update(
+                pipeline::touch_filter(key, token, fence),
+                pipeline::touch_update(token, fence, ttl),
+            )
+            .return_document(ReturnDocument::After)
+            .run()?;
+        let Some(doc) = after else {
+            return Ok(None);
+        };
+        let shares = parse_shares(&doc, self.coll.name())?;
+        Ok(shares
+            .holders
+            .iter()
+            .find(|e| e.uuid == token && e.fence == fence)
+            .map(|e| e.expires))
+    }
+
+    /// Removes grant (`token`, `fence`): true when it was still there.
+    pub fn release(&self, key: &str, token: &str, fence: i64) -> Result<bool> {
+        let result = self
+            .coll
+            .update_one(
+                pipeline::release_filter(key, token, fence),
+                pipeline::release_update(token, fence),
+            )
+            .run()?;
+        Ok(result.matched_count > 0)
+    }
+
+    /// Clears `token`'s intent to write, if it is registered.
+    pub fn withdraw(&self, key: &str, token: &str) -> Result<()> {
+        self.coll
+            .update_one(
+                pipeline::withdraw_filter(key, token),
+                pipeline::withdraw_update(),
+            )
+            .run()?;
+        Ok(())
+    }
+
+    /// The document and the server's clock, read together. `None` when
+    /// there is no document.
+    pub fn read(&self, key: &str) -> Result<Option<(Shares, DateTime<Utc>)>> {
+        self.check_once()?;
+        let pipeline = vec![
+            doc! { "$match": { ID: key } },
+            doc! { "$addFields": { SERVER_NOW: "$$NOW" } },
+        ];
+        let mut cursor = self.coll.aggregate(pipeline).run()?;
+        let Some(doc) = cursor.next().transpose()? else {
+            return Ok(None);
+        };
+        let now = server_now(&doc, self.coll.name())?;
+        Ok(Some((parse_shares(&doc, self.coll.name())?, now)))
+    }
+}
+
+impl ServerClock for ShareStore {
+    fn server_clock(&self) -> Result<(DateTime<Utc>, DateTime<Utc>, DateTime<Utc>)> {
+        store::server_clock(self.deployment.database())
+    }
+}
