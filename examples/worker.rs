@@ -49,13 +49,13 @@
 //!
 //! ```text
 //! grant   w=.. key=.. fence=.. granted=MS
-//! section kind=permit|read|write w=.. key=.. fence=.. start=NS end=NS deadline=NS valid=0|1 permits=N expires=MS
+//! section kind=permit|read|write w=.. key=.. fence=.. start=NS end=NS deadline=NS valid=0|1 permits=N expires=MS asked=NS
 //! ```
 //!
 //! where `end` is taken just before the release is sent (the holder stops
 //! acting there), `granted` is the entry's `ts_created` in the key's
-//! document, and `expires` the lease's server expiry as the holder last
-//! knew it. An error's `kind` is the `Error` variant's name.
+//! document, `expires` the lease's server expiry as the holder last knew
+//! it, and `asked` when it began asking for this grant. An error's `kind` is the `Error` variant's name.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -465,6 +465,7 @@ impl Worker {
         };
         let collection = self.cfg.collection.as_deref().unwrap_or(collection);
         while !self.stopping() {
+            let asked = mono_ns();
             let held = match self.take() {
                 Ok(Some(h)) => h,
                 Ok(None) => continue,
@@ -498,7 +499,7 @@ impl Worker {
             // another may be granted the share before the answer is back.
             let end = mono_ns();
             self.line(format!(
-                "section kind={kind} w={} key={} fence={fence} start={start} end={end} deadline={deadline} valid={} permits={} expires={expires}",
+                "section kind={kind} w={} key={} fence={fence} start={start} end={end} deadline={deadline} valid={} permits={} expires={expires} asked={asked}",
                 self.name,
                 self.cfg.key,
                 valid as u8,

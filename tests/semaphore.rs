@@ -131,7 +131,14 @@ fn a_killed_holders_permit_comes_back_after_ttl_and_grace_without_a_ttl_index() 
     let mut run = Run::new();
     let db = common::client().database(&run.db);
     let ttl = Duration::from_secs(1);
-    let sem = semaphore(&db, "S", 2, ttl);
+    // Kept alive: only the victim's permit can come back.
+    let sem = MongoSemaphore::builder("S", &db, 2)
+        .ttl(ttl)
+        .keep_alive(true)
+        .takeover_grace(GRACE)
+        .timeparanoid(false)
+        .build()
+        .unwrap();
     // The test holds one permit; the worker the other, for ever.
     let mine = sem.try_acquire().unwrap().expect("a free permit");
     let pid = run.spawn(

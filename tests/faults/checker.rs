@@ -29,8 +29,11 @@
 //!
 //! - at no instant more than `permits` valid permit sections on one key;
 //! - a write section overlaps no other section (read or write) of its key;
-//! - per key, fences are unique and grow in grant order: a grant at an
-//!   earlier server millisecond has a smaller fence.
+//! - per key, fences are unique and grow in grant order: a section that
+//!   started (its holder had its answer) before another holder asked has
+//!   the smaller fence. (Not the grants' `$$NOW`: an operation's `$$NOW` is
+//!   taken when it starts, so of two racing grants the one that committed
+//!   second, with the greater fence, can carry the earlier time.)
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -50,6 +53,9 @@ pub struct Section {
     pub permits: u32,
     /// The lease's server expiry (ms) when the section ended; -1 unknown.
     pub expires: i64,
+    /// When the holder started asking for it (a many-holder section); -1
+    /// unknown.
+    pub asked: i64,
 }
 
 impl Section {
@@ -205,6 +211,7 @@ impl History {
                     valid: get::<u8>(&f, "valid", line)? == 1,
                     permits: optional(&f, "permits", line, 0)?,
                     expires: optional(&f, "expires", line, -1)?,
+                    asked: optional(&f, "asked", line, -1)?,
                 }),
                 Some("write") => h.writes.push(Write {
                     worker: word("w")?,
@@ -449,40 +456,29 @@ impl History {
                         .push(format!("fence {} granted twice on `{key}`", pair[0]));
                 }
             }
-            // Grants of this key's sections, by server time: every fence
-            // granted in an earlier millisecond is smaller.
-            let mut grants: Vec<&Grant> = self
-                .grants
-                .iter()
-                .filter(|g| {
-                    g.key == *key && g.granted >= 0 && sections.iter().any(|s| s.fence == g.fence)
-                })
-                .collect();
-            grants.sort_by_key(|g| (g.granted, g.fence));
-            let mut before: Option<&Grant> = None;
-            let mut i = 0;
-            while i < grants.len() {
-                let ms = grants[i].granted;
-                let group: Vec<&Grant> = grants[i..]
-                    .iter()
-                    .copied()
-                    .take_while(|g| g.granted == ms)
-                    .collect();
-                if let Some(b) = before {
-                    for g in group.iter().filter(|g| g.fence <= b.fence) {
-                        r.violations.push(format!(
-                            "fence on `{key}` did not grow in grant order: {} fence {} granted at {} ms, {} fence {} at {} ms",
-                            b.worker, b.fence, b.granted, g.worker, g.fence, g.granted
-                        ));
+            // Grant order, as far as it is known: a section whose holder
+            // had its answer before another holder asked was granted first.
+            let mut by_start: Vec<&Section> = sections.clone();
+            by_start.sort_by_key(|s| s.start);
+            let mut by_asked: Vec<&Section> =
+                sections.iter().copied().filter(|s| s.asked >= 0).collect();
+            by_asked.sort_by_key(|s| s.asked);
+            let mut first: Option<&Section> = None; // greatest fence so far
+            let mut next = 0;
+            for b in by_asked {
+                while next < by_start.len() && by_start[next].start < b.asked {
+                    let a = by_start[next];
+                    if first.is_none_or(|f| a.fence > f.fence) {
+                        first = Some(a);
                     }
+                    next += 1;
                 }
-                let top = group.iter().copied().max_by_key(|g| g.fence);
-                if let Some(top) = top {
-                    if before.is_none_or(|b| top.fence > b.fence) {
-                        before = Some(top);
-                    }
+                if let Some(a) = first.filter(|a| a.fence >= b.fence) {
+                    r.violations.push(format!(
+                        "fence on `{key}` did not grow in grant order: {} fence {} started at {}, before {} asked at {} and got fence {}",
+                        a.worker, a.fence, a.start, b.worker, b.asked, b.fence
+                    ));
                 }
-                i += group.len();
             }
         }
     }
@@ -716,11 +712,8 @@ mod tests {
 
     fn share_until(kind: &str, w: &str, fence: i64, start: i64, end: i64, deadline: i64) -> String {
         let permits = if kind == "permit" { " permits=2" } else { "" };
-        format!("section kind={kind} w={w} key=s fence={fence} start={start} end={end} deadline={deadline} valid=1{permits} expires=-1")
-    }
-
-    fn share_grant(w: &str, fence: i64, granted: i64) -> String {
-        format!("grant w={w} key=s fence={fence} granted={granted}")
+        // Asked 5 before it started.
+        format!("section kind={kind} w={w} key=s fence={fence} start={start} end={end} deadline={deadline} valid=1{permits} expires=-1 asked={}", start - 5)
     }
 
     #[test]
@@ -795,34 +788,32 @@ mod tests {
 
     #[test]
     fn share_fences_must_be_unique_and_grow_in_grant_order() {
-        let sections = [
-            share("permit", "a", 10, 0, 100),
-            share("permit", "b", 20, 0, 100),
+        // a and b asked at once (unordered: any fences); c asked after
+        // both had theirs.
+        let r = check(&[
+            share("permit", "a", 20, 0, 100),
+            share("permit", "b", 10, 2, 100),
             share("permit", "c", 30, 200, 300),
-        ];
-        let mut ok = sections.to_vec();
-        ok.extend([
-            share_grant("a", 10, 1000),
-            share_grant("b", 20, 1000),
-            share_grant("c", 30, 1001),
         ]);
-        let r = check(&ok);
         assert!(r.violations.is_empty(), "{:?}", r.violations);
-        // c granted a smaller fence at a later millisecond.
-        let mut bad = sections.to_vec();
-        bad[2] = share("permit", "c", 15, 200, 300);
-        bad.extend([
-            share_grant("a", 10, 1000),
-            share_grant("b", 20, 1000),
-            share_grant("c", 15, 1001),
+        // c asked after a started but got a smaller fence.
+        let r = check(&[
+            share("permit", "a", 20, 0, 100),
+            share("permit", "b", 10, 2, 100),
+            share("permit", "c", 15, 200, 300),
         ]);
-        let r = check(&bad);
         assert_eq!(r.violations.len(), 1, "{:?}", r.violations);
         assert!(r.violations[0].contains("did not grow in grant order"));
+        // The same between a reader and a writer.
+        let r = check(&[
+            share("write", "w", 20, 0, 100),
+            share("read", "r", 19, 200, 300),
+        ]);
+        assert_eq!(r.violations.len(), 1, "{:?}", r.violations);
         // The same fence twice.
         let r = check(&[
             share("read", "a", 7, 0, 100),
-            share("read", "b", 7, 10, 100),
+            share("read", "b", 7, 1, 100),
         ]);
         assert_eq!(r.violations.len(), 1, "{:?}", r.violations);
         assert!(r.violations[0].contains("granted twice"));

@@ -60,7 +60,8 @@ impl Failure {
     pub fn from_error(doing: &str, error: &mongoelector::Error) -> Self {
         use mongoelector::Error;
         let code = match error {
-            Error::InvalidArgument { .. } => USAGE,
+            // Another count than the key's is the caller's to fix.
+            Error::InvalidArgument { .. } | Error::PermitsMismatch { .. } => USAGE,
             Error::MalformedDocument { .. } => DATA,
             Error::Database(_) | Error::UnsupportedServer { .. } | Error::ClockSkew { .. } => {
                 UNAVAILABLE
