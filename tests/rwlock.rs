@@ -89,10 +89,16 @@ fn readers_and_writers_in_three_processes_never_overlap_a_writer() {
         &worker_args("read", "RW", &["--threads", "2", "--hold-ms", "40", "--acts", "3"]),
         None,
     );
+    // Writers pause 250 ms between turns: a waiting writer's intent holds
+    // new readers back, so writers that always wait would keep them out.
     run.spawn(
         "w",
         &uri,
-        &worker_args("write", "RW", &["--threads", "2", "--hold-ms", "30", "--acts", "2"]),
+        &worker_args(
+            "write",
+            "RW",
+            &["--threads", "2", "--hold-ms", "30", "--acts", "2", "--retry-ms", "250"],
+        ),
         None,
     );
     std::thread::sleep(Duration::from_secs(10));
