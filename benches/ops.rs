@@ -208,7 +208,11 @@ impl Fixture {
                 group: "semaphore",
                 raw: Raw::Writes(2),
                 run: Box::new(|| {
-                    let permit = self.semaphore.try_acquire().unwrap().expect("a free permit");
+                    let permit = self
+                        .semaphore
+                        .try_acquire()
+                        .unwrap()
+                        .expect("a free permit");
                     permit.release().unwrap();
                 }),
             },

@@ -150,15 +150,42 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ),
         (
             "sem0",
-            vec!["--mode", "semaphore", "--permits", "3", "--key", "sem", "--acts", "3"],
+            vec![
+                "--mode",
+                "semaphore",
+                "--permits",
+                "3",
+                "--key",
+                "sem",
+                "--acts",
+                "3",
+            ],
         ),
         (
             "sem1",
-            vec!["--mode", "semaphore", "--permits", "3", "--key", "sem", "--acts", "3"],
+            vec![
+                "--mode",
+                "semaphore",
+                "--permits",
+                "3",
+                "--key",
+                "sem",
+                "--acts",
+                "3",
+            ],
         ),
-        ("read0", vec!["--mode", "read", "--key", "rw", "--acts", "3"]),
-        ("read1", vec!["--mode", "read", "--key", "rw", "--acts", "3"]),
-        ("write0", vec!["--mode", "write", "--key", "rw", "--acts", "2"]),
+        (
+            "read0",
+            vec!["--mode", "read", "--key", "rw", "--acts", "3"],
+        ),
+        (
+            "read1",
+            vec!["--mode", "read", "--key", "rw", "--acts", "3"],
+        ),
+        (
+            "write0",
+            vec!["--mode", "write", "--key", "rw", "--acts", "2"],
+        ),
     ];
     let mut procs = Vec::new();
     for (name, a) in plan {

@@ -66,10 +66,10 @@ use std::time::{Duration, Instant};
 #[path = "../tests/faults/clock.rs"]
 mod clock;
 
+use chrono::{DateTime, Utc};
 use clock::{instant_ns, mono_ns};
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::sync::{Collection, Database};
-use chrono::{DateTime, Utc};
 use mongoelector::{
     Error, Event, Fenced, FencedWrite, MongoElector, MongoLocker, MongoRwLock, MongoSemaphore,
     Permit, ReadGuard, WriteGuard,

@@ -730,15 +730,32 @@ fn semaphore_runs_up_to_permits_commands_at_once() {
     // run starts once the first command has ended.
     let mut a = semaphore("a", "one", "1", &[], &s.recorder("a", "sleep 1.5"));
     s.started("a");
-    let out = s.run(&["semaphore", "one", "--permits", "1", "--no-wait", "--", "true"]);
-    assert_eq!(out.status.code(), Some(75), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = s.run(&[
+        "semaphore",
+        "one",
+        "--permits",
+        "1",
+        "--no-wait",
+        "--",
+        "true",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(75),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let line = one_line(&out.stderr);
     assert!(line.contains("not acquired"), "{line}");
     assert!(line.contains(&format!("pid {} ", a.id())), "{line}");
     let mut b = semaphore("b", "one", "1", &[], &s.recorder("b", "true"));
     for (name, tool) in [("a", &mut a), ("b", &mut b)] {
         let status = wait_for(tool, Duration::from_secs(30));
-        assert!(status.success(), "{name}: {}", s.read(&format!("{name}.err")));
+        assert!(
+            status.success(),
+            "{name}: {}",
+            s.read(&format!("{name}.err"))
+        );
     }
     assert!(
         s.when("b", "start").unwrap() >= s.when("a", "end").unwrap(),
@@ -748,10 +765,24 @@ fn semaphore_runs_up_to_permits_commands_at_once() {
     // Two permits: two commands at once, the second with --no-wait, each
     // with the key and its own fence in its environment.
     let show = "echo \"$MONGOELECTOR_KEY $MONGOELECTOR_FENCE\"";
-    let mut c = semaphore("c", "two", "2", &[], &s.recorder("c", &format!("{show}; sleep 1.5")));
+    let mut c = semaphore(
+        "c",
+        "two",
+        "2",
+        &[],
+        &s.recorder("c", &format!("{show}; sleep 1.5")),
+    );
     s.started("c");
     let d = s.run(&[
-        "semaphore", "two", "--permits", "2", "--no-wait", "--", "bash", "-c", &s.recorder("d", show),
+        "semaphore",
+        "two",
+        "--permits",
+        "2",
+        "--no-wait",
+        "--",
+        "bash",
+        "-c",
+        &s.recorder("d", show),
     ]);
     assert!(d.status.success(), "{}", String::from_utf8_lossy(&d.stderr));
     assert!(wait_for(&mut c, Duration::from_secs(30)).success());
@@ -762,7 +793,10 @@ fn semaphore_runs_up_to_permits_commands_at_once() {
     );
     let printed = |out: &str| -> (String, i64) {
         let mut parts = out.split_whitespace();
-        (parts.next().unwrap().to_owned(), parts.next().unwrap().parse().unwrap())
+        (
+            parts.next().unwrap().to_owned(),
+            parts.next().unwrap().parse().unwrap(),
+        )
     };
     let (key_c, fence_c) = printed(&s.read("c.out"));
     let (key_d, fence_d) = printed(&String::from_utf8_lossy(&d.stdout));
@@ -770,8 +804,22 @@ fn semaphore_runs_up_to_permits_commands_at_once() {
     assert!(fence_d > fence_c, "{fence_c} then {fence_d}");
     // Another count on the same key: refused as bad usage, one line
     // naming both counts, the command not run.
-    let e = s.run(&["semaphore", "two", "--permits", "3", "--", "bash", "-c", &s.recorder("e", "true")]);
-    assert_eq!(e.status.code(), Some(64), "{}", String::from_utf8_lossy(&e.stderr));
+    let e = s.run(&[
+        "semaphore",
+        "two",
+        "--permits",
+        "3",
+        "--",
+        "bash",
+        "-c",
+        &s.recorder("e", "true"),
+    ]);
+    assert_eq!(
+        e.status.code(),
+        Some(64),
+        "{}",
+        String::from_utf8_lossy(&e.stderr)
+    );
     let line = one_line(&e.stderr);
     assert!(line.contains('2') && line.contains('3'), "{line}");
     assert_eq!(s.when("e", "start"), None);

@@ -69,7 +69,10 @@ fn four_readers_overlap() {
     drop(guards);
     let w = writer.try_write().unwrap().expect("free once they left");
     assert!(w.fence() > fences.iter().copied().max().unwrap());
-    assert!(locks[0].try_read().unwrap().is_none(), "the writer holds it");
+    assert!(
+        locks[0].try_read().unwrap().is_none(),
+        "the writer holds it"
+    );
 }
 
 #[test]
@@ -80,13 +83,21 @@ fn readers_and_writers_in_three_processes_never_overlap_a_writer() {
     run.spawn(
         "r",
         &uri,
-        &worker_args("read", "RW", &["--threads", "4", "--hold-ms", "40", "--acts", "3"]),
+        &worker_args(
+            "read",
+            "RW",
+            &["--threads", "4", "--hold-ms", "40", "--acts", "3"],
+        ),
         None,
     );
     run.spawn(
         "s",
         &uri,
-        &worker_args("read", "RW", &["--threads", "2", "--hold-ms", "40", "--acts", "3"]),
+        &worker_args(
+            "read",
+            "RW",
+            &["--threads", "2", "--hold-ms", "40", "--acts", "3"],
+        ),
         None,
     );
     // Writers pause 250 ms between turns: a waiting writer's intent holds
@@ -97,7 +108,16 @@ fn readers_and_writers_in_three_processes_never_overlap_a_writer() {
         &worker_args(
             "write",
             "RW",
-            &["--threads", "2", "--hold-ms", "30", "--acts", "2", "--retry-ms", "250"],
+            &[
+                "--threads",
+                "2",
+                "--hold-ms",
+                "30",
+                "--acts",
+                "2",
+                "--retry-ms",
+                "250",
+            ],
         ),
         None,
     );
@@ -154,7 +174,11 @@ fn a_waiting_writer_gets_in_within_two_read_holds_while_readers_keep_coming() {
         assert_eq!(holding.load(Ordering::SeqCst), 0, "alone");
         let during = reads.load(Ordering::SeqCst);
         std::thread::sleep(hold);
-        assert_eq!(reads.load(Ordering::SeqCst), during, "no reader while it writes");
+        assert_eq!(
+            reads.load(Ordering::SeqCst),
+            during,
+            "no reader while it writes"
+        );
         w.release().unwrap();
         stop.store(true, Ordering::SeqCst);
         eprintln!("the writer got in {took:?} after asking (read hold {hold:?})");
@@ -176,7 +200,11 @@ fn a_killed_writer_or_waiting_writer_blocks_nobody_past_ttl_and_grace() {
     let pid = run.spawn(
         "w",
         &uri,
-        &worker_args("write", "K", &["--keep-alive", "1", "--acts", "100000", "--hold-ms", "100"]),
+        &worker_args(
+            "write",
+            "K",
+            &["--keep-alive", "1", "--acts", "100000", "--hold-ms", "100"],
+        ),
         None,
     );
     assert!(wait_until(Duration::from_secs(15), || {
@@ -317,7 +345,10 @@ fn a_waiting_writer_is_woken_by_the_last_readers_release_or_polls_at_its_step() 
     if has_change_streams(&db) {
         let took = measure(Duration::from_secs(5), true, 7);
         eprintln!("release to write (change stream): {took:?}");
-        assert!(common::median(took.clone()) <= Duration::from_millis(50), "{took:?}");
+        assert!(
+            common::median(took.clone()) <= Duration::from_millis(50),
+            "{took:?}"
+        );
         assert!(took.iter().all(|t| *t < Duration::from_secs(2)), "{took:?}");
     }
     let step = Duration::from_millis(300);
@@ -361,7 +392,10 @@ fn keep_alive_holds_guards_past_several_ttls_and_lost_reports_a_removed_guard() 
     let reason = lost
         .recv_timeout(ttl + Duration::from_secs(1))
         .expect("lost() fired");
-    eprintln!("lost ({reason:?}) {:?} after the removal", removed.elapsed());
+    eprintln!(
+        "lost ({reason:?}) {:?} after the removal",
+        removed.elapsed()
+    );
     assert_eq!(reason, LossReason::TakenOver);
     assert!(!r.is_valid());
     // Without keep-alive a guard is valid until its deadline, then not.

@@ -93,7 +93,11 @@ fn three_permits_ten_threads_two_processes_for_20_s() {
     let _serial = serial();
     let uri = common::uri();
     let mut run = Run::new();
-    let args = worker_args("S", "3", &["--threads", "5", "--hold-ms", "20", "--acts", "3"]);
+    let args = worker_args(
+        "S",
+        "3",
+        &["--threads", "5", "--hold-ms", "20", "--acts", "3"],
+    );
     run.spawn("a", &uri, &args, None);
     run.spawn("b", &uri, &args, None);
     std::thread::sleep(Duration::from_secs(20));
@@ -272,26 +276,30 @@ fn a_second_count_on_one_key_gets_the_typed_error_and_nothing_more_is_granted() 
     run.spawn(
         "two",
         &uri,
-        &worker_args("S", "2", &["--threads", "3", "--hold-ms", "30", "--acts", "3"]),
+        &worker_args(
+            "S",
+            "2",
+            &["--threads", "3", "--hold-ms", "30", "--acts", "3"],
+        ),
         None,
     );
     let watcher = semaphore(&db, "S", 2, Duration::from_secs(1));
-    assert!(wait_until(Duration::from_secs(15), || !holders(&watcher)
-        .is_empty()));
+    assert!(wait_until(Duration::from_secs(15), || !holders(&watcher).is_empty()));
     run.spawn(
         "three",
         &uri,
-        &worker_args("S", "3", &["--threads", "2", "--hold-ms", "30", "--acts", "3"]),
+        &worker_args(
+            "S",
+            "3",
+            &["--threads", "2", "--hold-ms", "30", "--acts", "3"],
+        ),
         None,
     );
     // In this process too: the first operation names both counts.
     let other = semaphore(&db, "S", 3, Duration::from_secs(1));
     let err = other.try_acquire().unwrap_err();
     let text = err.to_string();
-    assert!(
-        matches!(err, Error::PermitsMismatch { .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, Error::PermitsMismatch { .. }), "{err:?}");
     assert!(text.contains('2') && text.contains('3'), "{text}");
     assert!(other.acquire().is_err(), "blocking acquire refused too");
     let mut most = 0;
@@ -303,7 +311,10 @@ fn a_second_count_on_one_key_gets_the_typed_error_and_nothing_more_is_granted() 
     assert!(most <= 2, "{most} holders at once");
     let (history, report) = run.finish();
     assert!(
-        !history.sections.iter().any(|s| s.worker.starts_with("three")),
+        !history
+            .sections
+            .iter()
+            .any(|s| s.worker.starts_with("three")),
         "the second count got a permit"
     );
     assert!(
@@ -473,7 +484,10 @@ fn keep_alive_holds_a_permit_past_several_ttls_and_lost_reports_a_taken_permit()
     let reason = lost
         .recv_timeout(ttl + Duration::from_secs(1))
         .expect("lost() fired");
-    eprintln!("lost ({reason:?}) {:?} after the removal", removed.elapsed());
+    eprintln!(
+        "lost ({reason:?}) {:?} after the removal",
+        removed.elapsed()
+    );
     assert_eq!(reason, LossReason::TakenOver);
     assert!(!permit.is_valid());
     assert!(removed.elapsed() <= ttl / 3 + Duration::from_millis(700));

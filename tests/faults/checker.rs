@@ -811,10 +811,7 @@ mod tests {
         ]);
         assert_eq!(r.violations.len(), 1, "{:?}", r.violations);
         // The same fence twice.
-        let r = check(&[
-            share("read", "a", 7, 0, 100),
-            share("read", "b", 7, 1, 100),
-        ]);
+        let r = check(&[share("read", "a", 7, 0, 100), share("read", "b", 7, 1, 100)]);
         assert_eq!(r.violations.len(), 1, "{:?}", r.violations);
         assert!(r.violations[0].contains("granted twice"));
     }
