@@ -266,6 +266,32 @@ mod tests {
     }
 
     #[test]
+    fn a_semaphore_needs_a_positive_count_of_permits() {
+        let cli = Cli::try_parse_from([
+            "mongoelector",
+            "semaphore",
+            "k",
+            "--permits",
+            "3",
+            "--no-wait",
+            "--",
+            "true",
+        ])
+        .unwrap();
+        let Command::Semaphore(sem) = cli.command else {
+            panic!("not semaphore")
+        };
+        assert_eq!((sem.permits, sem.no_wait), (3, true));
+        assert_eq!(sem.command, ["true"]);
+        for bad in [&["--permits", "0"][..], &[][..], &["--permits", "-1"][..]] {
+            let mut args = vec!["mongoelector", "semaphore", "k"];
+            args.extend_from_slice(bad);
+            args.extend_from_slice(&["--", "true"]);
+            assert!(Cli::try_parse_from(args).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn the_help_lists_the_exit_codes() {
         use clap::CommandFactory;
         let help = Cli::command().render_long_help().to_string();
