@@ -12,6 +12,11 @@ pub mod locking {}
 #[doc = include_str!("../docs/election.md")]
 pub mod election {}
 
+/// The counting semaphore and the read-write lock: "at most N at once",
+/// "readers and a writer", the document, writer starvation, fences, expiry.
+#[doc = include_str!("../docs/semaphore.md")]
+pub mod semaphore {}
+
 /// Timing: the defaults and the bounds they give (replacement of a dead
 /// master, handover on stop, stepping down).
 #[doc = include_str!("../docs/timing.md")]

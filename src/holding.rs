@@ -114,8 +114,8 @@ impl Drop for Holding {
 /// "read share"...); `$setup` is the example code that makes `guard`.
 macro_rules! guard_methods {
     ($what:literal, $setup:literal) => {
-        #[doc = concat!("The ", $what, "'s fence token: greater than that of every earlier grant on this key")]
-        /// whose entry this one could have overlapped (see the type's docs).
+        #[doc = concat!("The ", $what, "'s fence token: greater than that of every grant made before it")]
+        /// on this key (one counter per key serves every grant).
         ///
         /// ```no_run
         /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");

@@ -11,6 +11,10 @@
 //!   ([`acquire`](MongoLocker::acquire), [`release`](MongoLocker::release))
 //!   and an RAII [`LockGuard`] ([`lock`](MongoLocker::lock),
 //!   [`try_lock`](MongoLocker::try_lock), [`try_lock_for`](MongoLocker::try_lock_for)).
+//! - [`MongoSemaphore`]: at most N holders of a key at once, each with a
+//!   [`Permit`]; [`MongoRwLock`]: many readers ([`ReadGuard`]) or one
+//!   writer ([`WriteGuard`]), writers not starved. Leases, fences,
+//!   keep-alive and `lost()` as the lock's ([guide](guide::semaphore)).
 //! - [`Fenced`]: writes to your own documents that a holder with a lower
 //!   fence, or whose lease has ended in server time, cannot land
 //!   ([`LockGuard::fenced`], [`MongoElector::fenced`]).
@@ -106,7 +110,8 @@
 //! # Guide
 //!
 //! The [`guide`] pages hold the reference: [locking](guide::locking),
-//! [election](guide::election), [timing](guide::timing),
+//! [election](guide::election), [semaphores and read-write
+//! locks](guide::semaphore), [timing](guide::timing),
 //! [guarantees](guide::guarantees) and how they are tested,
 //! [security](guide::security), [performance](guide::performance), the
 //! [lock document](guide::document), [threads](guide::threads), the

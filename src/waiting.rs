@@ -95,3 +95,90 @@ pub(crate) fn acquire<T>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Error;
+
+    fn how(blocking: bool, timeout: Option<Duration>) -> Waiting<'static> {
+        Waiting {
+            key: "k",
+            blocking,
+            timeout,
+            step: Duration::from_millis(1),
+            grace: Duration::ZERO,
+            hub: &|| None,
+        }
+    }
+
+    fn unreachable() -> Error {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        Error::from(mongodb::error::Error::from(io))
+    }
+
+    #[test]
+    fn retries_until_won() {
+        let mut n = 0;
+        let got = acquire(how(true, None), || {
+            n += 1;
+            Ok(if n == 3 {
+                Attempt::Won(n)
+            } else {
+                Attempt::Held { expires: None }
+            })
+        });
+        assert_eq!(got.unwrap(), Some(3));
+    }
+
+    #[test]
+    fn one_attempt_without_blocking_and_every_error_at_once() {
+        let mut n = 0;
+        let got = acquire(how(false, None), || {
+            n += 1;
+            Ok(Attempt::<()>::Held { expires: None })
+        });
+        assert_eq!((got.unwrap(), n), (None, 1));
+        let got = acquire(how(false, None), || Err::<Attempt<()>, _>(unreachable()));
+        assert!(got.is_err(), "not blocking: even a transient error");
+    }
+
+    #[test]
+    fn blocking_rides_through_transient_errors_until_the_timeout() {
+        let mut n = 0;
+        let got = acquire(how(true, Some(Duration::from_millis(30))), || {
+            n += 1;
+            Err::<Attempt<()>, _>(unreachable())
+        });
+        assert!(got.unwrap_err().is_transient(), "the last error");
+        assert!(n > 1, "retried");
+        let mut n = 0;
+        let got = acquire(how(true, None), || {
+            n += 1;
+            Err::<Attempt<()>, _>(Error::invalid("x", "no"))
+        });
+        assert!(matches!(got, Err(Error::InvalidArgument { .. })));
+        assert_eq!(n, 1, "a non-transient error ends it at once");
+    }
+
+    #[test]
+    fn times_out_with_none_and_checks_arguments_first() {
+        let got = acquire(how(true, Some(Duration::from_millis(20))), || {
+            Ok(Attempt::<()>::Held { expires: None })
+        });
+        assert_eq!(got.unwrap(), None);
+        let mut n = 0;
+        let got = acquire(how(false, Some(Duration::from_millis(20))), || {
+            n += 1;
+            Ok(Attempt::<()>::Held { expires: None })
+        });
+        assert!(matches!(
+            got,
+            Err(Error::InvalidArgument {
+                parameter: "timeout",
+                ..
+            })
+        ));
+        assert_eq!(n, 0);
+    }
+}

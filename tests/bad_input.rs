@@ -678,3 +678,114 @@ fn live_locks_refuses_a_bad_collection_name_without_io() {
     }
     assert!(db.list_collection_names().run().unwrap().is_empty());
 }
+
+#[test]
+fn semaphore_and_rwlock_arguments_name_the_parameter() {
+    use mongoelector::{MongoRwLock, MongoSemaphore};
+    let db = db();
+    let sem = |key: &str, permits: u32, collection: &str, ttl: Duration, step: Duration| {
+        MongoSemaphore::builder(key, &db, permits)
+            .collection(collection)
+            .ttl(ttl)
+            .step(step)
+            .build()
+    };
+    let (ok_ttl, ok_step) = (Duration::from_secs(5), STEP);
+    let cases: Vec<(mongoelector::Result<MongoSemaphore>, &str)> = vec![
+        (MongoSemaphore::new("k", &db, 0), "permits"),
+        (MongoSemaphore::new("", &db, 3), "key"),
+        (sem("k", 3, "", ok_ttl, ok_step), "collection"),
+        (sem("k", 3, "a$b", ok_ttl, ok_step), "collection"),
+        (sem("k", 3, "system.x", ok_ttl, ok_step), "collection"),
+        (sem("k", 3, "c", Duration::from_millis(1), ok_step), "ttl"),
+        (sem("k", 3, "c", Duration::MAX, ok_step), "ttl"),
+        (sem("k", 3, "c", ok_ttl, Duration::ZERO), "step"),
+        (
+            MongoSemaphore::builder("k", &db, 3)
+                .takeover_grace(Duration::from_secs(7200))
+                .build(),
+            "takeover_grace",
+        ),
+        (
+            MongoSemaphore::builder("k", &db, 3)
+                .metadata(doc! { "$bad": 1 })
+                .build(),
+            "metadata",
+        ),
+    ];
+    for (i, (result, expected)) in cases.into_iter().enumerate() {
+        assert_eq!(parameter(result), expected, "semaphore case {i}");
+    }
+    let rw = |key: &str, collection: &str, ttl: Duration, step: Duration| {
+        MongoRwLock::builder(key, &db)
+            .collection(collection)
+            .ttl(ttl)
+            .step(step)
+            .build()
+    };
+    let cases: Vec<(mongoelector::Result<MongoRwLock>, &str)> = vec![
+        (MongoRwLock::new("", &db), "key"),
+        (MongoRwLock::new("a\0b", &db), "key"),
+        (rw("k", "", ok_ttl, ok_step), "collection"),
+        (rw("k", "c", Duration::ZERO, ok_step), "ttl"),
+        (rw("k", "c", ok_ttl, Duration::from_secs(u64::MAX)), "step"),
+        (
+            MongoRwLock::builder("k", &db)
+                .metadata(doc! { "a.b": 1 })
+                .build(),
+            "metadata",
+        ),
+    ];
+    for (i, (result, expected)) in cases.into_iter().enumerate() {
+        assert_eq!(parameter(result), expected, "rwlock case {i}");
+    }
+    // None of that touched the database.
+    assert!(db.list_collection_names().run().unwrap().is_empty());
+}
+
+#[test]
+fn malformed_share_documents_are_reported_and_never_granted() {
+    use mongoelector::{MongoRwLock, MongoSemaphore};
+    let db = db();
+    let sems = db.collection::<Document>("mongosemaphore");
+    let rws = db.collection::<Document>("mongorwlock");
+    let cases: Vec<(Document, &str)> = vec![
+        (doc! { "holders": "x" }, "holders"),
+        (doc! { "fence": "1" }, "fence"),
+        (doc! { "fence": -3_i64 }, "fence"),
+        (doc! { "permits": "3" }, "permits"),
+        (
+            doc! { "holders": [{ "uuid": "u", "fence": 1_i64, "ts_expire": "soon" }] },
+            "holders",
+        ),
+        (doc! { "holders": [7] }, "holders"),
+    ];
+    for (i, (fields, field)) in cases.into_iter().enumerate() {
+        let key = format!("s{i}");
+        let mut d = doc! { "_id": &key };
+        d.extend(fields.clone());
+        sems.insert_one(d.clone()).run().unwrap();
+        let sem = MongoSemaphore::builder(&key, &db, 3)
+            .timeparanoid(false)
+            .build()
+            .unwrap();
+        match sem.try_acquire() {
+            Err(Error::MalformedDocument { field: f, .. }) => assert_eq!(f, field, "{d}"),
+            other => panic!("{d}: expected MalformedDocument, got {other:?}"),
+        }
+        let after = sems.find_one(doc! { "_id": &key }).run().unwrap().unwrap();
+        assert_eq!(after, d, "left as it was");
+        if field == "permits" {
+            continue;
+        }
+        rws.insert_one(d.clone()).run().unwrap();
+        let lock = MongoRwLock::builder(&key, &db)
+            .timeparanoid(false)
+            .build()
+            .unwrap();
+        match lock.try_write() {
+            Err(Error::MalformedDocument { field: f, .. }) => assert_eq!(f, field, "{d}"),
+            other => panic!("{d}: expected MalformedDocument, got {other:?}"),
+        }
+    }
+}

@@ -54,3 +54,48 @@ impl RwLockBuilder {
         Ok(MongoRwLock::from_core(self.options.build()?))
     }
 }
+
+impl MongoRwLock {
+    /// A read-write lock on `key` with the defaults (see [`RwLockBuilder`]).
+    /// No I/O.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) when `key` is empty.
+    ///
+    /// ```no_run
+    /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
+    /// let lock = mongoelector::MongoRwLock::new("shared-config", &db)?;
+    /// assert_eq!(lock.key(), "shared-config");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn new(key: &str, db: &Database) -> Result<MongoRwLock> {
+        Self::builder(key, db).build()
+    }
+
+    /// A builder for a read-write lock on `key`; see [`RwLockBuilder`].
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
+    /// let lock = mongoelector::MongoRwLock::builder("shared-config", &db)
+    ///     .ttl(Duration::from_secs(20))
+    ///     .build()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn builder(key: &str, db: &Database) -> RwLockBuilder {
+        RwLockBuilder::new(key, db)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn builder_is_send_sync() {
+        assert_send_sync::<RwLockBuilder>();
+    }
+}

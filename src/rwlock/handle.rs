@@ -4,11 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mongodb::sync::Database;
-
 use crate::document::LockInfo;
 use crate::error::{During, Result};
-use crate::rwlock::builder::RwLockBuilder;
 use crate::rwlock::guards::{ReadGuard, WriteGuard};
 use crate::shares::core::ShareCore;
 use crate::shares::pipeline::Ask;
@@ -52,37 +49,6 @@ pub struct MongoRwLock {
 }
 
 impl MongoRwLock {
-    /// A read-write lock on `key` with the defaults (see [`RwLockBuilder`]).
-    /// No I/O.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) when `key` is empty.
-    ///
-    /// ```no_run
-    /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
-    /// let lock = mongoelector::MongoRwLock::new("shared-config", &db)?;
-    /// assert_eq!(lock.key(), "shared-config");
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn new(key: &str, db: &Database) -> Result<MongoRwLock> {
-        Self::builder(key, db).build()
-    }
-
-    /// A builder for a read-write lock on `key`; see [`RwLockBuilder`].
-    ///
-    /// ```no_run
-    /// # use std::time::Duration;
-    /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
-    /// let lock = mongoelector::MongoRwLock::builder("shared-config", &db)
-    ///     .ttl(Duration::from_secs(20))
-    ///     .build()?;
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn builder(key: &str, db: &Database) -> RwLockBuilder {
-        RwLockBuilder::new(key, db)
-    }
-
     pub(crate) fn from_core(core: ShareCore) -> Self {
         MongoRwLock {
             core: Arc::new(core),
@@ -206,7 +172,10 @@ impl MongoRwLock {
 
     /// Waits, with no time limit, for the write share: granted once no
     /// entry holds. While it waits, its intent (renewed every third of a
-    /// ttl) makes new readers wait.
+    /// ttl) makes new readers wait. A thread that still holds a
+    /// [`ReadGuard`] of the key waits for itself (until that read lease
+    /// expires; for ever with keep-alive): release it first, or bound the
+    /// wait with [`try_write_for`](Self::try_write_for).
     ///
     /// # Errors
     ///
@@ -345,6 +314,5 @@ mod tests {
         assert_send_sync::<MongoRwLock>();
         assert_send_sync::<ReadGuard>();
         assert_send_sync::<WriteGuard>();
-        assert_send_sync::<RwLockBuilder>();
     }
 }

@@ -65,3 +65,49 @@ impl SemaphoreBuilder {
         ))
     }
 }
+
+impl MongoSemaphore {
+    /// A semaphore of `permits` on `key`, with the defaults (see
+    /// [`SemaphoreBuilder`]). No I/O.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) naming
+    /// `permits` (zero) or `key` (empty).
+    ///
+    /// ```no_run
+    /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
+    /// let sem = mongoelector::MongoSemaphore::new("api-calls", &db, 5)?;
+    /// assert_eq!(sem.key(), "api-calls");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn new(key: &str, db: &Database, permits: u32) -> Result<MongoSemaphore> {
+        Self::builder(key, db, permits).build()
+    }
+
+    /// A builder for a semaphore of `permits` on `key`; see [`SemaphoreBuilder`].
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
+    /// let sem = mongoelector::MongoSemaphore::builder("api-calls", &db, 5)
+    ///     .ttl(Duration::from_secs(20))
+    ///     .build()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn builder(key: &str, db: &Database, permits: u32) -> SemaphoreBuilder {
+        SemaphoreBuilder::new(key, db, permits)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn builder_is_send_sync() {
+        assert_send_sync::<SemaphoreBuilder>();
+    }
+}

@@ -4,12 +4,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mongodb::sync::Database;
-
 use crate::document::LockInfo;
 use crate::error::{During, Result};
 use crate::lease::as_delta;
-use crate::semaphore::builder::SemaphoreBuilder;
 use crate::semaphore::permit::Permit;
 use crate::shares::core::ShareCore;
 use crate::shares::pipeline::Ask;
@@ -48,38 +45,6 @@ pub struct MongoSemaphore {
 }
 
 impl MongoSemaphore {
-    /// A semaphore of `permits` on `key`, with the defaults (see
-    /// [`SemaphoreBuilder`]). No I/O.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) naming
-    /// `permits` (zero) or `key` (empty).
-    ///
-    /// ```no_run
-    /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
-    /// let sem = mongoelector::MongoSemaphore::new("api-calls", &db, 5)?;
-    /// assert_eq!(sem.key(), "api-calls");
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn new(key: &str, db: &Database, permits: u32) -> Result<MongoSemaphore> {
-        Self::builder(key, db, permits).build()
-    }
-
-    /// A builder for a semaphore of `permits` on `key`; see [`SemaphoreBuilder`].
-    ///
-    /// ```no_run
-    /// # use std::time::Duration;
-    /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
-    /// let sem = mongoelector::MongoSemaphore::builder("api-calls", &db, 5)
-    ///     .ttl(Duration::from_secs(20))
-    ///     .build()?;
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn builder(key: &str, db: &Database, permits: u32) -> SemaphoreBuilder {
-        SemaphoreBuilder::new(key, db, permits)
-    }
-
     pub(crate) fn from_core(core: ShareCore, permits: u32) -> Self {
         MongoSemaphore {
             core: Arc::new(core),
@@ -301,6 +266,5 @@ mod tests {
     fn handle_and_permit_are_send_sync() {
         assert_send_sync::<MongoSemaphore>();
         assert_send_sync::<Permit>();
-        assert_send_sync::<SemaphoreBuilder>();
     }
 }

@@ -51,7 +51,7 @@ struct Grant {
 pub(crate) struct ShareCore {
     key: String,
     owner: Owner,
-    settings_ttl: Duration,
+    ttl: Duration,
     step: Duration,
     store: ShareStore,
     clock: ClockCheck,
@@ -67,7 +67,7 @@ impl ShareCore {
         ShareCore {
             key,
             owner: settings.owner,
-            settings_ttl: settings.ttl,
+            ttl: settings.ttl,
             step: settings.step,
             store,
             clock: ClockCheck::new(settings.timeparanoid),
@@ -82,7 +82,7 @@ impl ShareCore {
     }
 
     pub fn ttl(&self) -> Duration {
-        self.settings_ttl
+        self.ttl
     }
 
     pub fn collection_name(&self) -> &str {
@@ -140,7 +140,7 @@ impl ShareCore {
         let who = Grantee {
             token,
             owner: &self.owner,
-            ttl: self.settings_ttl,
+            ttl: self.ttl,
             grace: self.store.grace(),
         };
         let sent = Moment::now();
@@ -155,7 +155,7 @@ impl ShareCore {
                 expires: shares.first_expiry(),
             });
         };
-        let lease = Lease::granted(entry.fence, entry.expires, sent, self.settings_ttl);
+        let lease = Lease::granted(entry.fence, entry.expires, sent, self.ttl);
         if !lease.valid_at(Moment::now()) {
             // The answer came after the lease's local deadline: the next
             // attempt (same token) renews the entry with a fresh lease.
@@ -173,11 +173,7 @@ impl ShareCore {
         deadlines::watch(lease.deadline, watched(&tenure));
         if self.keep_alive {
             let me = Arc::downgrade(self) as Weak<dyn Renew>;
-            keepalive::schedule(
-                keepalive::renewal_due(sent, self.settings_ttl),
-                me,
-                lease.fence,
-            );
+            keepalive::schedule(keepalive::renewal_due(sent, self.ttl), me, lease.fence);
         }
         log::debug!("granted `{}` with fence {}", self.key, lease.fence);
         Ok(Attempt::Won(tenure))
@@ -213,12 +209,9 @@ impl ShareCore {
             return Ok(None);
         }
         let sent = Moment::now();
-        match self
-            .store
-            .touch(&self.key, &token, fence, self.settings_ttl)?
-        {
+        match self.store.touch(&self.key, &token, fence, self.ttl)? {
             Some(expires) => {
-                let lease = Lease::granted(fence, expires, sent, self.settings_ttl);
+                let lease = Lease::granted(fence, expires, sent, self.ttl);
                 if !tenure.renewed(lease, Moment::now()) {
                     return Ok(None);
                 }
@@ -268,7 +261,7 @@ impl Renew for ShareCore {
         if !tenure.valid_at(Moment::now()) {
             return None;
         }
-        let due = keepalive::renewal_due(tenure.lease().sent, self.settings_ttl);
+        let due = keepalive::renewal_due(tenure.lease().sent, self.ttl);
         if Moment::now() < due {
             // Renewed by hand (touch) meanwhile.
             return Some(due);
@@ -284,6 +277,6 @@ impl Renew for ShareCore {
                 Answer::Failed
             }
         };
-        keepalive::next_renewal(answer, tenure.lease(), Moment::now(), self.settings_ttl)
+        keepalive::next_renewal(answer, tenure.lease(), Moment::now(), self.ttl)
     }
 }

@@ -65,9 +65,28 @@ fn type_in(f: &str, types: &[&str]) -> Document {
     doc! { "$in": [{ "$type": field(f) }, types.to_vec()] }
 }
 
+/// A date as milliseconds; anything else (a damaged entry, which `_ok`
+/// then refuses) as 0, so that the pipeline itself never fails on it.
+fn date_ms(ts: &str) -> Document {
+    doc! { "$cond": [{ "$eq": [{ "$type": ts }, "date"] }, millis(ts), 0_i64] }
+}
+
 /// An expiry that still counts at `$$NOW`: `ts + grace > $$NOW`.
 fn counts(ts: &str, grace: Duration) -> Document {
-    doc! { "$gt": [{ "$add": [millis(ts), duration_ms(grace)] }, millis("$$NOW")] }
+    doc! { "$gt": [{ "$add": [date_ms(ts), duration_ms(grace)] }, millis("$$NOW")] }
+}
+
+/// Every holder entry has the shape a grant relies on.
+fn entries_ok() -> Document {
+    doc! { "$allElementsTrue": [{ "$map": {
+        "input": holders(),
+        "as": "h",
+        "in": { "$and": [
+            { "$eq": [{ "$type": entry(TS_EXPIRE) }, "date"] },
+            { "$in": [{ "$type": entry(FENCE) }, ["int", "long"]] },
+            { "$eq": [{ "$type": entry(UUID) }, "string"] },
+        ]},
+    }}]}
 }
 
 /// The entry `$$h` is grant (`token`, `fence`).
@@ -98,6 +117,7 @@ pub(crate) fn grant_pipeline(ask: Ask, who: &Grantee<'_>) -> Vec<Document> {
         Bson::Document(type_in(FENCE, &["missing", "int", "long"])),
         Bson::Document(doc! { "$gte": [{ "$ifNull": [field(FENCE), 0_i64] }, 0_i64] }),
         Bson::Document(type_in(HOLDERS, &["missing", "null", "array"])),
+        Bson::Document(entries_ok()),
     ];
     let mut first = doc! { LIVE: live };
     match ask {
@@ -133,7 +153,7 @@ pub(crate) fn grant_pipeline(ask: Ask, who: &Grantee<'_>) -> Vec<Document> {
                 doc! { "$and": [
                     { "$eq": [{ "$type": &intent_expire }, "date"] },
                     { "$eq": [&intent_uuid, token.clone()] },
-                    { "$gt": [millis(&intent_expire),
+                    { "$gt": [date_ms(&intent_expire),
                               { "$add": [millis("$$NOW"), duration_ms(who.ttl * 2 / 3)] }] },
                 ]},
             );
@@ -241,7 +261,7 @@ pub(crate) fn grant_pipeline(ask: Ask, who: &Grantee<'_>) -> Vec<Document> {
 /// Matches the document while grant (`token`, `fence`) is in it and
 /// unexpired in server time.
 pub(crate) fn touch_filter(key: &str, token: &str, fence: i64) -> Document {
-    let unexpired = doc! { "$gt": [millis(entry(TS_EXPIRE)), millis("$$NOW")] };
+    let unexpired = doc! { "$gt": [date_ms(&entry(TS_EXPIRE)), millis("$$NOW")] };
     doc! {
         ID: key,
         "$expr": { "$anyElementTrue": [{ "$map": {
