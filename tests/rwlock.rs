@@ -116,7 +116,7 @@ fn readers_and_writers_in_three_processes_never_overlap_a_writer() {
                 "--acts",
                 "2",
                 "--retry-ms",
-                "250",
+                "400",
             ],
         ),
         None,
