@@ -606,11 +606,23 @@ impl Worker {
                 .unwrap_or_else(|| Fenced::new(&self.resource, fence).until(expires));
             let mut acts = 0;
             let mut last_deadline = -1;
+            // Whether this event's term is still the elector's: an event
+            // read late (the worker paused with events queued) names a term
+            // that is over, and the lease deadline then is a newer term's.
+            // Checked after reading the deadline: fences only grow.
+            let current = || {
+                elector
+                    .fenced(&self.resource)
+                    .is_ok_and(|f| f.fence() == fence)
+            };
             loop {
                 let checked = mono_ns();
                 let Some(deadline) = elector.lease_deadline().map(instant_ns) else {
                     break;
                 };
+                if !current() {
+                    break;
+                }
                 last_deadline = deadline;
                 if self.stopping() || !elector.is_master() {
                     break;
@@ -622,8 +634,11 @@ impl Worker {
                 }
                 std::thread::sleep(self.cfg.hold);
             }
-            let deadline = elector.lease_deadline().map_or(last_deadline, instant_ns);
-            let valid = elector.is_master();
+            let deadline = match elector.lease_deadline() {
+                Some(d) if current() => instant_ns(d),
+                _ => last_deadline,
+            };
+            let valid = elector.is_master() && current();
             self.section("master", fence, start, valid, deadline);
             if valid {
                 if let Err(e) = elector.release() {
