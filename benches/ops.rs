@@ -14,9 +14,10 @@
 //!    and of its raw equivalent, interleaved, compared by their medians;
 //! 2. a std-timed contended pass: 1, 2, 4, 8 threads taking turns on one
 //!    key (critical sections per second, and the mean wait from a release to
-//!    the next holder's acquire);
+//!    the next holder's acquire), then 8 threads on a semaphore of 3 permits
+//!    and 8 threads on a read-write lock (6 readers, 2 writers);
 //! 3. criterion's own benchmarks of the same operations (`locker/*`,
-//!    `elector/*`, `raw/*`, `contended/*`).
+//!    `semaphore/*`, `rwlock/*`, `elector/*`, `raw/*`, `contended/*`).
 //!
 //! The tables of parts 1 and 2 are printed again at the end, in markdown.
 //!
@@ -36,7 +37,7 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use mongodb::bson::{doc, Document};
 use mongodb::sync::{Collection, Database};
-use mongoelector::{LockGuard, MongoElector, MongoLocker};
+use mongoelector::{LockGuard, MongoElector, MongoLocker, MongoRwLock, MongoSemaphore};
 
 const STEP: Duration = Duration::from_millis(250);
 const HOLD_TTL: Duration = Duration::from_secs(600);
@@ -91,6 +92,8 @@ struct Fixture {
     follower_st: MongoElector,
     /// A lock held for the fenced writes.
     fencing: LockGuard,
+    semaphore: MongoSemaphore,
+    rwlock: MongoRwLock,
 }
 
 fn locker(db: &Database, key: &str) -> MongoLocker {
@@ -122,6 +125,16 @@ impl Fixture {
             master_st: elector(db, "poll-status", true),
             follower_st: elector(db, "poll-status", true),
             fencing: locker(db, "fenced").lock().unwrap(),
+            semaphore: MongoSemaphore::builder("permits", db, 3)
+                .ttl(HOLD_TTL)
+                .timeparanoid(false)
+                .build()
+                .unwrap(),
+            rwlock: MongoRwLock::builder("rw", db)
+                .ttl(HOLD_TTL)
+                .timeparanoid(false)
+                .build()
+                .unwrap(),
         };
         assert!(fx.holder.acquire(false, None, STEP, false).unwrap());
         for (m, f) in [(&fx.master, &fx.follower), (&fx.master_st, &fx.follower_st)] {
@@ -188,6 +201,37 @@ impl Fixture {
                 run: Box::new(|| {
                     assert!(self.free.acquire(false, None, STEP, false).unwrap());
                     assert!(self.free.release(false).unwrap());
+                }),
+            },
+            Op {
+                name: "permit acquire+release",
+                group: "semaphore",
+                raw: Raw::Writes(2),
+                run: Box::new(|| {
+                    let permit = self
+                        .semaphore
+                        .try_acquire()
+                        .unwrap()
+                        .expect("a free permit");
+                    permit.release().unwrap();
+                }),
+            },
+            Op {
+                name: "read acquire+release",
+                group: "rwlock",
+                raw: Raw::Writes(2),
+                run: Box::new(|| {
+                    let guard = self.rwlock.try_read().unwrap().expect("free for readers");
+                    guard.release().unwrap();
+                }),
+            },
+            Op {
+                name: "write acquire+release",
+                group: "rwlock",
+                raw: Raw::Writes(2),
+                run: Box::new(|| {
+                    let guard = self.rwlock.try_write().unwrap().expect("free");
+                    guard.release().unwrap();
                 }),
             },
             Op {
@@ -463,10 +507,110 @@ fn contended_pass(db: &Database) -> String {
     table
 }
 
+/// Part 2b: 8 threads on a semaphore of 3 permits, and 8 threads on a
+/// read-write lock (6 readers, 2 writers), each thread with its own handle,
+/// looping acquire → release with an empty section.
+fn contended_shares_pass(db: &Database) -> String {
+    let secs: f64 = env_or("CONTENDED_SECS", 3.0);
+    let step = Duration::from_millis(env_or("CONTENDED_STEP_MS", 5));
+    let run = |work: &(dyn Fn(usize) -> bool + Sync)| -> (Vec<usize>, Duration) {
+        let stop = AtomicBool::new(false);
+        let counts: Vec<AtomicI64> = (0..8).map(|_| AtomicI64::new(0)).collect();
+        let start = Instant::now();
+        std::thread::scope(|s| {
+            for (i, count) in counts.iter().enumerate() {
+                let stop = &stop;
+                s.spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        if work(i) {
+                            count.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                });
+            }
+            std::thread::sleep(Duration::from_secs_f64(secs));
+            stop.store(true, Ordering::Relaxed);
+        });
+        let elapsed = start.elapsed();
+        let counts = counts
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed) as usize)
+            .collect();
+        (counts, elapsed)
+    };
+    let sems: Vec<MongoSemaphore> = (0..8)
+        .map(|_| {
+            MongoSemaphore::builder("contended-permits", db, 3)
+                .ttl(Duration::from_secs(30))
+                .step(step)
+                .timeparanoid(false)
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let (permits, took) = run(&|i| {
+        sems[i].acquire().unwrap().release().unwrap();
+        true
+    });
+    let rws: Vec<MongoRwLock> = (0..8)
+        .map(|_| {
+            MongoRwLock::builder("contended-rw", db)
+                .ttl(Duration::from_secs(30))
+                .step(step)
+                .timeparanoid(false)
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let (rw, rw_took) = run(&|i| {
+        if i < 6 {
+            rws[i].read().unwrap().release().unwrap();
+        } else {
+            rws[i].write().unwrap().release().unwrap();
+        }
+        true
+    });
+    let per_s = |n: usize, d: Duration| n as f64 / d.as_secs_f64();
+    let reads: usize = rw[..6].iter().sum();
+    let writes: usize = rw[6..].iter().sum();
+    let mut table = String::new();
+    let _ = writeln!(
+        table,
+        "| 8 threads | acquisitions/s | per thread, fewest / most |"
+    );
+    let _ = writeln!(table, "|---|---|---|");
+    let line = format!(
+        "| semaphore, 3 permits | {:.0} | {} / {} |",
+        per_s(permits.iter().sum(), took),
+        permits.iter().min().unwrap(),
+        permits.iter().max().unwrap()
+    );
+    eprintln!("{line}");
+    let _ = writeln!(table, "{line}");
+    let line = format!(
+        "| read-write lock, 6 readers + 2 writers | {:.0} ({:.0} reads/s, {:.0} writes/s) | readers {} / {}, writers {} / {} |",
+        per_s(reads + writes, rw_took),
+        per_s(reads, rw_took),
+        per_s(writes, rw_took),
+        rw[..6].iter().min().unwrap(),
+        rw[..6].iter().max().unwrap(),
+        rw[6..].iter().min().unwrap(),
+        rw[6..].iter().max().unwrap()
+    );
+    eprintln!("{line}");
+    let _ = writeln!(table, "{line}");
+    let _ = writeln!(
+        table,
+        "\nEach thread has its own handle and loops acquire() → release() (read() or write() for the \
+         read-write lock), with an empty section; blocking acquire retries every {step:?}; {secs} s per row."
+    );
+    table
+}
+
 /// Part 3: criterion's view of the same operations.
 fn criterion_benches(c: &mut Criterion, fx: &Fixture, db: &Database) {
     let ops = fx.ops();
-    for group_name in ["locker", "fenced", "elector"] {
+    for group_name in ["locker", "semaphore", "rwlock", "fenced", "elector"] {
         let mut group = c.benchmark_group(group_name);
         for op in ops.iter().filter(|op| op.group == group_name) {
             group.bench_function(op.name, |b| b.iter(|| (op.run)()));
@@ -522,7 +666,10 @@ fn main() {
         eprintln!("== ratio pass: each operation against the raw driver, interleaved");
         let ratios = ratio_pass(&fx);
         eprintln!("== contended pass");
-        let contended = contended_pass(&db);
+        let mut contended = contended_pass(&db);
+        eprintln!("== contended pass: semaphore and read-write lock");
+        contended.push('\n');
+        contended.push_str(&contended_shares_pass(&db));
         (ratios, contended)
     };
 

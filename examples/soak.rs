@@ -1,6 +1,8 @@
-//! The soak: 6 worker processes (2 threads each) on 3 keys, each behind its
-//! own fault-injecting proxy, with a random fault every few seconds; then
-//! the history checker. Prints what ran, what was injected, and every
+//! The soak: 11 worker processes (2 threads each), each behind its own
+//! fault-injecting proxy, with a random fault every few seconds; then the
+//! history checker. Two locks and an election (2 processes each), a
+//! semaphore of 3 permits (2 processes) and a read-write lock (2 reading
+//! processes, 1 writing). Prints what ran, what was injected, and every
 //! violation; exits non-zero on any.
 //!
 //! Run it with `scripts/soak.sh [SECONDS] [SEED]` (it starts a fresh test
@@ -121,7 +123,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("soak: {secs} s, seed {seed}, logs in {}", dir.display());
 
     let ttl = TTL_MS.to_string();
-    let plan: [(&str, Vec<&str>); 6] = [
+    let plan: [(&str, Vec<&str>); 11] = [
         (
             "lockA0",
             vec!["--mode", "lock", "--key", "lockA", "--acts", "3"],
@@ -145,6 +147,44 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         (
             "master1",
             vec!["--mode", "elector", "--key", "master", "--acts", "10"],
+        ),
+        (
+            "sem0",
+            vec![
+                "--mode",
+                "semaphore",
+                "--permits",
+                "3",
+                "--key",
+                "sem",
+                "--acts",
+                "3",
+            ],
+        ),
+        (
+            "sem1",
+            vec![
+                "--mode",
+                "semaphore",
+                "--permits",
+                "3",
+                "--key",
+                "sem",
+                "--acts",
+                "3",
+            ],
+        ),
+        (
+            "read0",
+            vec!["--mode", "read", "--key", "rw", "--acts", "3"],
+        ),
+        (
+            "read1",
+            vec!["--mode", "read", "--key", "rw", "--acts", "3"],
+        ),
+        (
+            "write0",
+            vec!["--mode", "write", "--key", "rw", "--acts", "2"],
         ),
     ];
     let mut procs = Vec::new();
@@ -237,6 +277,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("| critical sections (lock) | {} |", report.lock_sections);
     println!("| master terms | {} |", report.master_terms);
     println!(
+        "| semaphore permits held (most valid at once, of 3) | {} ({}) |",
+        report.permit_sections, report.most_permits_at_once
+    );
+    println!(
+        "| read-write lock: read sections (most valid at once) / write sections | {} ({}) / {} |",
+        report.read_sections, report.most_readers_at_once, report.write_sections
+    );
+    println!(
         "| fenced writes (accepted / rejected) | {} / {} |",
         report.writes - report.rejected_writes,
         report.rejected_writes
@@ -267,7 +315,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .into());
     }
-    if report.lock_sections == 0 || report.master_terms == 0 {
+    if report.lock_sections == 0
+        || report.master_terms == 0
+        || report.permit_sections == 0
+        || report.read_sections == 0
+        || report.write_sections == 0
+    {
         return Err("the soak did no work".into());
     }
     let _ = std::fs::remove_dir_all(&dir);

@@ -1,11 +1,12 @@
-//! A fault-injection worker: contends for a lock, or runs an elector, on a
-//! key, and appends what it did to a history log that
+//! A fault-injection worker: contends for a lock, a semaphore's permits or
+//! a read-write lock, or runs an elector, on a key, and appends what it did
+//! to a history log that
 //! `tests/faults/checker.rs` checks. Used by `tests/faults.rs` and
 //! `examples/soak.rs`; not an example of good application code.
 //!
 //! ```text
-//! MONGODB_URI=... worker --mode lock|elector --name NAME --key KEY --log FILE
-//!        [--db D] [--threads N] [--ttl-ms MS] [--retry-ms MS] [--hold-ms MS]
+//! MONGODB_URI=... worker --mode lock|elector|semaphore|read|write --name NAME --key KEY --log FILE
+//!        [--permits N] [--db D] [--threads N] [--ttl-ms MS] [--retry-ms MS] [--hold-ms MS]
 //!        [--acts N] [--timeparanoid 0|1] [--grace-ms MS] [--check 0|1]
 //!        [--python-compatible 0|1] [--collection NAME] [--keep-alive 0|1]
 //! ```
@@ -39,20 +40,40 @@
 //!
 //! A section that ends invalid makes one more "probe" write, to show that a
 //! late holder's write is refused. SIGTERM or SIGINT ends the worker cleanly.
+//!
+//! `--mode semaphore` (one `MongoSemaphore` of `--permits` permits shared by
+//! the process's threads), `--mode read` and `--mode write` (one
+//! `MongoRwLock`, its threads all readers or all writers) hold each permit
+//! or guard for `--acts` steps `--hold-ms` apart, checking validity before
+//! each; a writer's steps are fenced writes as a lock holder's. Their lines:
+//!
+//! ```text
+//! grant   w=.. key=.. fence=.. granted=MS
+//! section kind=permit|read|write w=.. key=.. fence=.. start=NS end=NS deadline=NS valid=0|1 permits=N expires=MS asked=NS
+//! ```
+//!
+//! where `end` is taken just before the release is sent (the holder stops
+//! acting there), `granted` is the entry's `ts_created` in the key's
+//! document, `expires` the lease's server expiry as the holder last knew
+//! it, and `asked` when it began asking for this grant. An error's `kind` is the `Error` variant's name.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[path = "../tests/faults/clock.rs"]
 mod clock;
 
+use chrono::{DateTime, Utc};
 use clock::{instant_ns, mono_ns};
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::sync::{Collection, Database};
-use mongoelector::{Error, Event, Fenced, FencedWrite, MongoElector, MongoLocker};
+use mongoelector::{
+    Error, Event, Fenced, FencedWrite, MongoElector, MongoLocker, MongoRwLock, MongoSemaphore,
+    Permit, ReadGuard, WriteGuard,
+};
 use parking_lot::Mutex;
 
 #[derive(Clone)]
@@ -77,7 +98,53 @@ struct Config {
     keep_alive: bool,
     /// Whether a lock holder checks `is_valid()` before each write.
     check: bool,
+    /// A semaphore's permit count.
+    permits: u32,
 }
+
+/// The process's one handle of a many-holder primitive, shared by its
+/// threads.
+#[derive(Clone)]
+enum Shared {
+    None,
+    Semaphore(Arc<MongoSemaphore>),
+    RwLock(Arc<MongoRwLock>),
+}
+
+/// A permit, a read guard or a write guard: what the section loop uses.
+trait Share {
+    fn fence(&self) -> i64;
+    fn deadline(&self) -> Instant;
+    fn is_valid(&self) -> bool;
+    fn expires_at(&self) -> DateTime<Utc>;
+    fn release(self: Box<Self>) -> Result<(), Error>;
+}
+
+macro_rules! share {
+    ($t:ty) => {
+        impl Share for $t {
+            fn fence(&self) -> i64 {
+                <$t>::fence(self)
+            }
+            fn deadline(&self) -> Instant {
+                <$t>::deadline(self)
+            }
+            fn is_valid(&self) -> bool {
+                <$t>::is_valid(self)
+            }
+            fn expires_at(&self) -> DateTime<Utc> {
+                <$t>::expires_at(self)
+            }
+            fn release(self: Box<Self>) -> Result<(), Error> {
+                <$t>::release(*self)
+            }
+        }
+    };
+}
+
+share!(Permit);
+share!(ReadGuard);
+share!(WriteGuard);
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut cfg = Config {
@@ -96,6 +163,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         collection: None,
         keep_alive: false,
         check: true,
+        permits: 3,
     };
     let mut log_path = None;
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -121,6 +189,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--collection" => cfg.collection = Some(value.clone()),
             "--keep-alive" => cfg.keep_alive = value == "1",
             "--check" => cfg.check = value == "1",
+            "--permits" => cfg.permits = value.parse()?,
             other => return Err(format!("unknown flag {other}").into()),
         }
     }
@@ -139,9 +208,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let stop = stop.clone();
         ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))?;
     }
+    let shared = match share(&cfg, &db) {
+        Ok(shared) => shared,
+        Err(e) => {
+            let w = Worker {
+                name: format!("{}t0", cfg.name),
+                resource: resource(&db),
+                cfg: cfg.clone(),
+                db: db.clone(),
+                log: log.clone(),
+                stop: stop.clone(),
+                shared: Shared::None,
+            };
+            w.error(&e);
+            return Ok(());
+        }
+    };
     let threads: Vec<_> = (0..cfg.threads)
         .map(|i| {
             let (cfg, db, log, stop) = (cfg.clone(), db.clone(), log.clone(), stop.clone());
+            let shared = shared.clone();
             std::thread::spawn(move || {
                 let w = Worker {
                     name: format!("{}t{i}", cfg.name),
@@ -150,9 +236,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     db,
                     log,
                     stop,
+                    shared,
                 };
                 match w.cfg.mode.as_str() {
                     "elector" => w.elector(),
+                    "semaphore" | "read" | "write" => w.sharer(),
                     _ => w.locker(),
                 }
             })
@@ -162,6 +250,41 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         t.join().map_err(|_| "worker thread panicked")?;
     }
     Ok(())
+}
+
+/// The process's semaphore or read-write lock, for those modes.
+fn share(cfg: &Config, db: &Database) -> Result<Shared, Error> {
+    match cfg.mode.as_str() {
+        "semaphore" => {
+            let mut b = MongoSemaphore::builder(&cfg.key, db, cfg.permits)
+                .ttl(cfg.ttl)
+                .step(cfg.retry)
+                .timeparanoid(cfg.timeparanoid)
+                .keep_alive(cfg.keep_alive);
+            if let Some(grace) = cfg.grace {
+                b = b.takeover_grace(grace);
+            }
+            if let Some(name) = &cfg.collection {
+                b = b.collection(name);
+            }
+            Ok(Shared::Semaphore(Arc::new(b.build()?)))
+        }
+        "read" | "write" => {
+            let mut b = MongoRwLock::builder(&cfg.key, db)
+                .ttl(cfg.ttl)
+                .step(cfg.retry)
+                .timeparanoid(cfg.timeparanoid)
+                .keep_alive(cfg.keep_alive);
+            if let Some(grace) = cfg.grace {
+                b = b.takeover_grace(grace);
+            }
+            if let Some(name) = &cfg.collection {
+                b = b.collection(name);
+            }
+            Ok(Shared::RwLock(Arc::new(b.build()?)))
+        }
+        _ => Ok(Shared::None),
+    }
 }
 
 fn resource(db: &Database) -> Collection<Document> {
@@ -179,6 +302,7 @@ struct Worker {
     resource: Collection<Document>,
     log: Arc<Mutex<File>>,
     stop: Arc<AtomicBool>,
+    shared: Shared,
 }
 
 impl Worker {
@@ -189,12 +313,13 @@ impl Worker {
     }
 
     fn error(&self, e: &Error) {
-        let kind = match e {
-            Error::ClockSkew { .. } => "ClockSkew",
-            Error::Database(_) => "Database",
-            Error::MalformedDocument { .. } => "MalformedDocument",
-            _ => "Other",
-        };
+        // The variant's name, as `Debug` prints it first.
+        let debug = format!("{e:?}");
+        let kind = debug
+            .split(|c: char| !c.is_alphanumeric())
+            .next()
+            .filter(|k| !k.is_empty())
+            .unwrap_or("Other");
         let msg = e.to_string().replace('\n', " ");
         self.line(format!(
             "error w={} key={} kind={kind} msg={msg}",
@@ -297,6 +422,96 @@ impl Worker {
         ));
     }
 
+    /// Logs the server time at which `fence` was granted on this key in a
+    /// many-holder document (its entry's `ts_created`, while it is there).
+    fn share_grant(&self, collection: &str, fence: i64) {
+        let coll = self.db.collection::<Document>(collection);
+        let granted = match coll.find_one(doc! { "_id": &self.cfg.key }).run() {
+            Ok(Some(d)) => d
+                .get_array("holders")
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(Bson::as_document)
+                .find(|h| h.get_i64("fence") == Ok(fence))
+                .and_then(|h| h.get_datetime("ts_created").ok())
+                .map_or(-1, |at| at.timestamp_millis()),
+            _ => -1,
+        };
+        self.line(format!(
+            "grant w={} key={} fence={fence} granted={granted}",
+            self.name, self.cfg.key
+        ));
+    }
+
+    /// Takes a permit, a read guard or a write guard (up to 500 ms).
+    fn take(&self) -> Result<Option<Box<dyn Share>>, Error> {
+        let wait = Duration::from_millis(500);
+        Ok(match (&self.shared, self.cfg.mode.as_str()) {
+            (Shared::Semaphore(s), _) => s.try_acquire_for(wait)?.map(|p| Box::new(p) as _),
+            (Shared::RwLock(l), "read") => l.try_read_for(wait)?.map(|g| Box::new(g) as _),
+            (Shared::RwLock(l), _) => l.try_write_for(wait)?.map(|g| Box::new(g) as _),
+            (Shared::None, _) => None,
+        })
+    }
+
+    /// The semaphore, reader and writer loop: take, hold for `--acts`
+    /// steps (a writer's are fenced writes), release.
+    fn sharer(&self) {
+        let (kind, collection) = match self.cfg.mode.as_str() {
+            "semaphore" => ("permit", "mongosemaphore"),
+            "read" => ("read", "mongorwlock"),
+            _ => ("write", "mongorwlock"),
+        };
+        let collection = self.cfg.collection.as_deref().unwrap_or(collection);
+        while !self.stopping() {
+            let asked = mono_ns();
+            let held = match self.take() {
+                Ok(Some(h)) => h,
+                Ok(None) => continue,
+                Err(e) => {
+                    self.error(&e);
+                    std::thread::sleep(self.cfg.retry);
+                    continue;
+                }
+            };
+            let (start, fence) = (mono_ns(), held.fence());
+            self.share_grant(collection, fence);
+            // The writer's lease as granted (no keep-alive in the soak).
+            let fenced = Fenced::new(&self.resource, fence).until(held.expires_at());
+            for i in 0..self.cfg.acts {
+                let checked = mono_ns();
+                let deadline = instant_ns(held.deadline());
+                if !held.is_valid() || self.stopping() {
+                    break;
+                }
+                if kind == "write" {
+                    self.fenced_write(&fenced, checked, true, deadline, false);
+                }
+                if i + 1 < self.cfg.acts {
+                    std::thread::sleep(self.cfg.hold);
+                }
+            }
+            let valid = held.is_valid();
+            let deadline = instant_ns(held.deadline());
+            let expires = held.expires_at().timestamp_millis();
+            // The holder stops acting here, before the release is sent:
+            // another may be granted the share before the answer is back.
+            let end = mono_ns();
+            self.line(format!(
+                "section kind={kind} w={} key={} fence={fence} start={start} end={end} deadline={deadline} valid={} permits={} expires={expires} asked={asked}",
+                self.name,
+                self.cfg.key,
+                valid as u8,
+                if kind == "permit" { self.cfg.permits } else { 0 },
+            ));
+            if let Err(e) = held.release() {
+                self.error(&e);
+            }
+            std::thread::sleep(self.cfg.retry); // let the others in
+        }
+    }
+
     fn locker(&self) {
         let mut builder = MongoLocker::builder(&self.cfg.key, &self.db)
             .ttl(self.cfg.ttl)
@@ -391,11 +606,23 @@ impl Worker {
                 .unwrap_or_else(|| Fenced::new(&self.resource, fence).until(expires));
             let mut acts = 0;
             let mut last_deadline = -1;
+            // Whether this event's term is still the elector's: an event
+            // read late (the worker paused with events queued) names a term
+            // that is over, and the lease deadline then is a newer term's.
+            // Checked after reading the deadline: fences only grow.
+            let current = || {
+                elector
+                    .fenced(&self.resource)
+                    .is_ok_and(|f| f.fence() == fence)
+            };
             loop {
                 let checked = mono_ns();
                 let Some(deadline) = elector.lease_deadline().map(instant_ns) else {
                     break;
                 };
+                if !current() {
+                    break;
+                }
                 last_deadline = deadline;
                 if self.stopping() || !elector.is_master() {
                     break;
@@ -407,8 +634,11 @@ impl Worker {
                 }
                 std::thread::sleep(self.cfg.hold);
             }
-            let deadline = elector.lease_deadline().map_or(last_deadline, instant_ns);
-            let valid = elector.is_master();
+            let deadline = match elector.lease_deadline() {
+                Some(d) if current() => instant_ns(d),
+                _ => last_deadline,
+            };
+            let valid = elector.is_master() && current();
             self.section("master", fence, start, valid, deadline);
             if valid {
                 if let Err(e) = elector.release() {

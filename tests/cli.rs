@@ -654,8 +654,10 @@ fn status_watch_prints_each_change_of_master() {
 #[test]
 fn bad_usage_and_unreachable_servers_get_their_codes_and_one_line() {
     let s = Scene::new();
-    let usage: [&[&str]; 7] = [
+    let usage: [&[&str]; 9] = [
         &["lock", "k", "--bogus", "--", "true"],
+        &["semaphore", "k", "--", "true"],
+        &["semaphore", "k", "--permits", "0", "--", "true"],
         &["lock", "k", "--ttl", "soon", "--", "true"],
         &["lock", "k", "--ttl", "1ms", "--", "true"],
         &["lock", "k"],
@@ -712,4 +714,113 @@ fn bad_usage_and_unreachable_servers_get_their_codes_and_one_line() {
     for code in ["64", "69", "75", "79", "127"] {
         assert!(help.contains(&format!("  {code} ")), "{code}: {help}");
     }
+    assert!(help.contains("semaphore"), "{help}");
+}
+
+#[test]
+fn semaphore_runs_up_to_permits_commands_at_once() {
+    let s = Scene::new();
+    let semaphore = |name: &str, key: &str, permits: &str, extra: &[&str], body: &str| {
+        let mut all = vec!["semaphore", key, "--permits", permits, "--ttl", "5s"];
+        all.extend_from_slice(extra);
+        all.extend_from_slice(&["--", "bash", "-c", body]);
+        s.start(name, &all)
+    };
+    // One permit: a --no-wait run exits 75 naming the holder; a waiting
+    // run starts once the first command has ended.
+    let mut a = semaphore("a", "one", "1", &[], &s.recorder("a", "sleep 1.5"));
+    s.started("a");
+    let out = s.run(&[
+        "semaphore",
+        "one",
+        "--permits",
+        "1",
+        "--no-wait",
+        "--",
+        "true",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(75),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = one_line(&out.stderr);
+    assert!(line.contains("not acquired"), "{line}");
+    assert!(line.contains(&format!("pid {} ", a.id())), "{line}");
+    let mut b = semaphore("b", "one", "1", &[], &s.recorder("b", "true"));
+    for (name, tool) in [("a", &mut a), ("b", &mut b)] {
+        let status = wait_for(tool, Duration::from_secs(30));
+        assert!(
+            status.success(),
+            "{name}: {}",
+            s.read(&format!("{name}.err"))
+        );
+    }
+    assert!(
+        s.when("b", "start").unwrap() >= s.when("a", "end").unwrap(),
+        "b waited for a: {:?}",
+        s.events()
+    );
+    // Two permits: two commands at once, the second with --no-wait, each
+    // with the key and its own fence in its environment.
+    let show = "echo \"$MONGOELECTOR_KEY $MONGOELECTOR_FENCE\"";
+    let mut c = semaphore(
+        "c",
+        "two",
+        "2",
+        &[],
+        &s.recorder("c", &format!("{show}; sleep 1.5")),
+    );
+    s.started("c");
+    let d = s.run(&[
+        "semaphore",
+        "two",
+        "--permits",
+        "2",
+        "--no-wait",
+        "--",
+        "bash",
+        "-c",
+        &s.recorder("d", show),
+    ]);
+    assert!(d.status.success(), "{}", String::from_utf8_lossy(&d.stderr));
+    assert!(wait_for(&mut c, Duration::from_secs(30)).success());
+    assert!(
+        s.when("d", "start").unwrap() < s.when("c", "end").unwrap(),
+        "c and d ran at once: {:?}",
+        s.events()
+    );
+    let printed = |out: &str| -> (String, i64) {
+        let mut parts = out.split_whitespace();
+        (
+            parts.next().unwrap().to_owned(),
+            parts.next().unwrap().parse().unwrap(),
+        )
+    };
+    let (key_c, fence_c) = printed(&s.read("c.out"));
+    let (key_d, fence_d) = printed(&String::from_utf8_lossy(&d.stdout));
+    assert_eq!((key_c.as_str(), key_d.as_str()), ("two", "two"));
+    assert!(fence_d > fence_c, "{fence_c} then {fence_d}");
+    // Another count on the same key: refused as bad usage, one line
+    // naming both counts, the command not run.
+    let e = s.run(&[
+        "semaphore",
+        "two",
+        "--permits",
+        "3",
+        "--",
+        "bash",
+        "-c",
+        &s.recorder("e", "true"),
+    ]);
+    assert_eq!(
+        e.status.code(),
+        Some(64),
+        "{}",
+        String::from_utf8_lossy(&e.stderr)
+    );
+    let line = one_line(&e.stderr);
+    assert!(line.contains('2') && line.contains('3'), "{line}");
+    assert_eq!(s.when("e", "start"), None);
 }

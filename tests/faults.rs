@@ -11,152 +11,20 @@ mod clock;
 mod common;
 #[path = "faults/proxy.rs"]
 mod proxy;
+#[path = "faults/run.rs"]
+mod run;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use checker::{History, Report};
 use common::{on_disk_server, PrivateServer};
 use mongoelector::{LockInfo, MongoLocker};
 use proxy::Proxy;
-
-/// The worker binary, built by `cargo test` next to this test binary.
-fn worker_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let debug = exe.parent().unwrap().parent().unwrap();
-    let bin = debug.join("examples").join("worker");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo test`, which builds examples",
-        bin.display()
-    );
-    bin
-}
-
-/// Debian's libfaketime (package `faketime`, installed by scripts/test.sh).
-fn libfaketime() -> &'static str {
-    const LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
-    assert!(
-        std::path::Path::new(LIB).exists(),
-        "{LIB} is missing: scripts/test.sh installs it (apt-get install faketime)"
-    );
-    LIB
-}
+use run::Run;
 
 fn uri_of(port: u16) -> String {
     format!(
         "mongodb://127.0.0.1:{port}/?directConnection=true&serverSelectionTimeoutMS=1500&connectTimeoutMS=1000&heartbeatFrequencyMS=500"
     )
-}
-
-struct Worker {
-    name: String,
-    child: Child,
-}
-
-/// A set of worker processes sharing a database and a log directory.
-struct Run {
-    db: String,
-    dir: PathBuf,
-    workers: Vec<Worker>,
-}
-
-impl Run {
-    fn new() -> Run {
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        let dir = std::env::temp_dir().join(format!("mongoelector-faults-{id}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        Run {
-            db: format!("f_{id}"),
-            dir,
-            workers: Vec::new(),
-        }
-    }
-
-    /// Starts a worker; `faketime` runs it under libfaketime with that offset.
-    fn spawn(&mut self, name: &str, uri: &str, args: &[&str], faketime: Option<&str>) -> u32 {
-        let log = self.dir.join(format!("{name}.log"));
-        let mut cmd = Command::new(worker_bin());
-        if let Some(offset) = faketime {
-            // libfaketime preloaded into the worker itself (the `faketime`
-            // wrapper would stand between us and the worker's pid).
-            cmd.env("LD_PRELOAD", libfaketime())
-                .env("FAKETIME", offset)
-                // Workers' history times come from CLOCK_MONOTONIC: keep it real.
-                .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
-        }
-        cmd.args(["--name", name, "--db", &self.db, "--log"])
-            .arg(&log)
-            .args(args)
-            .env("MONGODB_URI", uri)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        let child = cmd.spawn().expect("spawn worker");
-        let pid = child.id();
-        self.workers.push(Worker {
-            name: name.to_owned(),
-            child,
-        });
-        pid
-    }
-
-    fn signal(&self, pid: u32, sig: &str) {
-        common::signal(pid, sig);
-    }
-
-    fn name_of(&self, pid: u32) -> Option<&str> {
-        self.workers
-            .iter()
-            .find(|w| w.child.id() == pid)
-            .map(|w| w.name.as_str())
-    }
-
-    /// SIGTERM to every live worker, then waits (SIGKILL after 15 s).
-    fn stop_all(&mut self) {
-        for w in &self.workers {
-            let _ = Command::new("kill")
-                .args(["-CONT", &w.child.id().to_string()])
-                .stderr(Stdio::null())
-                .status();
-            let _ = Command::new("kill")
-                .args(["-TERM", &w.child.id().to_string()])
-                .stderr(Stdio::null())
-                .status();
-        }
-        let end = Instant::now() + Duration::from_secs(15);
-        for w in &mut self.workers {
-            loop {
-                match w.child.try_wait() {
-                    Ok(Some(_)) => break,
-                    _ if Instant::now() > end => {
-                        let _ = w.child.kill();
-                        let _ = w.child.wait();
-                        panic!("worker {} did not stop on SIGTERM", w.name);
-                    }
-                    _ => std::thread::sleep(Duration::from_millis(20)),
-                }
-            }
-        }
-    }
-
-    /// Stops everything and fails on any violation; the report otherwise.
-    fn finish(mut self) -> (History, Report) {
-        self.stop_all();
-        let (history, report) = History::read_checked(&self.dir);
-        let _ = std::fs::remove_dir_all(&self.dir);
-        (history, report)
-    }
-}
-
-impl Drop for Run {
-    fn drop(&mut self) {
-        for w in &mut self.workers {
-            let _ = w.child.kill();
-            let _ = w.child.wait();
-        }
-    }
 }
 
 fn lock_args<'a>(key: &'a str, ttl_ms: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
@@ -606,7 +474,7 @@ fn a_primary_back_with_its_clock_ahead_causes_no_overlap_within_the_grace() {
     std::thread::sleep(Duration::from_secs(2));
     let before = holder(&uri, &run.db, "G").map_or(0, |i| i.fence);
     server.stop();
-    server.restart_with_clock(libfaketime(), "+3s");
+    server.restart_with_clock(run::libfaketime(), "+3s");
     // The server's clock is ahead now (by about 3 s).
     let client = mongodb::sync::Client::with_uri_str(&uri).unwrap();
     let reply = client

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::serial;
+use common::{median, serial};
 
 use std::time::{Duration, Instant};
 
@@ -35,11 +35,6 @@ fn assert_handover_times(what: &str, took: Vec<Duration>, streams: bool, retry: 
             "{what}: {took:?}"
         );
     }
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
 }
 
 /// The next message naming a master other than `not` (skipping `None`s).

@@ -411,11 +411,25 @@ pub fn count_threads(name: &str) -> usize {
     thread_names().iter().filter(|n| n.as_str() == name).count()
 }
 
-/// Runs the tests of one file one at a time (hold the guard for the whole
-/// test): for tests whose timings must not share the two cores with a test
-/// that freezes a server or fills the pool. Poisoning is ignored: a failed
-/// test must not fail the others.
+/// Serialises the time-sensitive tests of one test binary (a wake-up
+/// latency or a takeover bound measured while another test's processes
+/// load the machine would be noise); a failed test does not poison it.
 pub fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    static SERIAL: Mutex<()> = Mutex::new(());
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The median of some durations (the upper one of an even count).
+pub fn median(mut v: Vec<Duration>) -> Duration {
+    assert!(!v.is_empty(), "no samples");
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// The indexes of a collection, by name (`_id_` included).
+pub fn index_names(db: &Database, collection: &str) -> Vec<String> {
+    db.collection::<Document>(collection)
+        .list_index_names()
+        .run()
+        .unwrap_or_default()
 }

@@ -21,6 +21,19 @@
 //!
 //! A write sent after its holder's local deadline (paused between the check
 //! and the send) is counted, refused or not: the server decides.
+//!
+//! Sections of the many-holder primitives (`kind=permit` of a semaphore,
+//! `kind=read` / `kind=write` of a read-write lock) are judged by their own
+//! rules, each section valid from its start until the earlier of its end
+//! (the holder stopped acting, just before releasing) and its deadline:
+//!
+//! - at no instant more than `permits` valid permit sections on one key;
+//! - a write section overlaps no other section (read or write) of its key;
+//! - per key, fences are unique and grow in grant order: a section that
+//!   started (its holder had its answer) before another holder asked has
+//!   the smaller fence. (Not the grants' `$$NOW`: an operation's `$$NOW` is
+//!   taken when it starts, so of two racing grants the one that committed
+//!   second, with the greater fence, can carry the earlier time.)
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -36,6 +49,25 @@ pub struct Section {
     pub end: i64,
     pub deadline: i64,
     pub valid: bool,
+    /// A semaphore's permit count (`permits=`; 0 for other kinds).
+    pub permits: u32,
+    /// The lease's server expiry (ms) when the section ended; -1 unknown.
+    pub expires: i64,
+    /// When the holder started asking for it (a many-holder section); -1
+    /// unknown.
+    pub asked: i64,
+}
+
+impl Section {
+    /// Until when the holder could act: its end or its deadline.
+    pub fn acted_until(&self) -> i64 {
+        self.end.min(self.deadline)
+    }
+
+    /// A section of a semaphore or a read-write lock.
+    pub fn is_share(&self) -> bool {
+        matches!(self.kind.as_str(), "permit" | "read" | "write")
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,6 +120,14 @@ pub struct Report {
     /// Accepted writes, and grants, whose server time is not known.
     pub unknown_write_times: usize,
     pub unknown_grants: usize,
+    /// Sections of a semaphore's permits, and of a read-write lock.
+    pub permit_sections: usize,
+    pub read_sections: usize,
+    pub write_sections: usize,
+    /// The most valid permits seen at one instant on one key.
+    pub most_permits_at_once: usize,
+    /// The most valid read sections seen at one instant on one key.
+    pub most_readers_at_once: usize,
     pub violations: Vec<String>,
 }
 
@@ -111,6 +151,48 @@ fn get<T: std::str::FromStr>(f: &BTreeMap<&str, &str>, k: &str, line: &str) -> R
         .map_err(|_| format!("bad `{k}` in: {line}"))
 }
 
+/// An optional field: `default` when absent.
+fn optional<T: std::str::FromStr>(
+    f: &BTreeMap<&str, &str>,
+    k: &str,
+    line: &str,
+    default: T,
+) -> Result<T, String> {
+    if f.contains_key(k) {
+        get(f, k, line)
+    } else {
+        Ok(default)
+    }
+}
+
+/// The most sections valid at one instant, and one such instant's set
+/// (half-open intervals `[start, acted_until)`; empty ones skipped).
+fn most_at_once<'a>(sections: &[&'a Section]) -> (usize, Vec<&'a Section>) {
+    let mut events: Vec<(i64, i8, usize)> = Vec::new();
+    for (i, s) in sections.iter().enumerate() {
+        if s.acted_until() > s.start {
+            events.push((s.start, 1, i));
+            events.push((s.acted_until(), -1, i));
+        }
+    }
+    // Ends before starts at one instant: touching intervals do not overlap.
+    events.sort();
+    let mut live: Vec<usize> = Vec::new();
+    let (mut most, mut at) = (0, Vec::new());
+    for (_, step, i) in events {
+        if step < 0 {
+            live.retain(|&j| j != i);
+        } else {
+            live.push(i);
+            if live.len() > most {
+                most = live.len();
+                at = live.iter().map(|&j| sections[j]).collect();
+            }
+        }
+    }
+    (most, at)
+}
+
 impl History {
     pub fn parse(text: &str) -> Result<History, String> {
         let mut h = History::default();
@@ -127,6 +209,9 @@ impl History {
                     end: get(&f, "end", line)?,
                     deadline: get(&f, "deadline", line)?,
                     valid: get::<u8>(&f, "valid", line)? == 1,
+                    permits: optional(&f, "permits", line, 0)?,
+                    expires: optional(&f, "expires", line, -1)?,
+                    asked: optional(&f, "asked", line, -1)?,
                 }),
                 Some("write") => h.writes.push(Write {
                     worker: word("w")?,
@@ -208,10 +293,16 @@ impl History {
                 .filter(|w| w.accepted && w.server < 0)
                 .count(),
             unknown_grants: self.grants.iter().filter(|g| g.granted < 0).count(),
+            permit_sections: self.sections.iter().filter(|s| s.kind == "permit").count(),
+            read_sections: self.sections.iter().filter(|s| s.kind == "read").count(),
+            write_sections: self.sections.iter().filter(|s| s.kind == "write").count(),
+            most_permits_at_once: 0,
+            most_readers_at_once: 0,
             violations: Vec::new(),
         };
+        self.check_shares(&mut r);
         let mut by_key: BTreeMap<&str, Vec<&Section>> = BTreeMap::new();
-        for s in &self.sections {
+        for s in self.sections.iter().filter(|s| !s.is_share()) {
             by_key.entry(&s.key).or_default().push(s);
         }
         for (key, mut sections) in by_key {
@@ -302,6 +393,94 @@ impl History {
             }
         }
         r
+    }
+
+    /// The rules of the semaphore and the read-write lock.
+    fn check_shares(&self, r: &mut Report) {
+        let mut by_key: BTreeMap<&str, Vec<&Section>> = BTreeMap::new();
+        for s in self.sections.iter().filter(|s| s.is_share()) {
+            by_key.entry(&s.key).or_default().push(s);
+        }
+        let show = |s: &Section| {
+            format!(
+                "{} {} fence {} [{}, {}] (deadline {})",
+                s.kind, s.worker, s.fence, s.start, s.end, s.deadline
+            )
+        };
+        for (key, sections) in &by_key {
+            let permits: Vec<&Section> = sections
+                .iter()
+                .copied()
+                .filter(|s| s.kind == "permit")
+                .collect();
+            if !permits.is_empty() {
+                // The count every holder of the key agreed on (the smallest
+                // logged, should any differ).
+                let allowed = permits.iter().map(|s| s.permits).min().unwrap_or(0) as usize;
+                let (most, at) = most_at_once(&permits);
+                r.most_permits_at_once = r.most_permits_at_once.max(most);
+                if most > allowed {
+                    let who: Vec<String> = at.iter().map(|s| show(s)).collect();
+                    r.violations.push(format!(
+                        "{most} valid permits at once on `{key}` (permits {allowed}): {}",
+                        who.join(", ")
+                    ));
+                }
+            }
+            let reads: Vec<&Section> = sections
+                .iter()
+                .copied()
+                .filter(|s| s.kind == "read")
+                .collect();
+            r.most_readers_at_once = r.most_readers_at_once.max(most_at_once(&reads).0);
+            for w in sections.iter().filter(|s| s.kind == "write") {
+                for o in sections.iter().filter(|o| o.kind != "permit" && o != &w) {
+                    let overlap = w.start < o.acted_until()
+                        && o.start < w.acted_until()
+                        && w.start < w.acted_until()
+                        && o.start < o.acted_until();
+                    if overlap {
+                        r.violations.push(format!(
+                            "a writer overlapped on `{key}`: {} and {}",
+                            show(w),
+                            show(o)
+                        ));
+                    }
+                }
+            }
+            let mut fences: Vec<i64> = sections.iter().map(|s| s.fence).collect();
+            fences.sort_unstable();
+            for pair in fences.windows(2) {
+                if pair[0] == pair[1] {
+                    r.violations
+                        .push(format!("fence {} granted twice on `{key}`", pair[0]));
+                }
+            }
+            // Grant order, as far as it is known: a section whose holder
+            // had its answer before another holder asked was granted first.
+            let mut by_start: Vec<&Section> = sections.clone();
+            by_start.sort_by_key(|s| s.start);
+            let mut by_asked: Vec<&Section> =
+                sections.iter().copied().filter(|s| s.asked >= 0).collect();
+            by_asked.sort_by_key(|s| s.asked);
+            let mut first: Option<&Section> = None; // greatest fence so far
+            let mut next = 0;
+            for b in by_asked {
+                while next < by_start.len() && by_start[next].start < b.asked {
+                    let a = by_start[next];
+                    if first.is_none_or(|f| a.fence > f.fence) {
+                        first = Some(a);
+                    }
+                    next += 1;
+                }
+                if let Some(a) = first.filter(|a| a.fence >= b.fence) {
+                    r.violations.push(format!(
+                        "fence on `{key}` did not grow in grant order: {} fence {} started at {}, before {} asked at {} and got fence {}",
+                        a.worker, a.fence, a.start, b.worker, b.asked, b.fence
+                    ));
+                }
+            }
+        }
     }
 
     fn late_sends(&self) -> impl Iterator<Item = &Write> {
@@ -524,6 +703,130 @@ mod tests {
         let r = check(&[write_at("a", 1, -1), grant("b", 2, -1)]);
         assert!(r.violations.is_empty(), "{:?}", r.violations);
         assert_eq!((r.unknown_write_times, r.unknown_grants), (1, 1));
+    }
+
+    /// A section of a many-holder primitive, valid until its end.
+    fn share(kind: &str, w: &str, fence: i64, start: i64, end: i64) -> String {
+        share_until(kind, w, fence, start, end, end + 50)
+    }
+
+    fn share_until(kind: &str, w: &str, fence: i64, start: i64, end: i64, deadline: i64) -> String {
+        let permits = if kind == "permit" { " permits=2" } else { "" };
+        // Asked 5 before it started.
+        format!("section kind={kind} w={w} key=s fence={fence} start={start} end={end} deadline={deadline} valid=1{permits} expires=-1 asked={}", start - 5)
+    }
+
+    #[test]
+    fn permits_up_to_the_count_pass_and_one_more_fails() {
+        // Two permits: a and b overlap, c starts as a ends (touching).
+        let ok = [
+            share("permit", "a", 1, 0, 100),
+            share("permit", "b", 2, 50, 150),
+            share("permit", "c", 3, 100, 200),
+        ];
+        let r = check(&ok);
+        assert!(r.violations.is_empty(), "{:?}", r.violations);
+        assert_eq!((r.permit_sections, r.most_permits_at_once), (3, 2));
+        // c starts while a and b are still valid: three at once.
+        let r = check(&[
+            share("permit", "a", 1, 0, 100),
+            share("permit", "b", 2, 50, 150),
+            share("permit", "c", 3, 99, 200),
+        ]);
+        assert_eq!(r.violations.len(), 1, "{:?}", r.violations);
+        assert!(r.violations[0].starts_with("3 valid permits at once"));
+        assert_eq!(r.most_permits_at_once, 3);
+        // The same, but a's deadline passed before c began: a stopped
+        // holder is not counted past its deadline.
+        let r = check(&[
+            share_until("permit", "a", 1, 0, 300, 90),
+            share("permit", "b", 2, 50, 150),
+            share("permit", "c", 3, 99, 200),
+        ]);
+        assert!(r.violations.is_empty(), "{:?}", r.violations);
+    }
+
+    #[test]
+    fn a_writer_overlapping_a_reader_or_a_writer_fails() {
+        // Readers overlap each other; the writer comes after them all.
+        let r = check(&[
+            share("read", "r1", 1, 0, 100),
+            share("read", "r2", 2, 10, 90),
+            share("read", "r3", 3, 20, 80),
+            share("write", "w1", 4, 100, 150),
+            share("read", "r1", 5, 150, 200),
+        ]);
+        assert!(r.violations.is_empty(), "{:?}", r.violations);
+        assert_eq!((r.read_sections, r.write_sections), (4, 1));
+        assert_eq!(r.most_readers_at_once, 3);
+        // A writer that began while a reader was valid.
+        let r = check(&[
+            share("read", "r1", 1, 0, 100),
+            share("write", "w1", 2, 99, 150),
+        ]);
+        assert_eq!(r.violations.len(), 1, "{:?}", r.violations);
+        assert!(r.violations[0].starts_with("a writer overlapped"));
+        // A reader that began while the writer was valid.
+        let r = check(&[
+            share("write", "w1", 1, 0, 100),
+            share("read", "r1", 2, 50, 150),
+        ]);
+        assert_eq!(r.violations.len(), 1, "{:?}", r.violations);
+        // Two writers.
+        let r = check(&[
+            share("write", "w1", 1, 0, 100),
+            share("write", "w2", 2, 50, 150),
+        ]);
+        assert!(!r.violations.is_empty(), "{:?}", r.violations);
+        // A writer paused past its deadline: the reader after it is fine.
+        let r = check(&[
+            share_until("write", "w1", 1, 0, 300, 40),
+            share("read", "r1", 2, 50, 150),
+        ]);
+        assert!(r.violations.is_empty(), "{:?}", r.violations);
+    }
+
+    #[test]
+    fn share_fences_must_be_unique_and_grow_in_grant_order() {
+        // a and b asked at once (unordered: any fences); c asked after
+        // both had theirs.
+        let r = check(&[
+            share("permit", "a", 20, 0, 100),
+            share("permit", "b", 10, 2, 100),
+            share("permit", "c", 30, 200, 300),
+        ]);
+        assert!(r.violations.is_empty(), "{:?}", r.violations);
+        // c asked after a started but got a smaller fence.
+        let r = check(&[
+            share("permit", "a", 20, 0, 100),
+            share("permit", "b", 10, 2, 100),
+            share("permit", "c", 15, 200, 300),
+        ]);
+        assert_eq!(r.violations.len(), 1, "{:?}", r.violations);
+        assert!(r.violations[0].contains("did not grow in grant order"));
+        // The same between a reader and a writer.
+        let r = check(&[
+            share("write", "w", 20, 0, 100),
+            share("read", "r", 19, 200, 300),
+        ]);
+        assert_eq!(r.violations.len(), 1, "{:?}", r.violations);
+        // The same fence twice.
+        let r = check(&[share("read", "a", 7, 0, 100), share("read", "b", 7, 1, 100)]);
+        assert_eq!(r.violations.len(), 1, "{:?}", r.violations);
+        assert!(r.violations[0].contains("granted twice"));
+    }
+
+    #[test]
+    fn share_sections_do_not_count_as_lock_sections() {
+        // Overlapping permits are fine for the lock rules, and a lock's
+        // sections are not counted as permits.
+        let r = check(&[
+            share("permit", "a", 1, 0, 100),
+            share("permit", "b", 2, 50, 150),
+            section("x", 1, 0, 100, true),
+        ]);
+        assert!(r.violations.is_empty(), "{:?}", r.violations);
+        assert_eq!((r.lock_sections, r.permit_sections), (1, 2));
     }
 
     #[test]

@@ -42,9 +42,9 @@ pub struct Connection {
     /// Database (default: the one named in the URI's path)
     #[arg(long, global = true)]
     pub db: Option<String>,
-    /// Collection of the lock documents
-    #[arg(long, global = true, default_value = mongoelector::DEFAULT_COLLECTION)]
-    pub collection: String,
+    /// Collection of the lock documents [default: mongolocker; for `semaphore`: mongosemaphore]
+    #[arg(long, global = true)]
+    pub collection: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -59,6 +59,13 @@ pub enum Command {
     /// Told to end while it waits for the lock, it exits 128+N (N the
     /// signal) without running CMD.
     Lock(LockArgs),
+    /// Take one of N permits of KEY, run CMD while holding it (renewed every ttl/3), release it when CMD exits, and exit with CMD's status: at most N commands run at once.
+    ///
+    /// As `lock`, with up to N holders: the same environment, signals,
+    /// --timeout and --no-wait, and exit codes (75 when no permit is free,
+    /// 79 when the permit is lost). Every user of KEY must give the same
+    /// --permits: another count is refused (exit 64) and nothing is taken.
+    Semaphore(SemaphoreArgs),
     /// Campaign for KEY; run CMD each time this node becomes master, stop it when mastership is lost, campaign again.
     ///
     /// CMD gets MONGOELECTOR_KEY and MONGOELECTOR_FENCE in its environment.
@@ -91,6 +98,30 @@ pub struct LockArgs {
     /// Keep the lock taken until this long after it was acquired, however soon CMD ends (run-once jobs)
     #[arg(long, value_parser = duration, default_value = "0s")]
     pub hold_at_least: Duration,
+    /// How long CMD has between SIGTERM and SIGKILL
+    #[arg(long, value_parser = duration, default_value = "10s")]
+    pub kill_after: Duration,
+    /// The command and its arguments, after `--`
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct SemaphoreArgs {
+    /// The semaphore's name
+    pub key: String,
+    /// How many commands may hold a permit at once (every user of KEY must agree)
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub permits: u32,
+    /// Lease length; the lease is renewed every ttl/3 while CMD runs
+    #[arg(long, value_parser = duration, default_value = "30s")]
+    pub ttl: Duration,
+    /// Give up (exit 75) when no permit is acquired within this time [default: wait forever]
+    #[arg(long, value_parser = duration, conflicts_with = "no_wait")]
+    pub timeout: Option<Duration>,
+    /// Give up (exit 75) at once when every permit is held
+    #[arg(long)]
+    pub no_wait: bool,
     /// How long CMD has between SIGTERM and SIGKILL
     #[arg(long, value_parser = duration, default_value = "10s")]
     pub kill_after: Duration,
@@ -232,6 +263,32 @@ mod tests {
             Cli::try_parse_from(["mongoelector", "release", "k"]).is_err(),
             "--force is required"
         );
+    }
+
+    #[test]
+    fn a_semaphore_needs_a_positive_count_of_permits() {
+        let cli = Cli::try_parse_from([
+            "mongoelector",
+            "semaphore",
+            "k",
+            "--permits",
+            "3",
+            "--no-wait",
+            "--",
+            "true",
+        ])
+        .unwrap();
+        let Command::Semaphore(sem) = cli.command else {
+            panic!("not semaphore")
+        };
+        assert_eq!((sem.permits, sem.no_wait), (3, true));
+        assert_eq!(sem.command, ["true"]);
+        for bad in [&["--permits", "0"][..], &[][..], &["--permits", "-1"][..]] {
+            let mut args = vec!["mongoelector", "semaphore", "k"];
+            args.extend_from_slice(bad);
+            args.extend_from_slice(&["--", "true"]);
+            assert!(Cli::try_parse_from(args).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -78,7 +78,7 @@ mod tests {
         Connection {
             uri: Some(uri.to_owned()),
             db: db.map(str::to_owned),
-            collection: "c".into(),
+            collection: Some("c".into()),
         }
     }
 
@@ -117,7 +117,7 @@ mod tests {
         let none = Connection {
             uri: None,
             db: None,
-            collection: "c".into(),
+            collection: Some("c".into()),
         };
         assert!(database(&none).unwrap_err().message.contains("MONGODB_URI"));
     }

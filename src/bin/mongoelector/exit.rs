@@ -13,9 +13,10 @@ pub const UNAVAILABLE: u8 = 69;
 pub const SOFTWARE: u8 = 70;
 /// The tool could not write its output (EX_IOERR).
 pub const IO: u8 = 74;
-/// `lock --no-wait` or `--timeout`: someone else holds the lock (EX_TEMPFAIL).
+/// `lock` or `semaphore` with `--no-wait` or `--timeout`: someone else
+/// holds the lock, or every permit (EX_TEMPFAIL).
 pub const NOT_ACQUIRED: u8 = 75;
-/// The lock was lost while the command ran; the command was stopped. No
+/// The lock (or the permit) was lost while the command ran; the command was stopped. No
 /// `sysexits` code fits, so it is the first one past their range.
 pub const LOST: u8 = 79;
 /// The command was found but could not be started (as `env` and shells).
@@ -32,8 +33,8 @@ Exit codes:
   69   database unreachable or refused the operation
   70   internal error
   74   could not write the output
-  75   lock: not acquired (--no-wait, --timeout); the holder is printed
-  79   lock: the lock was lost while the command ran; it was stopped
+  75   lock, semaphore: not acquired (--no-wait, --timeout); the holders are printed
+  79   lock: the lock was lost (semaphore: the permit) while the command ran; it was stopped
   126  the command could not be started
   127  the command was not found
   128+N  the command was killed by signal N";
@@ -59,7 +60,8 @@ impl Failure {
     pub fn from_error(doing: &str, error: &mongoelector::Error) -> Self {
         use mongoelector::Error;
         let code = match error {
-            Error::InvalidArgument { .. } => USAGE,
+            // Another count than the key's is the caller's to fix.
+            Error::InvalidArgument { .. } | Error::PermitsMismatch { .. } => USAGE,
             Error::MalformedDocument { .. } => DATA,
             Error::Database(_) | Error::UnsupportedServer { .. } | Error::ClockSkew { .. } => {
                 UNAVAILABLE

@@ -10,11 +10,13 @@ mod child;
 mod connect;
 mod elect;
 mod exit;
+mod hold;
 mod list;
 mod lock;
 mod output;
 mod release;
 mod render;
+mod semaphore;
 mod signals;
 mod status;
 
@@ -47,12 +49,18 @@ fn main() -> ExitCode {
 fn run() -> Result<u8, Failure> {
     let cli = args::parse()?;
     let db = connect::database(&cli.connection)?;
-    let collection = cli.connection.collection.as_str();
+    let collection = cli.connection.collection.as_deref();
+    let locks = collection.unwrap_or(mongoelector::DEFAULT_COLLECTION);
     match cli.command {
-        Command::Lock(a) => lock::run(&db, collection, a),
-        Command::Elect(a) => elect::run(&db, collection, a),
-        Command::Status(a) => status::run(&db, collection, a),
-        Command::List(a) => list::run(&db, collection, a),
-        Command::Release(a) => release::run(&db, collection, a),
+        Command::Lock(a) => lock::run(&db, locks, a),
+        Command::Semaphore(a) => semaphore::run(
+            &db,
+            collection.unwrap_or(mongoelector::DEFAULT_SEMAPHORE_COLLECTION),
+            a,
+        ),
+        Command::Elect(a) => elect::run(&db, locks, a),
+        Command::Status(a) => status::run(&db, locks, a),
+        Command::List(a) => list::run(&db, locks, a),
+        Command::Release(a) => release::run(&db, locks, a),
     }
 }
