@@ -21,11 +21,14 @@ use crate::tenure::Tenure;
 /// longer: no TTL index, no sweeper).
 ///
 /// Writers are not starved: a writer that waits ([`write`](Self::write),
-/// [`try_write_for`](Self::try_write_for)) registers its intent in the
-/// document with a lease of its own (`intent`, renewed while it waits); new
-/// readers then wait, and the writer gets in once the readers present at
-/// that moment have left. A crashed waiting writer's intent expires after
-/// ttl + grace. [`try_write`](Self::try_write) registers nothing.
+/// [`try_write_for`](Self::try_write_for)) and finds readers holding
+/// registers its intent in the document with a lease of its own (`intent`,
+/// renewed while it waits); new readers then wait, and the writer gets in
+/// once the readers present at that moment have left. A crashed waiting
+/// writer's intent expires after ttl + grace. [`try_write`](Self::try_write)
+/// registers nothing. Readers are not starved by writers either: a writer
+/// refused while only another writer holds registers nothing, so each
+/// writer's release lets readers and writers race as equals.
 ///
 /// Fences come from one counter per key: a writer's is greater than every
 /// fence granted before it, readers' included; a reader's is greater than

@@ -226,10 +226,17 @@ pub(crate) fn grant_pipeline(ask: Ask, who: &Grantee<'_>) -> Vec<Document> {
         Ask::Read => temporaries.extend([RIVAL, FRESH]),
         Ask::Write { intent } => {
             // Granted (or ours already): no intent left. Refused: register
-            // ours unless another writer waits, or ours is fresh.
+            // ours while readers hold (they are what a writer can starve
+            // behind), unless another writer waits or ours is fresh. Not
+            // while only a writer holds: then its release lets readers and
+            // writers race, so a steady stream of writers cannot shut
+            // readers out either.
+            let readers_hold = doc! { "$anyElementTrue": [{ "$map": {
+                "input": field(LIVE), "as": "h", "in": mode_is(READ),
+            }}]};
             let register = if intent {
                 Bson::Document(doc! { "$and": [
-                    field(OK), { "$not": [field(RIVAL)] }, { "$not": [field(FRESH)] },
+                    field(OK), { "$not": [field(RIVAL)] }, { "$not": [field(FRESH)] }, readers_hold,
                 ]})
             } else {
                 Bson::Boolean(false)
