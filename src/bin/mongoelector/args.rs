@@ -5,8 +5,11 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::connect::DEFAULT_SERVER_SELECTION_TIMEOUT;
 use crate::exit::{Failure, USAGE};
+
+/// Server selection and connect timeout when the URI sets none (the help
+/// text states it).
+pub const DEFAULT_SERVER_SELECTION_TIMEOUT: Duration = Duration::from_secs(5);
 
 const ABOUT: &str = "Distributed locks and leader election on MongoDB: run a command under a \
 lock held across machines, or only on the elected master.";

@@ -2,17 +2,12 @@
 //! server selection timeout unless the URI sets one, so that an unreachable
 //! server is reported in seconds instead of the driver's 30 s.
 
-use std::time::Duration;
-
 use mongodb::error::ErrorKind;
 use mongodb::options::ClientOptions;
 use mongodb::sync::{Client, Database};
 
-use crate::args::Connection;
+use crate::args::{Connection, DEFAULT_SERVER_SELECTION_TIMEOUT};
 use crate::exit::{Failure, UNAVAILABLE, USAGE};
-
-/// Server selection and connect timeout when the URI sets none.
-pub const DEFAULT_SERVER_SELECTION_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The database the command works in. No round trip yet: the driver
 /// connects on the first operation.
