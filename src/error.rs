@@ -201,7 +201,7 @@ impl DatabaseError {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn is_transient(&self) -> bool {
-        crate::transient::is_transient(&self.source)
+        crate::foundation::transient::is_transient(&self.source)
     }
 
     /// The driver's error.

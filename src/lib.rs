@@ -131,37 +131,16 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-mod clock;
-mod deadlines;
-mod deployment;
-mod document;
 mod elector;
 mod error;
-mod expr;
 mod fenced;
+mod foundation;
 pub mod guide;
-mod holding;
-mod keepalive;
-mod lease;
 mod listing;
 mod lock;
-mod loss;
-mod moment;
-mod owner;
-mod preflight;
 mod rwlock;
 mod semaphore;
-mod shares;
-mod store;
-mod tenure;
-mod transient;
-mod validate;
-mod waiting;
-mod watch;
-mod workers;
 
-pub use clock::{CLOCK_CHECK_INTERVAL, CLOCK_TOLERANCE};
-pub use document::LockInfo;
 pub use elector::{
     default_retry_interval, ClusterDetail, ElectorBuilder, ElectorStats, Event, MasterReceiver,
     MongoElector, NodeStatus, DEFAULT_ELECTOR_TTL, DEFAULT_STATUS_COLLECTION, POLL_EVENT_BACKLOG,
@@ -169,16 +148,20 @@ pub use elector::{
 };
 pub use error::{DatabaseError, Error, Result};
 pub use fenced::{Fenced, FencedWrite, DEFAULT_FENCE_FIELD};
-pub use lease::lease_margin;
+pub use foundation::clock::{CLOCK_CHECK_INTERVAL, CLOCK_TOLERANCE};
+pub use foundation::document::LockInfo;
+pub use foundation::lease::lease_margin;
+pub use foundation::loss::LossReason;
+pub use foundation::validate::{
+    MAX_METADATA_BYTES, MAX_METADATA_DEPTH, MAX_STEP, MAX_TTL, MIN_STEP, MIN_TTL,
+};
 pub use listing::live_locks;
 pub use lock::{
     LockGuard, LockStatus, LockerBuilder, MongoLocker, DEFAULT_COLLECTION, DEFAULT_STEP,
     DEFAULT_TTL,
 };
-pub use loss::LossReason;
 pub use rwlock::{MongoRwLock, ReadGuard, RwLockBuilder, WriteGuard, DEFAULT_RWLOCK_COLLECTION};
 pub use semaphore::{MongoSemaphore, Permit, SemaphoreBuilder, DEFAULT_SEMAPHORE_COLLECTION};
-pub use validate::{MAX_METADATA_BYTES, MAX_METADATA_DEPTH, MAX_STEP, MAX_TTL, MIN_STEP, MIN_TTL};
 
 /// The README's examples, compiled as doc tests so they stay true.
 #[cfg(doctest)]

@@ -4,10 +4,10 @@
 use mongodb::bson::{doc, Document};
 use mongodb::sync::Database;
 
-use crate::document::{parse_lock, server_now, LockInfo, ID, LOCKED, SERVER_NOW};
 use crate::error::{During, Result};
-use crate::store::safe_collection;
-use crate::validate;
+use crate::foundation::document::{parse_lock, server_now, LockInfo, ID, LOCKED, SERVER_NOW};
+use crate::foundation::store::safe_collection;
+use crate::foundation::validate;
 
 /// Every lock in `collection` that is held now (taken and not expired in
 /// server time), whoever holds it, sorted by key: locks and elections

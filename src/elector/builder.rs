@@ -10,9 +10,9 @@ use super::handle::MongoElector;
 use super::status::DEFAULT_STATUS_COLLECTION;
 use super::status_store::StatusStore;
 use crate::error::{Error, Result};
+use crate::foundation::store::LockStore;
+use crate::foundation::validate;
 use crate::lock::builder::DEFAULT_COLLECTION;
-use crate::store::LockStore;
-use crate::validate;
 
 /// Default lease length of the election lock, as in the Python package.
 pub const DEFAULT_ELECTOR_TTL: Duration = Duration::from_secs(15);

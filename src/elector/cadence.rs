@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use chrono::TimeDelta;
 
-use crate::lease;
+use crate::foundation::lease;
 
 /// How many renewals a master sends per ttl: with three, one failed
 /// renewal does not cost mastership.

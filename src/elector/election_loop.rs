@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use super::engine::{Ask, Engine};
-use crate::watch::Interest;
+use crate::foundation::watch::Interest;
 
 /// Runs the loop on the calling thread until `stop()`.
 pub(crate) fn run(engine: &Engine) {

@@ -13,7 +13,7 @@ use super::engine::{Engine, Stopping};
 use super::events::Event;
 use super::role::LossReason;
 use crate::error::{During, Error, Result};
-use crate::validate;
+use crate::foundation::validate;
 
 /// Master election among all electors sharing a key, run on a dedicated
 /// thread, with every change of role reported as an [`Event`].

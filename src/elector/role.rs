@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::lease::Lease;
-pub(crate) use crate::loss::LossReason;
-use crate::moment::Moment;
+use crate::foundation::lease::Lease;
+pub(crate) use crate::foundation::loss::LossReason;
+use crate::foundation::moment::Moment;
 
 /// This node's role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::document::LockInfo;
+use crate::foundation::document::LockInfo;
 
 /// Default status collection, as in the Python package.
 pub const DEFAULT_STATUS_COLLECTION: &str = "elector.status";

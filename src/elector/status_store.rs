@@ -11,9 +11,9 @@ use mongodb::sync::{Collection, Database};
 use mongodb::IndexModel;
 
 use super::status::NodeStatus;
-use crate::document::{Reader, ID};
 use crate::error::Result;
-use crate::expr::{literal, now_plus, unexpired};
+use crate::foundation::document::{Reader, ID};
+use crate::foundation::expr::{literal, now_plus, unexpired};
 
 const KEY: &str = "key";
 const UUID: &str = "uuid";

@@ -7,7 +7,7 @@ use mongodb::bson::{doc, Bson, Document};
 use mongodb::options::UpdateModifications;
 
 use crate::error::{Error, Result};
-use crate::expr::millis;
+use crate::foundation::expr::millis;
 
 /// `filter AND (field <= fence OR field missing) [AND $$NOW < expires]`.
 /// Our `$or` and `$expr` join the user's filter at its top level (the

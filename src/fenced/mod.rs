@@ -23,7 +23,7 @@ pub use outcome::FencedWrite;
 use write::Target;
 
 use crate::error::{During, Error, Result};
-use crate::validate;
+use crate::foundation::validate;
 
 /// The field a fenced write records its fence in, unless
 /// [`field`](Fenced::field) names another.

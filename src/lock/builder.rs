@@ -7,11 +7,11 @@ use mongodb::bson::Document;
 use mongodb::sync::Database;
 
 use crate::error::Result;
+use crate::foundation::owner::Owner;
+use crate::foundation::store::LockStore;
+use crate::foundation::validate;
 use crate::lock::core::{LockCore, Settings};
 use crate::lock::locker::MongoLocker;
-use crate::owner::Owner;
-use crate::store::LockStore;
-use crate::validate;
 
 /// Default lock collection, as in the Python package.
 pub const DEFAULT_COLLECTION: &str = "mongolocker";

@@ -11,20 +11,20 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 
-use crate::clock::ClockCheck;
-use crate::deadlines::{self, Expire};
-use crate::document::{LockInfo, LockRecord};
 use crate::error::{Error, Result};
-use crate::holding::Holder;
-use crate::keepalive::{self, Answer, Renew};
-use crate::lease::Lease;
-use crate::loss::LossReason;
-use crate::moment::Moment;
-use crate::owner::Owner;
-use crate::store::{LockStore, Whose};
-use crate::tenure::Tenure;
-use crate::waiting::{self, Attempt, Waiting};
-use crate::watch::Hub;
+use crate::foundation::clock::ClockCheck;
+use crate::foundation::deadlines::{self, Expire};
+use crate::foundation::document::{LockInfo, LockRecord};
+use crate::foundation::holding::Holder;
+use crate::foundation::keepalive::{self, Answer, Renew};
+use crate::foundation::lease::Lease;
+use crate::foundation::loss::LossReason;
+use crate::foundation::moment::Moment;
+use crate::foundation::owner::Owner;
+use crate::foundation::store::{LockStore, Whose};
+use crate::foundation::tenure::Tenure;
+use crate::foundation::waiting::{self, Attempt, Waiting};
+use crate::foundation::watch::Hub;
 
 /// A locker's identity and state.
 #[derive(Debug)]

@@ -12,10 +12,10 @@ use mongodb::sync::Collection;
 
 use crate::error::Result;
 use crate::fenced::Fenced;
-use crate::holding::Holding;
+use crate::foundation::holding::Holding;
+use crate::foundation::loss::LossReason;
+use crate::foundation::tenure::Tenure;
 use crate::lock::core::LockCore;
-use crate::loss::LossReason;
-use crate::tenure::Tenure;
 
 /// One acquisition of a [`MongoLocker`](crate::MongoLocker), released when
 /// the guard is dropped. The guard owns what it needs: it can outlive the
@@ -246,7 +246,7 @@ impl fmt::Debug for LockGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::moment::Moment;
+    use crate::foundation::moment::Moment;
 
     fn assert_send_sync<T: Send + Sync>() {}
 
@@ -257,12 +257,12 @@ mod tests {
 
     /// A locker on a URI nobody listens at (the tests here do no I/O), and
     /// a lease of `ttl` granted now.
-    fn offline_core(ttl: std::time::Duration) -> (Arc<LockCore>, crate::lease::Lease) {
+    fn offline_core(ttl: std::time::Duration) -> (Arc<LockCore>, crate::foundation::lease::Lease) {
         let client = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:1/").unwrap();
         let db = client.database("unused");
         let core = Arc::new(LockCore::new(
             "k".to_owned(),
-            crate::store::LockStore::new(&db, "locks", std::time::Duration::ZERO),
+            crate::foundation::store::LockStore::new(&db, "locks", std::time::Duration::ZERO),
             crate::lock::core::Settings {
                 ttl,
                 step: std::time::Duration::from_millis(10),
@@ -270,12 +270,12 @@ mod tests {
                 change_streams: false,
                 keep_alive: false,
                 hold: std::time::Duration::ZERO,
-                owner: crate::owner::Owner::new(),
+                owner: crate::foundation::owner::Owner::new(),
             },
         ));
         (
             core,
-            crate::lease::Lease::granted(1, Utc::now(), Moment::now(), ttl),
+            crate::foundation::lease::Lease::granted(1, Utc::now(), Moment::now(), ttl),
         )
     }
 
@@ -308,7 +308,7 @@ mod tests {
         let (core, lease) = offline_core(std::time::Duration::from_secs(2));
         let guard = LockGuard::new(core, Arc::new(Tenure::new(lease)));
         assert!(guard.is_valid());
-        crate::moment::simulate_suspend(std::time::Duration::from_secs(3));
+        crate::foundation::moment::simulate_suspend(std::time::Duration::from_secs(3));
         assert!(!guard.is_valid(), "valid after a suspend past its lease");
         drop(guard); // the locker holds no acquisition: no I/O
     }

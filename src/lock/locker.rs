@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::document::LockInfo;
 use crate::error::{During, Result};
+use crate::foundation::document::LockInfo;
 use crate::lock::core::LockCore;
 use crate::lock::guard::LockGuard;
 

@@ -3,8 +3,8 @@
 use mongodb::sync::Database;
 
 use crate::error::Result;
+use crate::foundation::shares::options::{builder_options, ShareOptions};
 use crate::rwlock::handle::MongoRwLock;
-use crate::shares::options::{builder_options, ShareOptions};
 
 /// Default collection of read-write lock documents.
 pub const DEFAULT_RWLOCK_COLLECTION: &str = "mongorwlock";

@@ -4,9 +4,9 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::holding::{guard_methods, Holding};
-use crate::shares::core::ShareCore;
-use crate::tenure::Tenure;
+use crate::foundation::holding::{guard_methods, Holding};
+use crate::foundation::shares::core::ShareCore;
+use crate::foundation::tenure::Tenure;
 
 /// A read share of a [`MongoRwLock`](crate::MongoRwLock), released when
 /// dropped. Any number of readers hold at once, never with a writer. As a

@@ -4,12 +4,12 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::document::LockInfo;
 use crate::error::{During, Result};
+use crate::foundation::document::LockInfo;
+use crate::foundation::shares::core::ShareCore;
+use crate::foundation::shares::pipeline::Ask;
+use crate::foundation::tenure::Tenure;
 use crate::rwlock::guards::{ReadGuard, WriteGuard};
-use crate::shares::core::ShareCore;
-use crate::shares::pipeline::Ask;
-use crate::tenure::Tenure;
 
 /// A read-write lock: any number of readers, or exactly one writer, never
 /// both, over every process that uses the key.

@@ -1,6 +1,6 @@
 //! The read-write lock: [`MongoRwLock`] (the handle), its builder, and the
 //! RAII [`ReadGuard`] and [`WriteGuard`], over the shared many-holder
-//! foundation ([`crate::shares`]).
+//! foundation ([`crate::foundation::shares`]).
 
 pub(crate) mod builder;
 pub(crate) mod guards;

@@ -3,8 +3,8 @@
 use mongodb::sync::Database;
 
 use crate::error::{Error, Result};
+use crate::foundation::shares::options::{builder_options, ShareOptions};
 use crate::semaphore::handle::MongoSemaphore;
-use crate::shares::options::{builder_options, ShareOptions};
 
 /// Default collection of semaphore documents.
 pub const DEFAULT_SEMAPHORE_COLLECTION: &str = "mongosemaphore";

@@ -4,12 +4,12 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::document::LockInfo;
 use crate::error::{During, Result};
-use crate::lease::as_delta;
+use crate::foundation::document::LockInfo;
+use crate::foundation::lease::as_delta;
+use crate::foundation::shares::core::ShareCore;
+use crate::foundation::shares::pipeline::Ask;
 use crate::semaphore::permit::Permit;
-use crate::shares::core::ShareCore;
-use crate::shares::pipeline::Ask;
 
 /// A counting semaphore: at most `permits` holders of a key at once, over
 /// every process that uses the key.
@@ -100,7 +100,7 @@ impl MongoSemaphore {
         self.core.collection_name()
     }
 
-    fn permit(&self, tenure: Option<Arc<crate::tenure::Tenure>>) -> Option<Permit> {
+    fn permit(&self, tenure: Option<Arc<crate::foundation::tenure::Tenure>>) -> Option<Permit> {
         tenure.map(|t| Permit::new(self.core.clone(), t))
     }
 

@@ -1,6 +1,6 @@
 //! The counting semaphore: [`MongoSemaphore`] (the handle), its builder,
 //! and the RAII [`Permit`], over the shared many-holder foundation
-//! ([`crate::shares`]).
+//! ([`crate::foundation::shares`]).
 
 pub(crate) mod builder;
 pub(crate) mod handle;

@@ -3,9 +3,9 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::holding::{guard_methods, Holding};
-use crate::shares::core::ShareCore;
-use crate::tenure::Tenure;
+use crate::foundation::holding::{guard_methods, Holding};
+use crate::foundation::shares::core::ShareCore;
+use crate::foundation::tenure::Tenure;
 
 /// One permit of a [`MongoSemaphore`](crate::MongoSemaphore), released
 /// when dropped. It owns what it needs: it can outlive the borrow of its

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use super::Engine;
 use crate::elector::observer::{MasterReceiver, Watched};
 use crate::elector::stats::ElectorStats;
-use crate::moment::Moment;
+use crate::foundation::moment::Moment;
 
 impl Engine {
     /// A receiver of the current master and of every change of master.

@@ -16,13 +16,13 @@ use super::observer::Observers;
 use super::role::{self, LossReason, Outcome, Role, Transition};
 use super::status::{ClusterDetail, NodeStatus};
 use super::status_store::StatusStore;
-use crate::clock::ClockCheck;
-use crate::deadlines::{self, Expire};
 use crate::error::Result;
-use crate::moment::Moment;
-use crate::owner::Owner;
-use crate::store::LockStore;
-use crate::watch::{Interest, StreamState};
+use crate::foundation::clock::ClockCheck;
+use crate::foundation::deadlines::{self, Expire};
+use crate::foundation::moment::Moment;
+use crate::foundation::owner::Owner;
+use crate::foundation::store::LockStore;
+use crate::foundation::watch::{Interest, StreamState};
 
 mod health;
 mod lifecycle;
@@ -235,7 +235,7 @@ impl Engine {
     }
 
     /// The live lease, stepping down first if its deadline passed.
-    pub fn live_term(&self) -> Option<crate::lease::Lease> {
+    pub fn live_term(&self) -> Option<crate::foundation::lease::Lease> {
         let mut st = self.state.lock();
         self.expire(&mut st);
         st.role.live_lease(Moment::now())

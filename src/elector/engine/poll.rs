@@ -7,13 +7,13 @@ use std::time::Instant;
 use chrono::Utc;
 
 use super::{Ask, Engine, NOT_ACQUIRED};
-use crate::document::LockRecord;
 use crate::elector::cadence::HolderDue;
 use crate::elector::events::Event;
 use crate::elector::role::{self, Holder, Outcome, Role};
 use crate::error::Result;
-use crate::lease::as_delta;
-use crate::moment::Moment;
+use crate::foundation::document::LockRecord;
+use crate::foundation::lease::as_delta;
+use crate::foundation::moment::Moment;
 
 impl Engine {
     /// One poll as `MongoElector::poll` documents it: an acquire attempt

@@ -13,7 +13,7 @@ use crossbeam_channel::{Receiver, Sender};
 use super::Engine;
 use crate::elector::role::{LossReason, Role};
 use crate::error::{Error, Result};
-use crate::store::Whose;
+use crate::foundation::store::Whose;
 
 /// One release to send: what a surrender left to free.
 #[derive(Clone, Debug, PartialEq, Eq)]

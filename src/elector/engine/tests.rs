@@ -2,7 +2,7 @@
 //! and a simulated suspend do to a node's role and events.
 
 use super::*;
-use crate::lease::Lease;
+use crate::foundation::lease::Lease;
 
 /// An engine on a database nobody listens at (no test here does I/O).
 fn offline_engine() -> Arc<Engine> {
@@ -64,7 +64,7 @@ fn a_master_suspended_past_its_lease_wakes_up_not_master() {
     ));
     let before = Instant::now();
     assert!(engine.is_master());
-    crate::moment::simulate_suspend(Duration::from_secs(3));
+    crate::foundation::moment::simulate_suspend(Duration::from_secs(3));
     assert!(
         before.elapsed() < Duration::from_secs(1),
         "no real time passed"

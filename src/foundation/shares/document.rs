@@ -11,9 +11,11 @@
 use chrono::{DateTime, Utc};
 use mongodb::bson::{Bson, Document};
 
-use crate::document::LockInfo;
-use crate::document::{Reader, FENCE, HOST, ID, METADATA, PID, TS_CREATED, TS_EXPIRE, UUID};
 use crate::error::{Error, Result};
+use crate::foundation::document::LockInfo;
+use crate::foundation::document::{
+    Reader, FENCE, HOST, ID, METADATA, PID, TS_CREATED, TS_EXPIRE, UUID,
+};
 
 /// The grants, one entry each.
 pub(crate) const HOLDERS: &str = "holders";

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::moment::Moment;
+use crate::foundation::moment::Moment;
 
 /// Something whose lease may end at a deadline.
 pub(crate) trait Expire: Send + Sync {

@@ -13,9 +13,9 @@ use mongodb::sync::Collection;
 
 use crate::error::{During, Result};
 use crate::fenced::Fenced;
-use crate::loss::LossReason;
-use crate::moment::Moment;
-use crate::tenure::Tenure;
+use crate::foundation::loss::LossReason;
+use crate::foundation::moment::Moment;
+use crate::foundation::tenure::Tenure;
 
 /// What holds grants and can renew or release one of them by its fence:
 /// the lock's core, the many-holder primitives' core.

@@ -24,8 +24,8 @@ use mongodb::change_stream::event::{ChangeStreamEvent, OperationType};
 use mongodb::sync::Collection;
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
-use crate::deployment::Deployment;
-use crate::document::{FENCE, LOCKED, TS_RELEASED, UUID};
+use crate::foundation::deployment::Deployment;
+use crate::foundation::document::{FENCE, LOCKED, TS_RELEASED, UUID};
 
 /// How long one `getMore` of the stream waits for events (the server
 /// answers at once when one comes). It sets an idle process's traffic: two

@@ -11,10 +11,10 @@
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 
-use crate::deadlines::Expire;
-use crate::lease::Lease;
-use crate::loss::LossReason;
-use crate::moment::Moment;
+use crate::foundation::deadlines::Expire;
+use crate::foundation::lease::Lease;
+use crate::foundation::loss::LossReason;
+use crate::foundation::moment::Moment;
 
 /// How an acquisition stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::moment::Moment;
+use crate::foundation::moment::Moment;
 
 /// A job for the pool.
 pub(crate) type Job = Box<dyn FnOnce() + Send>;

@@ -8,11 +8,13 @@ use std::time::Duration;
 
 use mongodb::bson::{doc, Bson, Document};
 
-use crate::document::{FENCE, HOST, ID, METADATA, PID, TS_CREATED, TS_EXPIRE, TS_RELEASED, UUID};
-use crate::expr::{duration_ms, literal, millis, now_plus};
-use crate::owner::Owner;
-use crate::shares::document::{HOLDERS, INTENT, MODE, PERMITS, READ, WRITE};
-use crate::store::next_fence;
+use crate::foundation::document::{
+    FENCE, HOST, ID, METADATA, PID, TS_CREATED, TS_EXPIRE, TS_RELEASED, UUID,
+};
+use crate::foundation::expr::{duration_ms, literal, millis, now_plus};
+use crate::foundation::owner::Owner;
+use crate::foundation::shares::document::{HOLDERS, INTENT, MODE, PERMITS, READ, WRITE};
+use crate::foundation::store::next_fence;
 
 /// What a grant asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -12,20 +12,20 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 
-use crate::clock::ClockCheck;
-use crate::deadlines::{self, Expire};
 use crate::error::Result;
-use crate::holding::Holder;
-use crate::keepalive::{self, Answer, Renew};
-use crate::lease::Lease;
-use crate::loss::LossReason;
-use crate::moment::Moment;
-use crate::owner::Owner;
-use crate::shares::document::Shares;
-use crate::shares::pipeline::{Ask, Grantee};
-use crate::shares::store::ShareStore;
-use crate::tenure::Tenure;
-use crate::waiting::{self, Attempt, Waiting};
+use crate::foundation::clock::ClockCheck;
+use crate::foundation::deadlines::{self, Expire};
+use crate::foundation::holding::Holder;
+use crate::foundation::keepalive::{self, Answer, Renew};
+use crate::foundation::lease::Lease;
+use crate::foundation::loss::LossReason;
+use crate::foundation::moment::Moment;
+use crate::foundation::owner::Owner;
+use crate::foundation::shares::document::Shares;
+use crate::foundation::shares::pipeline::{Ask, Grantee};
+use crate::foundation::shares::store::ShareStore;
+use crate::foundation::tenure::Tenure;
+use crate::foundation::waiting::{self, Attempt, Waiting};
 
 /// What a primitive is configured with, beyond its key and store (checked
 /// by its builder).

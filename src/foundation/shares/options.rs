@@ -9,11 +9,11 @@ use mongodb::bson::Document;
 use mongodb::sync::Database;
 
 use crate::error::Result;
+use crate::foundation::owner::Owner;
+use crate::foundation::shares::core::{ShareCore, ShareSettings};
+use crate::foundation::shares::store::ShareStore;
+use crate::foundation::validate;
 use crate::lock::{DEFAULT_STEP, DEFAULT_TTL};
-use crate::owner::Owner;
-use crate::shares::core::{ShareCore, ShareSettings};
-use crate::shares::store::ShareStore;
-use crate::validate;
 
 #[derive(Clone, Debug)]
 pub(crate) struct ShareOptions {

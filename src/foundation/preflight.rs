@@ -2,15 +2,15 @@
 //! the server is new enough for what the crate sends (pipeline updates and
 //! `$$NOW`: MongoDB 4.2), and no TTL index on `ts_expire` deletes lock
 //! documents behind the crate's back. Two round trips, once per process,
-//! deployment and collection (see [`crate::deployment`]), until they pass.
+//! deployment and collection (see [`crate::foundation::deployment`]), until they pass.
 
 use std::time::Duration;
 
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::sync::{Collection, Database};
 
-use crate::document::TS_EXPIRE;
 use crate::error::{Error, Result};
+use crate::foundation::document::TS_EXPIRE;
 
 /// The oldest server version the crate works with.
 pub(crate) const MIN_SERVER_VERSION: (i32, i32) = (4, 2);

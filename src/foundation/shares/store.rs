@@ -11,14 +11,14 @@ use mongodb::bson::{doc, Document};
 use mongodb::options::ReturnDocument;
 use mongodb::sync::{Collection, Database};
 
-use crate::clock::ServerClock;
-use crate::deployment::Deployment;
-use crate::document::{server_now, ID, SERVER_NOW};
 use crate::error::Result;
-use crate::shares::document::{parse_shares, Shares};
-use crate::shares::pipeline::{self, Ask, Grantee};
-use crate::store::{self, safe_collection};
-use crate::watch::Hub;
+use crate::foundation::clock::ServerClock;
+use crate::foundation::deployment::Deployment;
+use crate::foundation::document::{server_now, ID, SERVER_NOW};
+use crate::foundation::shares::document::{parse_shares, Shares};
+use crate::foundation::shares::pipeline::{self, Ask, Grantee};
+use crate::foundation::store::{self, safe_collection};
+use crate::foundation::watch::Hub;
 
 /// A collection of many-holder documents.
 #[derive(Debug)]

@@ -2,7 +2,7 @@
 //! pipelines are built by pure functions so their shape can be unit-tested.
 //!
 //! Server time decides: every expiry is written as `$$NOW + ttl` and compared
-//! with `$$NOW` (the expressions are in [`crate::expr`]).
+//! with `$$NOW` (the expressions are in [`crate::foundation::expr`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -17,17 +17,17 @@ use mongodb::options::{
 use mongodb::sync::{Collection, Database};
 use parking_lot::Mutex;
 
-use crate::clock::ServerClock;
-use crate::deployment::Deployment;
-use crate::document::{
+use crate::error::{is_duplicate_key, Result};
+use crate::foundation::clock::ServerClock;
+use crate::foundation::deployment::Deployment;
+use crate::foundation::document::{
     parse_lock, server_now, LockInfo, LockRecord, Reader, FENCE, HOST, ID, LOCKED, METADATA, PID,
     RUN, SERVER_NOW, TS_CREATED, TS_EXPIRE, TS_RELEASED, UUID,
 };
-use crate::error::{is_duplicate_key, Result};
-use crate::expr::{duration_ms, literal, millis, now_plus, unexpired};
-use crate::owner::Owner;
-use crate::preflight;
-use crate::watch::Hub;
+use crate::foundation::expr::{duration_ms, literal, millis, now_plus, unexpired};
+use crate::foundation::owner::Owner;
+use crate::foundation::preflight;
+use crate::foundation::watch::Hub;
 
 /// Which holder a release may free.
 #[derive(Clone, Copy, Debug)]

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 use crate::error::Result;
-use crate::lease;
-use crate::validate;
-use crate::watch::{Hub, Interest};
+use crate::foundation::lease;
+use crate::foundation::validate;
+use crate::foundation::watch::{Hub, Interest};
 
 /// One attempt's answer.
 pub(crate) enum Attempt<T> {

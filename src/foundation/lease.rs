@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::moment::Moment;
+use crate::foundation::moment::Moment;
 
 /// The safety margin taken off a lease's local deadline: a tenth of the ttl,
 /// at most one second (a rate drift of 0.17% on the default 600 s lease, far

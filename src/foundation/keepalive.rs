@@ -3,14 +3,14 @@
 //! its last successful renewal was sent, and retries a failed one until the
 //! local deadline. One thread keeps the schedule for every locker of the
 //! process and sends nothing itself: the round trips run on a pool
-//! ([`crate::workers`]) of normally one thread, which grows only while a
+//! ([`crate::foundation::workers`]) of normally one thread, which grows only while a
 //! renewal is stuck (a frozen or partitioned server), so renewals to other
 //! servers keep their times: a due renewal is sent at most
 //! [`RENEWAL_STALL`] (200 ms) plus the start of a thread after its due
 //! time, however many renewals are stuck elsewhere (each stuck one holds a
 //! thread until its round trip ends). The schedule (when a renewal is due, what its
 //! answer means) is pure and lives here too. Deadlines are not kept here:
-//! the deadline thread ([`crate::deadlines`]) ends acquisitions on time
+//! the deadline thread ([`crate::foundation::deadlines`]) ends acquisitions on time
 //! whatever their renewals do.
 
 use std::cmp::Reverse;
@@ -20,9 +20,9 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
-use crate::lease::Lease;
-use crate::moment::Moment;
-use crate::workers::Workers;
+use crate::foundation::lease::Lease;
+use crate::foundation::moment::Moment;
+use crate::foundation::workers::Workers;
 
 /// The thread's name, as `/proc/self/task/*/comm` and debuggers show it.
 pub(crate) const THREAD_NAME: &str = "mongoelector-keepalive";
