@@ -22,6 +22,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use crate::foundation::lease::Lease;
 use crate::foundation::moment::Moment;
+use crate::foundation::tenure::Tenure;
 use crate::foundation::workers::Workers;
 
 /// The thread's name, as `/proc/self/task/*/comm` and debuggers show it.
@@ -86,6 +87,36 @@ pub(crate) fn next_renewal(
         Answer::Gone => None,
         Answer::Failed => lease.valid_at(now).then(|| now + retry_pause(ttl)),
     }
+}
+
+/// One keep-alive step for a live acquisition, shared by every [`Renew`]
+/// implementation: when it was renewed by hand (a `touch`) since it was
+/// due, only the next due time; otherwise one renewal round trip
+/// (`touch`: the new expiry, or `None` when it is no longer held) and what
+/// its answer means. `what` names the acquisition in the log.
+pub(crate) fn renew_step<E: std::fmt::Display, T>(
+    tenure: &Tenure,
+    ttl: Duration,
+    what: std::fmt::Arguments<'_>,
+    touch: impl FnOnce() -> Result<Option<T>, E>,
+) -> Option<Moment> {
+    if !tenure.valid_at(Moment::now()) {
+        return None;
+    }
+    let due = renewal_due(tenure.lease().sent, ttl);
+    if Moment::now() < due {
+        // Renewed by hand (touch) meanwhile.
+        return Some(due);
+    }
+    let answer = match touch() {
+        Ok(Some(_)) => Answer::Renewed,
+        Ok(None) => Answer::Gone,
+        Err(e) => {
+            log::warn!("keep-alive of {what} failed, retrying: {e}");
+            Answer::Failed
+        }
+    };
+    next_renewal(answer, tenure.lease(), Moment::now(), ttl)
 }
 
 type Request = (Moment, Weak<dyn Renew>, i64);

@@ -257,6 +257,24 @@ pub(crate) fn upsert_after(
     Ok(None)
 }
 
+/// `key`'s document with the server's clock (`$$NOW`), read together in
+/// one round trip: `None` when there is no document.
+pub(crate) fn read_with_server_now(
+    coll: &Collection<Document>,
+    key: &str,
+) -> Result<Option<(Document, DateTime<Utc>)>> {
+    let pipeline = vec![
+        doc! { "$match": { ID: key } },
+        doc! { "$addFields": { SERVER_NOW: "$$NOW" } },
+    ];
+    let mut cursor = coll.aggregate(pipeline).run()?;
+    let Some(doc) = cursor.next().transpose()? else {
+        return Ok(None);
+    };
+    let now = server_now(&doc, coll.name())?;
+    Ok(Some((doc, now)))
+}
+
 /// The server's clock from `hello` on the primary, with the local wall
 /// clock just before and after asking.
 pub(crate) fn server_clock(db: &Database) -> Result<(DateTime<Utc>, DateTime<Utc>, DateTime<Utc>)> {
@@ -539,16 +557,9 @@ impl LockStore {
     /// primary with majority read concern. `None` when there is no document.
     pub fn read(&self, key: &str) -> Result<Option<(LockRecord, DateTime<Utc>)>> {
         self.check_once()?;
-        let pipeline = vec![
-            doc! { "$match": { ID: key } },
-            doc! { "$addFields": { SERVER_NOW: "$$NOW" } },
-        ];
-        let mut cursor = self.coll.aggregate(pipeline).run()?;
-        let Some(doc) = cursor.next().transpose()? else {
-            return Ok(None);
-        };
-        let now = server_now(&doc, self.coll.name())?;
-        Ok(Some((self.parse(&doc)?, now)))
+        read_with_server_now(&self.coll, key)?
+            .map(|(doc, now)| Ok((self.parse(&doc)?, now)))
+            .transpose()
     }
 
     /// The live holder (taken and not expired in server time), if any.

@@ -11,7 +11,9 @@
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 
-use crate::foundation::deadlines::Expire;
+use std::sync::{Arc, Weak};
+
+use crate::foundation::deadlines::{self, Expire};
 use crate::foundation::lease::Lease;
 use crate::foundation::loss::LossReason;
 use crate::foundation::moment::Moment;
@@ -56,6 +58,12 @@ impl Tenure {
 
     pub fn fence(&self) -> i64 {
         self.fence
+    }
+
+    /// Has the deadline thread end this acquisition at `lease`'s deadline
+    /// if it is still live and not renewed by then (it holds it weakly).
+    pub fn watch_deadline(self: &Arc<Self>, lease: &Lease) {
+        deadlines::watch(lease.deadline, Arc::downgrade(self) as Weak<dyn Expire>);
     }
 
     /// The last lease known (the last one renewed, once it has ended).

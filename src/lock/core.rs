@@ -13,10 +13,9 @@ use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
 use crate::foundation::clock::ClockCheck;
-use crate::foundation::deadlines::{self, Expire};
 use crate::foundation::document::{LockInfo, LockRecord};
 use crate::foundation::holding::Holder;
-use crate::foundation::keepalive::{self, Answer, Renew};
+use crate::foundation::keepalive::{self, Renew};
 use crate::foundation::lease::Lease;
 use crate::foundation::loss::LossReason;
 use crate::foundation::moment::Moment;
@@ -178,7 +177,7 @@ impl LockCore {
                 }
                 let tenure = Arc::new(Tenure::new(lease));
                 *self.held.lock() = Some(tenure.clone());
-                deadlines::watch(lease.deadline, watched(&tenure));
+                tenure.watch_deadline(&lease);
                 if self.keep_alive {
                     let me = Arc::downgrade(self) as Weak<dyn Renew>;
                     keepalive::schedule(keepalive::renewal_due(sent, self.ttl), me, lease.fence);
@@ -256,7 +255,7 @@ impl LockCore {
                     // Its deadline passed before the answer came: lost.
                     return Ok(None);
                 }
-                deadlines::watch(lease.deadline, watched(&tenure));
+                tenure.watch_deadline(&lease);
                 Ok(Some(expires))
             }
             None => {
@@ -269,12 +268,6 @@ impl LockCore {
             }
         }
     }
-}
-
-/// The deadline thread's handle on an acquisition: it ends it at its
-/// deadline if it is still live and not renewed by then.
-fn watched(tenure: &Arc<Tenure>) -> Weak<dyn Expire> {
-    Arc::downgrade(tenure) as Weak<dyn Expire>
 }
 
 impl Holder for LockCore {
@@ -294,25 +287,14 @@ impl Holder for LockCore {
 impl Renew for LockCore {
     fn renew(&self, fence: i64) -> Option<Moment> {
         let tenure = self.held.lock().clone()?;
-        if tenure.fence() != fence || !tenure.valid_at(Moment::now()) {
+        if tenure.fence() != fence {
             return None;
         }
-        let due = keepalive::renewal_due(tenure.lease().sent, self.ttl);
-        if Moment::now() < due {
-            // Renewed by hand (touch) meanwhile.
-            return Some(due);
-        }
-        let answer = match self.touch_fence(Some(fence)) {
-            Ok(Some(_)) => Answer::Renewed,
-            Ok(None) => Answer::Gone,
-            Err(e) => {
-                log::warn!(
-                    "keep-alive of lock `{}` (fence {fence}) failed, retrying: {e}",
-                    self.key
-                );
-                Answer::Failed
-            }
-        };
-        keepalive::next_renewal(answer, tenure.lease(), Moment::now(), self.ttl)
+        keepalive::renew_step(
+            &tenure,
+            self.ttl,
+            format_args!("lock `{}` (fence {fence})", self.key),
+            || self.touch_fence(Some(fence)),
+        )
     }
 }

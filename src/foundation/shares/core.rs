@@ -14,9 +14,8 @@ use parking_lot::Mutex;
 
 use crate::error::Result;
 use crate::foundation::clock::ClockCheck;
-use crate::foundation::deadlines::{self, Expire};
 use crate::foundation::holding::Holder;
-use crate::foundation::keepalive::{self, Answer, Renew};
+use crate::foundation::keepalive::{self, Renew};
 use crate::foundation::lease::Lease;
 use crate::foundation::loss::LossReason;
 use crate::foundation::moment::Moment;
@@ -170,7 +169,7 @@ impl ShareCore {
                 tenure: tenure.clone(),
             },
         );
-        deadlines::watch(lease.deadline, watched(&tenure));
+        tenure.watch_deadline(&lease);
         if self.keep_alive {
             let me = Arc::downgrade(self) as Weak<dyn Renew>;
             keepalive::schedule(keepalive::renewal_due(sent, self.ttl), me, lease.fence);
@@ -215,7 +214,7 @@ impl ShareCore {
                 if !tenure.renewed(lease, Moment::now()) {
                     return Ok(None);
                 }
-                deadlines::watch(lease.deadline, watched(&tenure));
+                tenure.watch_deadline(&lease);
                 Ok(Some(expires))
             }
             None => {
@@ -236,11 +235,6 @@ impl ShareCore {
     }
 }
 
-/// The deadline thread's handle on a grant.
-fn watched(tenure: &Arc<Tenure>) -> Weak<dyn Expire> {
-    Arc::downgrade(tenure) as Weak<dyn Expire>
-}
-
 impl Holder for ShareCore {
     fn key(&self) -> &str {
         &self.key
@@ -258,25 +252,11 @@ impl Holder for ShareCore {
 impl Renew for ShareCore {
     fn renew(&self, fence: i64) -> Option<Moment> {
         let (_, tenure) = self.grant(fence)?;
-        if !tenure.valid_at(Moment::now()) {
-            return None;
-        }
-        let due = keepalive::renewal_due(tenure.lease().sent, self.ttl);
-        if Moment::now() < due {
-            // Renewed by hand (touch) meanwhile.
-            return Some(due);
-        }
-        let answer = match self.touch(fence) {
-            Ok(Some(_)) => Answer::Renewed,
-            Ok(None) => Answer::Gone,
-            Err(e) => {
-                log::warn!(
-                    "keep-alive of `{}` (fence {fence}) failed, retrying: {e}",
-                    self.key
-                );
-                Answer::Failed
-            }
-        };
-        keepalive::next_renewal(answer, tenure.lease(), Moment::now(), self.ttl)
+        keepalive::renew_step(
+            &tenure,
+            self.ttl,
+            format_args!("`{}` (fence {fence})", self.key),
+            || self.touch(fence),
+        )
     }
 }

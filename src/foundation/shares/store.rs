@@ -7,14 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use mongodb::bson::{doc, Document};
+use mongodb::bson::Document;
 use mongodb::options::ReturnDocument;
 use mongodb::sync::{Collection, Database};
 
 use crate::error::Result;
 use crate::foundation::clock::ServerClock;
 use crate::foundation::deployment::Deployment;
-use crate::foundation::document::{server_now, ID, SERVER_NOW};
 use crate::foundation::shares::document::{parse_shares, Shares};
 use crate::foundation::shares::pipeline::{self, Ask, Grantee};
 use crate::foundation::store::{self, safe_collection};
@@ -120,16 +119,9 @@ impl ShareStore {
     /// there is no document.
     pub fn read(&self, key: &str) -> Result<Option<(Shares, DateTime<Utc>)>> {
         self.check_once()?;
-        let pipeline = vec![
-            doc! { "$match": { ID: key } },
-            doc! { "$addFields": { SERVER_NOW: "$$NOW" } },
-        ];
-        let mut cursor = self.coll.aggregate(pipeline).run()?;
-        let Some(doc) = cursor.next().transpose()? else {
-            return Ok(None);
-        };
-        let now = server_now(&doc, self.coll.name())?;
-        Ok(Some((parse_shares(&doc, self.coll.name())?, now)))
+        store::read_with_server_now(&self.coll, key)?
+            .map(|(doc, now)| Ok((parse_shares(&doc, self.coll.name())?, now)))
+            .transpose()
     }
 }
 
