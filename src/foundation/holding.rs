@@ -9,10 +9,8 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use crossbeam_channel::Receiver;
-use mongodb::sync::Collection;
 
 use crate::error::{During, Result};
-use crate::fenced::Fenced;
 use crate::foundation::loss::LossReason;
 use crate::foundation::moment::Moment;
 use crate::foundation::tenure::Tenure;
@@ -55,9 +53,11 @@ impl Holding {
         self.tenure.fence()
     }
 
-    pub fn fenced<'a, T: Send + Sync>(&self, coll: &'a Collection<T>) -> Fenced<'a, T> {
+    /// The lease's current expiry in server time, readable later (a
+    /// fenced write checks it when it is sent).
+    pub fn expiry(&self) -> impl Fn() -> DateTime<Utc> + Send + Sync + 'static {
         let tenure = self.tenure.clone();
-        Fenced::live(coll, self.fence(), move || tenure.lease().expires)
+        move || tenure.lease().expires
     }
 
     pub fn expires_at(&self) -> DateTime<Utc> {
@@ -144,7 +144,7 @@ macro_rules! guard_methods {
             &self,
             coll: &'a mongodb::sync::Collection<T>,
         ) -> crate::Fenced<'a, T> {
-            self.inner.fenced(coll)
+            crate::Fenced::live(coll, self.inner.fence(), self.inner.expiry())
         }
 
         /// When the lease expires in server time, unless renewed (the last

@@ -7,6 +7,13 @@ use mongodb::bson::{Bson, Document};
 
 use crate::error::{Error, Result};
 
+/// Default lease length of the lock, the semaphore and the read-write lock,
+/// as in the Python package.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(600);
+/// Default interval between attempts of a blocking acquire, as in the
+/// Python package.
+pub const DEFAULT_STEP: Duration = Duration::from_millis(250);
+
 /// Shortest lease accepted: below this the margin and a round trip eat it.
 pub const MIN_TTL: Duration = Duration::from_millis(100);
 /// Longest lease accepted (one year): anything longer is a mistake.

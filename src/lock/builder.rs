@@ -15,10 +15,7 @@ use crate::lock::locker::MongoLocker;
 
 /// Default lock collection, as in the Python package.
 pub const DEFAULT_COLLECTION: &str = "mongolocker";
-/// Default lease length, as in the Python package.
-pub const DEFAULT_TTL: Duration = Duration::from_secs(600);
-/// Default interval between attempts of a blocking acquire, as in the Python package.
-pub const DEFAULT_STEP: Duration = Duration::from_millis(250);
+pub use crate::foundation::validate::{DEFAULT_STEP, DEFAULT_TTL};
 
 /// Builds a [`MongoLocker`] with settings other than the defaults.
 ///

@@ -13,7 +13,7 @@ use crate::foundation::owner::Owner;
 use crate::foundation::shares::core::{ShareCore, ShareSettings};
 use crate::foundation::shares::store::ShareStore;
 use crate::foundation::validate;
-use crate::lock::{DEFAULT_STEP, DEFAULT_TTL};
+use crate::foundation::validate::{DEFAULT_STEP, DEFAULT_TTL};
 
 #[derive(Clone, Debug)]
 pub(crate) struct ShareOptions {
