@@ -100,8 +100,11 @@ start() {
     [ "$has_storage" = 1 ] || storage=(--storage-path :memory:)
     local log="$DIR/server-$port.log"
     prune_logs
+    # --enable-test-commands: the `failCommand` fail point, with which the
+    # tests make the server apply a write and lose its acknowledgement (as
+    # mongod's --setParameter enableTestCommands=1; loopback only here).
     "$VENV/bin/secantusd-py" --host 127.0.0.1 --port "$port" "${storage[@]}" \
-        --log-level WARNING "$@" >"$log" 2>&1 </dev/null &
+        --log-level WARNING --enable-test-commands "$@" >"$log" 2>&1 </dev/null &
     local pid=$!
     if ! wait_port "$port" "$pid"; then
         kill "$pid" 2>/dev/null || true

@@ -113,6 +113,32 @@ pub enum Error {
         /// The count the document keeps.
         theirs: u32,
     },
+    /// The key's document in this collection belongs to another kind of
+    /// primitive: a lock (or an election), a semaphore and a read-write
+    /// lock were given the same key and collection. Nothing was granted or
+    /// changed; give each its own key or collection.
+    ///
+    /// ```
+    /// let e = mongoelector::Error::WrongKind {
+    ///     key: "jobs".into(),
+    ///     collection: "coordination".into(),
+    ///     expected: "lock",
+    ///     found: "semaphore".into(),
+    /// };
+    /// assert!(e.to_string().contains("semaphore"));
+    /// ```
+    WrongKind {
+        /// The key (the document's `_id`).
+        key: String,
+        /// The collection the document is in.
+        collection: String,
+        /// The kind this handle is: `"lock"` (a lock or an elector),
+        /// `"semaphore"` or `"rwlock"`.
+        expected: &'static str,
+        /// The kind the document is (its `kind` field, or what its fields
+        /// show for a document written before the field existed).
+        found: String,
+    },
     /// The MongoDB driver reported an error (network, server, write concern,
     /// ...): the [`DatabaseError`] names the operation and key, and keeps the
     /// driver's error as its [`source`](std::error::Error::source).
@@ -385,6 +411,16 @@ impl fmt::Display for Error {
                 f,
                 "semaphore `{key}` has {theirs} permits in the database, but this one was \
                  built with {ours}: every process on a key must use the same count"
+            ),
+            Error::WrongKind {
+                key,
+                collection,
+                expected,
+                found,
+            } => write!(
+                f,
+                "`{key}` in collection `{collection}` is a {found} document, not a {expected}: \
+                 give each kind of primitive its own key or collection"
             ),
             Error::Database(e) => e.fmt(f),
         }

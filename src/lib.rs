@@ -153,7 +153,7 @@ pub use foundation::document::LockInfo;
 pub use foundation::lease::lease_margin;
 pub use foundation::loss::LossReason;
 pub use foundation::validate::{
-    MAX_METADATA_BYTES, MAX_METADATA_DEPTH, MAX_STEP, MAX_TTL, MIN_STEP, MIN_TTL,
+    MAX_HOLDERS, MAX_METADATA_BYTES, MAX_METADATA_DEPTH, MAX_STEP, MAX_TTL, MIN_STEP, MIN_TTL,
 };
 pub use listing::live_locks;
 pub use lock::{

@@ -270,3 +270,50 @@ fn a_writer_gets_in_despite_a_stream_of_readers() {
     }
     assert!(waited < hold * 2 + Duration::from_millis(200), "{waited:?}");
 }
+
+#[test]
+fn readers_stop_at_max_holders_before_the_document_outgrows_the_server() {
+    let db = db();
+    let until = mongodb::bson::DateTime::from_millis(
+        mongodb::bson::DateTime::now().timestamp_millis() + 600_000,
+    );
+    let reader = |i: u32| {
+        doc! {
+            "uuid": format!("r{i}"), "fence": i64::from(i) + 1, "host": "h", "pid": 1_i64,
+            "ts_created": mongodb::bson::DateTime::now(), "ts_expire": until,
+            "metadata": Bson::Null, "mode": "read",
+        }
+    };
+    let full = mongoelector::MAX_HOLDERS;
+    let holders: Vec<Document> = (0..full - 1).map(reader).collect();
+    db.collection::<Document>("mongorwlock")
+        .insert_one(
+            doc! { "_id": "k", "kind": "rwlock", "fence": i64::from(full), "holders": holders },
+        )
+        .run()
+        .unwrap();
+    let lock = rw(&db, "k", Duration::from_secs(30));
+    let last = lock.try_read().unwrap().expect("room for one more");
+    assert_eq!(lock.readers().unwrap().len(), full as usize);
+    assert!(
+        lock.try_read().unwrap().is_none(),
+        "full: refused, not sent to fail"
+    );
+    drop(last);
+    assert!(
+        lock.try_read().unwrap().is_some(),
+        "a reader left: room again"
+    );
+    // A semaphore of more permits than one document keeps is refused.
+    let built = mongoelector::MongoSemaphore::builder("s", &db, full + 1).build();
+    assert!(matches!(
+        built,
+        Err(mongoelector::Error::InvalidArgument {
+            parameter: "permits",
+            ..
+        })
+    ));
+    assert!(mongoelector::MongoSemaphore::builder("s", &db, full)
+        .build()
+        .is_ok());
+}

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use crossbeam_channel::Receiver;
 use parking_lot::Mutex;
 
@@ -13,6 +14,7 @@ use super::engine::{Engine, Stopping};
 use super::events::Event;
 use super::role::LossReason;
 use crate::error::{During, Error, Result};
+use crate::foundation::tenure::LeaseView;
 use crate::foundation::validate;
 
 /// Master election among all electors sharing a key, run on a dedicated
@@ -411,12 +413,12 @@ impl MongoElector {
                 key: self.key().to_owned(),
             });
         };
-        let engine = self.engine.clone();
-        // Once the term is over, its last known expiry: the server has
-        // refused it since (a later term has a new fence).
-        Ok(crate::Fenced::live(coll, term.fence, move || {
-            engine.term_expires(term.fence).unwrap_or(term.expires)
-        }))
+        let view = TermView {
+            engine: self.engine.clone(),
+            fence: term.fence,
+            granted: term.expires,
+        };
+        Ok(crate::Fenced::live(coll, term.fence, Arc::new(view)))
     }
 
     /// Whether the elector's loop is running.
@@ -429,6 +431,27 @@ impl MongoElector {
     /// ```
     pub fn running(&self) -> bool {
         self.engine.running()
+    }
+}
+
+/// One term as its fenced writes read it: in force while this node is
+/// master under its fence (not stopped, stepped down, released or past the
+/// local deadline).
+struct TermView {
+    engine: Arc<Engine>,
+    fence: i64,
+    /// The expiry the term had when the handle was made.
+    granted: DateTime<Utc>,
+}
+
+impl LeaseView for TermView {
+    fn expires(&self) -> DateTime<Utc> {
+        // Once the term is over, its expiry as the handle was made.
+        self.engine.term_expires(self.fence).unwrap_or(self.granted)
+    }
+
+    fn in_force(&self) -> bool {
+        self.engine.term_in_force(self.fence)
     }
 }
 

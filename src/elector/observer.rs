@@ -143,11 +143,10 @@ fn run(observers: &Weak<Observers>, mut watched: Watched) {
                 if !o.publish(seen) {
                     return;
                 }
-                match left {
-                    // Wake just after the master's lease runs out.
-                    Some(left) => looked + left + Duration::from_millis(5),
-                    None => looked + watched.retry,
-                }
+                // Wake just after the master's lease runs out (an expiry
+                // too far ahead for an `Instant`: a damaged document).
+                left.and_then(|left| looked.checked_add(left + Duration::from_millis(5)))
+                    .unwrap_or(looked + watched.retry)
             }
             Err(e) => {
                 log::debug!("observing `{}`: {e}", watched.key);

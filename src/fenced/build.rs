@@ -117,24 +117,40 @@ pub(crate) fn create(field: &str, fence: i64, expires_ms: i64) -> Vec<Document> 
 }
 
 /// An upsert's filter must pin `_id` to one value, so that a stale upsert
-/// can only collide with the existing document, never create a second.
+/// can only collide with the existing document, never create a second:
+/// a plain value, or `{"$eq": value}`, where the value holds no pattern
+/// (a regular expression matches many ids; a document with a `$` key is
+/// an operator, and an array matches any of its elements).
 pub(crate) fn pinned_id(filter: &Document) -> Result<()> {
     let pinned = match filter.get("_id") {
+        Some(Bson::Document(d)) if d.keys().next().is_some_and(|k| k == "$eq") => {
+            d.len() == 1 && d.get("$eq").is_some_and(plain)
+        }
+        Some(id) => plain(id),
         None => false,
-        Some(Bson::Document(d)) => match d.keys().next() {
-            Some(k) if k == "$eq" => d.len() == 1,
-            Some(k) => !k.starts_with('$'),
-            None => true,
-        },
-        Some(_) => true,
     };
     if pinned {
         Ok(())
     } else {
         Err(Error::invalid(
             "filter",
-            "must pin `_id` to one value (`{\"_id\": value, ...}`) in an upsert",
+            "must pin `_id` to one plain value (`{\"_id\": value, ...}`, no operator, pattern or array) in an upsert",
         ))
+    }
+}
+
+/// A value that an equality match compares as itself, and that can be an
+/// `_id`: no regular expression, code, array or undefined anywhere in it,
+/// no `$` key in a document.
+fn plain(value: &Bson) -> bool {
+    match value {
+        Bson::RegularExpression(_)
+        | Bson::JavaScriptCode(_)
+        | Bson::JavaScriptCodeWithScope(_)
+        | Bson::Array(_)
+        | Bson::Undefined => false,
+        Bson::Document(d) => d.iter().all(|(k, v)| !k.starts_with('$') && plain(v)),
+        _ => true,
     }
 }
 
@@ -271,15 +287,31 @@ mod tests {
             doc! { "_id": 1 },
             doc! { "_id": { "$eq": "a" }, "x": 1 },
             doc! { "_id": { "a": 1 } },
+            doc! { "_id": { "a": { "b": "x" } } },
+            doc! { "_id": { "$eq": { "a": 1 } } },
         ] {
             assert!(pinned_id(&ok).is_ok(), "{ok}");
         }
+        let regex = || {
+            Bson::RegularExpression(mongodb::bson::Regex {
+                pattern: "^daily$".into(),
+                options: String::new(),
+            })
+        };
         for bad in [
             doc! {},
             doc! { "x": 1 },
             doc! { "_id": { "$in": [1, 2] } },
             doc! { "_id": { "$gt": 1 } },
             doc! { "_id": { "$eq": 1, "$ne": 2 } },
+            doc! { "_id": regex() },
+            doc! { "_id": { "$eq": regex() } },
+            doc! { "_id": { "a": regex() } },
+            doc! { "_id": { "a": 1, "$gt": 2 } },
+            doc! { "_id": { "a": { "$gt": 2 } } },
+            doc! { "_id": [1, 2] },
+            doc! { "_id": Bson::Undefined },
+            doc! { "_id": Bson::JavaScriptCode("1".into()) },
         ] {
             assert!(
                 matches!(

@@ -23,6 +23,7 @@ pub use outcome::FencedWrite;
 use write::Target;
 
 use crate::error::{During, Error, Result};
+use crate::foundation::tenure::LeaseView;
 use crate::foundation::validate;
 
 /// The field a fenced write records its fence in, unless
@@ -37,8 +38,9 @@ enum Lease {
     None,
     /// A fixed expiry ([`Fenced::until`]).
     Until(DateTime<Utc>),
-    /// The holder's current expiry (a guard's, an elector term's).
-    Live(Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>),
+    /// The holder's own lease (a guard's, an elector term's): its current
+    /// expiry, and whether it is still in force.
+    Live(Arc<dyn LeaseView>),
 }
 
 /// Writes to one collection under one fence: each write is applied only
@@ -49,9 +51,28 @@ enum Lease {
 /// [`until`](Self::until)), a write that reaches the server once the lease
 /// has expired in server time is refused too.
 ///
+/// A handle made from a guard or a term ([`LockGuard::fenced`](crate::LockGuard::fenced),
+/// the same method on [`Permit`](crate::Permit), [`ReadGuard`](crate::ReadGuard)
+/// and [`WriteGuard`](crate::WriteGuard), [`MongoElector::fenced`](crate::MongoElector::fenced))
+/// ends with it: once the guard is released or dropped, its lease lost or
+/// past its local deadline, or the elector stopped, stepped down, released
+/// or no longer master under that fence, every write is
+/// [`FencedWrite::Expired`] at once, with no round trip. What no handle can
+/// take back is a write already sent: it lands if it reaches the server
+/// before the lease's expiry in server time and finds no higher fence,
+/// even when its holder has released since and a successor, granted but
+/// not yet written, is about to (the successor's first write fences it
+/// out from then on).
+///
 /// One round trip when the write is applied; a refused write costs one more
 /// (a read that tells [`FencedWrite::Stale`] from the others). Writes use
 /// majority, journaled write concern, whatever the collection carries.
+///
+/// A filter that matches several documents writes the first one (in the
+/// server's order) whose fence allows it: a stale holder's filter can land
+/// on a document its successor has not touched yet, while the successor
+/// works on another. For a resource that one holder at a time owns, filter
+/// on its `_id`.
 ///
 /// There is no fenced delete: a deleted document forgets its fence, after
 /// which a stale upsert could create it again. Mark the document deleted
@@ -113,15 +134,11 @@ impl<'a, T: Send + Sync> Fenced<'a, T> {
         }
     }
 
-    /// A fenced write under a lease whose server expiry `expires()` reads
-    /// (at each write).
-    pub(crate) fn live(
-        coll: &'a Collection<T>,
-        fence: i64,
-        expires: impl Fn() -> DateTime<Utc> + Send + Sync + 'static,
-    ) -> Self {
+    /// A fenced write under the holder's own lease, read at each write: a
+    /// write once it is no longer in force is refused without a round trip.
+    pub(crate) fn live(coll: &'a Collection<T>, fence: i64, lease: Arc<dyn LeaseView>) -> Self {
         Fenced {
-            lease: Lease::Live(Arc::new(expires)),
+            lease: Lease::Live(lease),
             ..Fenced::new(coll, fence)
         }
     }
@@ -196,14 +213,22 @@ impl<'a, T: Send + Sync> Fenced<'a, T> {
         match &self.lease {
             Lease::None => None,
             Lease::Until(at) => Some(*at),
-            Lease::Live(read) => Some(read()),
+            Lease::Live(lease) => Some(lease.expires()),
         }
     }
 
+    /// Whether the holder's own lease has ended (released or dropped,
+    /// lost, stepped down, past its local deadline): then every write is
+    /// [`FencedWrite::Expired`] at once, with no round trip.
+    fn ended(&self) -> bool {
+        matches!(&self.lease, Lease::Live(lease) if !lease.in_force())
+    }
+
     /// Applies `update` (update operators, or a pipeline) to the first
-    /// document matching `filter`, setting the fence field, when the
-    /// document's fence is absent or not greater (and the lease, if any,
-    /// has not expired in server time).
+    /// document matching `filter` whose fence is absent or not greater
+    /// (and the lease, if any, has not expired in server time), setting
+    /// the fence field. Filter on `_id` for a resource one holder owns:
+    /// with several matches, the first one the fence allows is written.
     ///
     /// # Errors
     ///
@@ -234,9 +259,10 @@ impl<'a, T: Send + Sync> Fenced<'a, T> {
 
     /// As [`update_one`](Self::update_one), creating the document when none
     /// matches `filter` (it gets the filter's equality fields, the update
-    /// and the fence). `filter` must pin `_id` to one value, so that a stale
-    /// upsert meets the existing document and is refused, never creates a
-    /// second. With a lease, a missing document is created only before the
+    /// and the fence). `filter` must pin `_id` to one plain value (no
+    /// operator other than `$eq`, no regular expression, array or `$` key
+    /// inside it), so that a stale upsert meets the existing document and
+    /// is refused, never creates a second. With a lease, a missing document is created only before the
     /// lease's expiry too; with update operators (not a pipeline) that
     /// takes up to three round trips the first time (create with the
     /// filter's fields and the fence, then update), one after.
@@ -301,9 +327,11 @@ impl<'a, T: Send + Sync> Fenced<'a, T> {
         operation: &'static str,
         f: impl FnOnce(Target) -> Result<FencedWrite>,
     ) -> Result<FencedWrite> {
-        self.target()
-            .and_then(f)
-            .during(operation, self.coll.name())
+        let target = self.target().during(operation, self.coll.name())?;
+        if self.ended() {
+            return Ok(FencedWrite::Expired);
+        }
+        f(target).during(operation, self.coll.name())
     }
 
     fn target(&self) -> Result<Target> {

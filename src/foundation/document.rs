@@ -23,7 +23,6 @@ pub(crate) const METADATA: &str = "metadata";
 pub(crate) const TS_RELEASED: &str = "ts_released";
 /// Server time of a read, added by the read pipeline (never stored).
 pub(crate) const SERVER_NOW: &str = "_server_now";
-
 /// A lock as stored in MongoDB: who holds it, since when, until when.
 ///
 /// Returned by [`MongoLocker::get_current`](crate::MongoLocker::get_current)
@@ -95,17 +94,21 @@ impl<'a> Reader<'a> {
     pub fn malformed(&self, field: &'static str, reason: impl Into<String>) -> Error {
         Error::MalformedDocument {
             collection: self.collection.to_owned(),
-            id: self
-                .doc
-                .get(ID)
-                .map(|id| match id {
-                    Bson::String(s) => s.clone(),
-                    other => other.to_string(),
-                })
-                .unwrap_or_else(|| "<no _id>".to_owned()),
+            id: self.id_text(),
             field,
             reason: reason.into(),
         }
+    }
+
+    /// The document's `_id` as text, for messages.
+    pub fn id_text(&self) -> String {
+        self.doc
+            .get(ID)
+            .map(|id| match id {
+                Bson::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .unwrap_or_else(|| "<no _id>".to_owned())
     }
 
     fn get(&self, field: &'static str) -> Result<&'a Bson> {
@@ -114,7 +117,7 @@ impl<'a> Reader<'a> {
             .ok_or_else(|| self.malformed(field, "is missing"))
     }
 
-    fn wrong_type(&self, field: &'static str, want: &str, got: &Bson) -> Error {
+    pub fn wrong_type(&self, field: &'static str, want: &str, got: &Bson) -> Error {
         self.malformed(
             field,
             format!("should be {want}, found {:?}", got.element_type()),
@@ -125,6 +128,13 @@ impl<'a> Reader<'a> {
         match self.get(field)? {
             Bson::String(s) => Ok(s.clone()),
             other => Err(self.wrong_type(field, "a string", other)),
+        }
+    }
+
+    pub fn opt_string(&self, field: &'static str) -> Result<Option<String>> {
+        match self.doc.get(field) {
+            None | Some(Bson::Null) => Ok(None),
+            Some(_) => self.string(field).map(Some),
         }
     }
 

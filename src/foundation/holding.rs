@@ -13,7 +13,7 @@ use crossbeam_channel::Receiver;
 use crate::error::{During, Result};
 use crate::foundation::loss::LossReason;
 use crate::foundation::moment::Moment;
-use crate::foundation::tenure::Tenure;
+use crate::foundation::tenure::{LeaseView, Tenure};
 
 /// What holds grants and can renew or release one of them by its fence:
 /// the lock's core, the many-holder primitives' core.
@@ -53,11 +53,11 @@ impl Holding {
         self.tenure.fence()
     }
 
-    /// The lease's current expiry in server time, readable later (a
-    /// fenced write checks it when it is sent).
-    pub fn expiry(&self) -> impl Fn() -> DateTime<Utc> + Send + Sync + 'static {
-        let tenure = self.tenure.clone();
-        move || tenure.lease().expires
+    /// The lease as a fenced write reads it at each write: its current
+    /// server expiry, and whether it is still in force (a write after the
+    /// guard's release, loss or deadline is refused without a round trip).
+    pub fn lease_view(&self) -> Arc<dyn LeaseView> {
+        self.tenure.clone()
     }
 
     pub fn expires_at(&self) -> DateTime<Utc> {
@@ -144,7 +144,7 @@ macro_rules! guard_methods {
             &self,
             coll: &'a mongodb::sync::Collection<T>,
         ) -> crate::Fenced<'a, T> {
-            crate::Fenced::live(coll, self.inner.fence(), self.inner.expiry())
+            crate::Fenced::live(coll, self.inner.fence(), self.inner.lease_view())
         }
 
         /// When the lease expires in server time, unless renewed (the last

@@ -23,6 +23,7 @@ pub(crate) mod document;
 pub(crate) mod expr;
 pub(crate) mod holding;
 pub(crate) mod keepalive;
+pub(crate) mod kind;
 pub(crate) mod lease;
 pub(crate) mod loss;
 pub(crate) mod moment;

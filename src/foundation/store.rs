@@ -25,6 +25,7 @@ use crate::foundation::document::{
     RUN, SERVER_NOW, TS_CREATED, TS_EXPIRE, TS_RELEASED, UUID,
 };
 use crate::foundation::expr::{duration_ms, literal, millis, now_plus, unexpired};
+use crate::foundation::kind::{Kind, KIND};
 use crate::foundation::owner::Owner;
 use crate::foundation::preflight;
 use crate::foundation::watch::Hub;
@@ -39,6 +40,9 @@ pub(crate) enum Whose<'a> {
     /// Any acquisition of this owner identity made in one elector run
     /// (owner identity and run token).
     Run(&'a str, &'a str),
+    /// Any acquisition of this owner identity (one that it never handed
+    /// out: its answer was lost or came too late).
+    Owner(&'a str),
 }
 
 /// How often an acquire attempt is repeated at once after losing an insert
@@ -74,7 +78,7 @@ pub(crate) fn primary() -> SelectionCriteria {
 /// server on the document as it was (or on `{_id}` when there is none, whose
 /// missing fields read as free):
 ///
-/// fence well-formed AND (force OR (shape well-formed AND (free OR expired OR already mine)))
+/// fence well-formed AND a lock's document AND (force OR (shape well-formed AND (free OR expired OR already mine)))
 ///
 /// where expired means `ts_expire + grace <= $$NOW`: the takeover grace
 /// covers a primary whose clock is ahead of the one that wrote the expiry
@@ -100,8 +104,10 @@ pub(crate) fn take_condition(uuid: &str, force: bool, grace: Duration) -> Docume
         { "$lte": [{ "$add": [millis(field(TS_EXPIRE)), duration_ms(grace)] }, millis("$$NOW")] },
     ]};
     let mine = doc! { "$eq": [field(UUID), literal(uuid)] };
+    // Another primitive's document is never taken, forced or not.
     doc! { "$and": [
         fence_ok,
+        Kind::Lock.fits(),
         { "$or": [force, { "$and": [shape_ok, { "$or": [free, expired, mine] }] }] },
     ]}
 }
@@ -118,6 +124,9 @@ fn release_filter(key: &str, whose: Whose<'_>) -> Document {
         Whose::Run(uuid, run) => {
             filter.insert(UUID, uuid);
             filter.insert(RUN, run);
+        }
+        Whose::Owner(uuid) => {
+            filter.insert(UUID, uuid);
         }
     }
     filter
@@ -141,6 +150,7 @@ pub(crate) fn acquire_pipeline(
 ) -> Vec<Document> {
     let next_fence = next_fence();
     let ours = doc! {
+        KIND: Kind::Lock.name(),
         LOCKED: true,
         UUID: literal(&owner.uuid),
         HOST: literal(&owner.host),
@@ -211,6 +221,12 @@ pub(crate) fn next_fence() -> Document {
     ]}
 }
 
+/// The `_id` of the document that keeps `key`'s fence floor in the
+/// Python-compatible mode (see [`LockStore::register_fence`]).
+pub(crate) fn fence_floor_id(key: &str) -> Document {
+    doc! { "fence_floor": key }
+}
+
 /// The first-use checks of `coll`, until they pass once for this
 /// deployment and collection, whichever store of the process runs them (an
 /// unreachable server fails them and they run again next time).
@@ -235,12 +251,13 @@ pub(crate) fn check_once(
 /// servers give the loser): the caller reads that as "not granted".
 pub(crate) fn upsert_after(
     coll: &Collection<Document>,
-    key: &str,
+    key: impl Into<mongodb::bson::Bson>,
     mut pipeline: impl FnMut() -> Vec<Document>,
 ) -> Result<Option<Document>> {
+    let key = key.into();
     for attempt in 1..=RACE_RETRIES {
         let result = coll
-            .find_one_and_update(doc! { ID: key }, pipeline())
+            .find_one_and_update(doc! { ID: key.clone() }, pipeline())
             .upsert(true)
             .return_document(ReturnDocument::After)
             .run();
@@ -438,13 +455,20 @@ impl LockStore {
         Hub::existing(&self.deployment, self.coll.name())
     }
 
+    /// A stored lock document, parsed; another primitive's is
+    /// [`Error::WrongKind`](crate::Error::WrongKind).
     fn parse(&self, doc: &Document) -> Result<LockRecord> {
+        Kind::Lock.check(doc, self.coll.name())?;
         parse_lock(doc, self.coll.name())
     }
 
     /// One acquire attempt: the lock document after the attempt, which says
     /// whether `owner` won. `None` only when a lost insert race left no
     /// answer even after [`RACE_RETRIES`] immediate retries.
+    ///
+    /// Python-compatible, an acquisition's fence is also registered with
+    /// the key's fence floor (see [`register_fence`](Self::register_fence)):
+    /// one more round trip, two when the floor was ahead.
     pub fn try_acquire(
         &self,
         key: &str,
@@ -454,11 +478,56 @@ impl LockStore {
         force: bool,
     ) -> Result<Option<LockRecord>> {
         self.check_once()?;
-        upsert_after(&self.coll, key, || {
+        let record = upsert_after(&self.coll, key, || {
             self.acquire_update(owner, run, ttl, force)
         })?
         .map(|doc| self.parse(&doc))
-        .transpose()
+        .transpose()?;
+        match record {
+            Some(LockRecord::Taken(info)) if self.python_compatible && info.uuid == owner.uuid => {
+                self.register_fence(key, info)
+            }
+            other => Ok(other),
+        }
+    }
+
+    /// Makes acquisition `info`'s fence greater than every fence handed
+    /// out on `key` before, whatever deleted the lock document since.
+    ///
+    /// The Python-compatible release deletes the document (the Python
+    /// package takes a lock only by inserting it), and with it the fence
+    /// counter: the next acquisition's fence then starts from the server's
+    /// clock ([`next_fence`]), which two acquisitions in one millisecond on
+    /// each side of the delete share, and which an acquisition whose
+    /// `$$NOW` was read before it waited for the document can undercut. So
+    /// every acquisition of this mode raises the key's floor, kept in a
+    /// document of its own that nothing deletes (`_id: {fence_floor: key}`,
+    /// never a string, so never a key), to more than its old value, and
+    /// takes that as its fence: one round trip, and a second that moves
+    /// the lock document's fence when the floor was ahead of it. `None`
+    /// when the lock was taken over in between (not acquired).
+    fn register_fence(&self, key: &str, mut info: LockInfo) -> Result<Option<LockRecord>> {
+        let raised = vec![doc! { "$set": { FENCE: { "$max": [
+            { "$add": [{ "$ifNull": [format!("${FENCE}"), 0_i64] }, 1_i64] },
+            info.fence,
+        ]}}}];
+        let floor = upsert_after(&self.coll, fence_floor_id(key), || raised.clone())?
+            .map(|d| Reader::new(&d, self.coll.name()).int(FENCE))
+            .transpose()?
+            .unwrap_or(info.fence);
+        if floor == info.fence {
+            return Ok(Some(LockRecord::Taken(info)));
+        }
+        let ours = doc! { ID: key, UUID: &info.uuid, FENCE: info.fence, LOCKED: true };
+        let moved = self
+            .coll
+            .update_one(ours, doc! { "$set": { FENCE: floor } })
+            .run()?;
+        if moved.matched_count == 0 {
+            return Ok(None);
+        }
+        info.fence = floor;
+        Ok(Some(LockRecord::Taken(info)))
     }
 
     /// Extends the lease of acquisition (`uuid`, `fence`) to `$$NOW + ttl`,
@@ -515,8 +584,9 @@ impl LockStore {
     /// The Python-compatible release: the Python package takes a lock only
     /// by inserting its document, so a kept free document would block its
     /// nodes until their TTL index removed it (up to a minute after its
-    /// expiry). Deleting is safe for fencing: the next acquisition's fence
-    /// starts from the server clock ([`next_fence`]).
+    /// expiry). Deleting is safe for fencing: every acquisition of this
+    /// mode takes its fence from the key's floor, which outlives the
+    /// document ([`register_fence`](Self::register_fence)).
     ///
     /// One round trip when the lock was live (the answer is then `true`);
     /// a second one deletes an expired document of ours (answer `false`).
@@ -610,7 +680,7 @@ mod tests {
         let fields: Vec<&str> = set.keys().map(String::as_str).collect();
         assert_eq!(
             fields,
-            [LOCKED, UUID, HOST, PID, TS_CREATED, TS_EXPIRE, FENCE, RUN, METADATA]
+            [KIND, LOCKED, UUID, HOST, PID, TS_CREATED, TS_EXPIRE, FENCE, RUN, METADATA]
         );
         assert_eq!(set.get(METADATA), Some(&Bson::Null), "absent: null");
         let with = Owner {
@@ -733,8 +803,13 @@ mod tests {
     fn force_is_inside_the_fence_check() {
         let forced = take_condition("u", true, Duration::ZERO);
         let and = forced.get_array("$and").unwrap();
-        assert_eq!(and.len(), 2, "fence check, then the rest");
-        let or = and[1].as_document().unwrap().get_array("$or").unwrap();
+        assert_eq!(and.len(), 3, "fence check, kind check, then the rest");
+        assert_eq!(
+            and[1],
+            Bson::Document(Kind::Lock.fits()),
+            "force takes only a lock's"
+        );
+        let or = and[2].as_document().unwrap().get_array("$or").unwrap();
         assert_eq!(or[0], Bson::Boolean(true));
     }
 }

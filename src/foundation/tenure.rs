@@ -8,6 +8,7 @@
 //! one [`LossReason`], then is disconnected). Once it has ended it is never
 //! valid again, even if a late renewal answer says the server extended it.
 
+use chrono::{DateTime, Utc};
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 
@@ -143,6 +144,27 @@ impl Tenure {
     }
 }
 
+/// What a fenced write asks, at each write, of the lease it writes under:
+/// a guard's [`Tenure`], an elector's term.
+pub(crate) trait LeaseView: Send + Sync {
+    /// The lease's server expiry, as last renewed (the last one known,
+    /// once it has ended).
+    fn expires(&self) -> DateTime<Utc>;
+    /// Whether its holder may still act now: not ended (released, lost,
+    /// stepped down) and before its local deadline.
+    fn in_force(&self) -> bool;
+}
+
+impl LeaseView for Tenure {
+    fn expires(&self) -> DateTime<Utc> {
+        self.lease().expires
+    }
+
+    fn in_force(&self) -> bool {
+        self.valid_at(Moment::now())
+    }
+}
+
 /// Records the end and tells every receiver (a loss) or none (a release);
 /// dropping the senders disconnects the receivers either way.
 fn end(st: &mut State, standing: Standing) {
@@ -170,7 +192,6 @@ impl Expire for Tenure {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::Utc;
     use crossbeam_channel::TryRecvError;
     use std::time::Duration;
 

@@ -39,6 +39,25 @@ pub const MAX_STEP: Duration = Duration::from_secs(3600);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub const MAX_METADATA_BYTES: usize = 16 * 1024;
+/// Most holders one semaphore or read-write lock document keeps at once:
+/// a semaphore's largest count of permits, and the most readers of a
+/// read-write lock (one more waits, or `try_read` answers `None`, as for a
+/// full semaphore). Each entry takes at most [`MAX_METADATA_BYTES`] plus
+/// about 300 bytes, so a full document stays under 9 MiB, well inside
+/// MongoDB's 16 MiB limit (about 1,000 entries with the largest metadata
+/// would pass it, and the server would refuse every grant on the key).
+///
+/// ```no_run
+/// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
+/// let too_many = mongoelector::MongoSemaphore::builder("jobs", &db, mongoelector::MAX_HOLDERS + 1).build();
+/// assert!(matches!(
+///     too_many,
+///     Err(mongoelector::Error::InvalidArgument { parameter: "permits", .. })
+/// ));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub const MAX_HOLDERS: u32 = 512;
+
 /// Deepest nesting of documents and arrays accepted in lock metadata
 /// (the metadata document itself is level 1).
 ///

@@ -128,10 +128,34 @@ impl LockCore {
             grace: self.store.grace(),
             hub: &hub,
         };
-        waiting::acquire(how, || {
+        // Whether the lock document may name this locker for an attempt
+        // whose answer was lost or came too late.
+        let mut left = false;
+        let result = waiting::acquire(how, || {
             self.clock.check_if_due(&self.store)?;
-            self.attempt(force)
-        })
+            self.attempt(force, &mut left)
+        });
+        if left && !matches!(result, Ok(Some(_))) {
+            self.take_back();
+        }
+        result
+    }
+
+    /// Frees the lock if it names this locker while the locker holds
+    /// nothing (an attempt that was applied but not handed out), so others
+    /// need not wait for its expiry. Best effort: one round trip.
+    fn take_back(&self) {
+        let _op = self.op.lock();
+        if self.held.lock().is_some() {
+            return; // another thread of this locker has it now
+        }
+        let owner = Whose::Owner(&self.owner.uuid);
+        if let Err(e) = self.store.release(&self.key, owner) {
+            log::debug!(
+                "`{}`: taking back an ungranted attempt failed (it expires after ttl + grace): {e}",
+                self.key
+            );
+        }
     }
 
     fn refuse_if_held(&self) -> Result<()> {
@@ -155,24 +179,30 @@ impl LockCore {
     }
 
     /// One acquire round trip: the acquisition, when this locker now holds
-    /// the lock.
-    fn attempt(self: &Arc<Self>, force: bool) -> Result<Attempt<Arc<Tenure>>> {
+    /// the lock. Sets `left` when the lock may name this locker without
+    /// handing the acquisition out (an error, no answer, a late answer).
+    fn attempt(self: &Arc<Self>, force: bool, left: &mut bool) -> Result<Attempt<Arc<Tenure>>> {
         let _op = self.op.lock();
         // Another thread sharing this locker may have won meanwhile.
         self.refuse_if_held()?;
         let sent = Moment::now();
-        match self
+        let answer = self
             .store
-            .try_acquire(&self.key, &self.owner, None, self.ttl, force)?
-        {
+            .try_acquire(&self.key, &self.owner, None, self.ttl, force);
+        if !matches!(answer, Ok(Some(_))) {
+            *left = true;
+        }
+        match answer? {
             Some(LockRecord::Taken(info)) if info.uuid == self.owner.uuid => {
                 let lease = Lease::granted(info.fence, info.expires, sent, self.ttl);
                 if !lease.valid_at(Moment::now()) {
                     // The answer came after the lease's local deadline (a
                     // slow round trip on a short ttl): nothing to act on.
                     // The lock names this locker until it expires; the next
-                    // attempt retakes it with a new fence.
+                    // attempt retakes it with a new fence, or the call's end
+                    // takes it back.
                     log::debug!("acquire `{}`: answer came too late to use", self.key);
+                    *left = true;
                     return Ok(Attempt::Held { expires: None });
                 }
                 let tenure = Arc::new(Tenure::new(lease));

@@ -87,7 +87,7 @@ impl LockGuard {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn fenced<'a, T: Send + Sync>(&self, coll: &'a Collection<T>) -> Fenced<'a, T> {
-        Fenced::live(coll, self.inner.fence(), self.inner.expiry())
+        Fenced::live(coll, self.inner.fence(), self.inner.lease_view())
     }
 
     /// When the lease expires in server time, unless renewed (the last

@@ -3,6 +3,7 @@
 use mongodb::sync::Database;
 
 use crate::error::Result;
+use crate::foundation::kind::Kind;
 use crate::foundation::shares::options::{builder_options, ShareOptions};
 use crate::rwlock::handle::MongoRwLock;
 
@@ -31,7 +32,7 @@ pub struct RwLockBuilder {
 impl RwLockBuilder {
     pub(crate) fn new(key: &str, db: &Database) -> Self {
         RwLockBuilder {
-            options: ShareOptions::new(key, db, DEFAULT_RWLOCK_COLLECTION),
+            options: ShareOptions::new(key, db, DEFAULT_RWLOCK_COLLECTION, Kind::RwLock),
         }
     }
 

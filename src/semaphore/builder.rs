@@ -3,7 +3,9 @@
 use mongodb::sync::Database;
 
 use crate::error::{Error, Result};
+use crate::foundation::kind::Kind;
 use crate::foundation::shares::options::{builder_options, ShareOptions};
+use crate::foundation::validate::MAX_HOLDERS;
 use crate::semaphore::handle::MongoSemaphore;
 
 /// Default collection of semaphore documents.
@@ -33,7 +35,7 @@ pub struct SemaphoreBuilder {
 impl SemaphoreBuilder {
     pub(crate) fn new(key: &str, db: &Database, permits: u32) -> Self {
         SemaphoreBuilder {
-            options: ShareOptions::new(key, db, DEFAULT_SEMAPHORE_COLLECTION),
+            options: ShareOptions::new(key, db, DEFAULT_SEMAPHORE_COLLECTION, Kind::Semaphore),
             permits,
         }
     }
@@ -46,7 +48,7 @@ impl SemaphoreBuilder {
     /// # Errors
     ///
     /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) naming
-    /// `permits` (zero), `key`, `collection`, `ttl`, `step`,
+    /// `permits` (zero, or over [`MAX_HOLDERS`](crate::MAX_HOLDERS)), `key`, `collection`, `ttl`, `step`,
     /// `takeover_grace` or `metadata`.
     ///
     /// ```no_run
@@ -58,6 +60,12 @@ impl SemaphoreBuilder {
     pub fn build(self) -> Result<MongoSemaphore> {
         if self.permits == 0 {
             return Err(Error::invalid("permits", "must be at least 1"));
+        }
+        if self.permits > MAX_HOLDERS {
+            return Err(Error::invalid(
+                "permits",
+                format!("must be at most {MAX_HOLDERS} (one document keeps every permit's entry)"),
+            ));
         }
         Ok(MongoSemaphore::from_core(
             self.options.build()?,

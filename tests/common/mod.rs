@@ -433,3 +433,9 @@ pub fn index_names(db: &Database, collection: &str) -> Vec<String> {
         .run()
         .unwrap_or_default()
 }
+
+/// The database `db` names, on a client of its own (as another process
+/// sees it: none of `db`'s client options).
+pub fn db_of(db: &Database) -> Database {
+    client().database(db.name())
+}

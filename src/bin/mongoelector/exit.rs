@@ -28,7 +28,8 @@ pub const NOT_FOUND: u8 = 127;
 pub const TABLE: &str = "\
 Exit codes:
   0    success (lock: the command's own exit status is passed through)
-  64   bad usage: unknown flag, missing argument, bad duration, bad URI
+  64   bad usage: unknown flag, missing argument, bad duration, bad URI;
+       a key another kind of primitive uses in the collection
   65   a document in the collection was not written by mongoelector
   69   database unreachable or refused the operation
   70   internal error
@@ -60,8 +61,11 @@ impl Failure {
     pub fn from_error(doing: &str, error: &mongoelector::Error) -> Self {
         use mongoelector::Error;
         let code = match error {
-            // Another count than the key's is the caller's to fix.
-            Error::InvalidArgument { .. } | Error::PermitsMismatch { .. } => USAGE,
+            // Another count than the key's, or a key another kind of
+            // primitive uses in the collection, is the caller's to fix.
+            Error::InvalidArgument { .. }
+            | Error::PermitsMismatch { .. }
+            | Error::WrongKind { .. } => USAGE,
             Error::MalformedDocument { .. } => DATA,
             Error::Database(_) | Error::UnsupportedServer { .. } | Error::ClockSkew { .. } => {
                 UNAVAILABLE

@@ -40,7 +40,7 @@ impl Engine {
             && st
                 .stats
                 .last_success
-                .is_some_and(|at| at.elapsed() <= st.interval + tolerance)
+                .is_some_and(|at| at.elapsed() <= st.interval.saturating_add(tolerance))
     }
 
     /// Records when the loop polls next, for `healthy()`: as the pause

@@ -241,6 +241,12 @@ impl Engine {
         st.role.live_lease(Moment::now())
     }
 
+    /// Whether this node still holds the term with `fence` and may act on
+    /// it now (stepping down first if its deadline passed).
+    pub fn term_in_force(&self, fence: i64) -> bool {
+        self.live_term().is_some_and(|lease| lease.fence == fence)
+    }
+
     /// The server expiry of the term with `fence`, as last renewed, while
     /// this node's role still holds it (whatever its local deadline).
     pub fn term_expires(&self, fence: i64) -> Option<DateTime<Utc>> {

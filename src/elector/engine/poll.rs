@@ -54,9 +54,13 @@ impl Engine {
             }
             st.last_sent = Some(sent_at);
             let grace = self.locks.grace();
-            st.holder_due = outcome.holder().map(|h| match h.takeable_in {
-                Some(left) => HolderDue::Known(sent_at + left),
-                None => HolderDue::Estimated(h.expires - Utc::now() + as_delta(grace)),
+            // A stored expiry beyond what an `Instant` can hold (a damaged
+            // document) is no due time at all: the retry interval applies.
+            st.holder_due = outcome.holder().and_then(|h| match h.takeable_in {
+                Some(left) => sent_at.checked_add(left).map(HolderDue::Known),
+                None => (h.expires - Utc::now())
+                    .checked_add(&as_delta(grace))
+                    .map(HolderDue::Estimated),
             });
             let change =
                 role::after_poll(st.role, polled_as, outcome, sent, self.ttl, Moment::now());

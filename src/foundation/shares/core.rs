@@ -101,8 +101,9 @@ impl ShareCore {
     /// Takes a share (`ask`): once (`blocking` false), until `timeout`, or
     /// until granted. A fresh token names the grant; every attempt of this
     /// call reuses it, so that a retry after a lost answer finds its own
-    /// entry. A blocking write that ends without the grant withdraws its
-    /// intent (best effort, one round trip).
+    /// entry. A call that ends without handing out the grant takes back
+    /// (best effort, one round trip) what its attempts may have left: an
+    /// entry whose answer was lost or came too late, a writer's intent.
     pub fn acquire(
         self: &Arc<Self>,
         ask: Ask,
@@ -119,14 +120,16 @@ impl ShareCore {
             grace: self.store.grace(),
             hub: &hub,
         };
+        // Whether the document may hold something of this call's.
+        let mut left = matches!(ask, Ask::Write { intent: true });
         let result = waiting::acquire(how, || {
             self.clock.check_if_due(&self.store)?;
-            self.attempt(ask, &token)
+            self.attempt(ask, &token, &mut left)
         });
-        if matches!(ask, Ask::Write { intent: true }) && !matches!(result, Ok(Some(_))) {
-            if let Err(e) = self.store.withdraw(&self.key, &token) {
+        if left && !matches!(result, Ok(Some(_))) {
+            if let Err(e) = self.store.take_back(&self.key, &token) {
                 log::debug!(
-                    "`{}`: withdrawing the intent to write failed: {e}",
+                    "`{}`: taking back an ungranted attempt failed (it expires after ttl + grace): {e}",
                     self.key
                 );
             }
@@ -134,22 +137,40 @@ impl ShareCore {
         result
     }
 
-    /// One grant round trip.
-    fn attempt(self: &Arc<Self>, ask: Ask, token: &str) -> Result<Attempt<Arc<Tenure>>> {
+    /// One grant round trip. Sets `left` when it may leave an entry of
+    /// this grant that it does not hand out (its answer lost, too late, or
+    /// a refusal that shows an earlier attempt's entry).
+    fn attempt(
+        self: &Arc<Self>,
+        ask: Ask,
+        token: &str,
+        left: &mut bool,
+    ) -> Result<Attempt<Arc<Tenure>>> {
+        let attempt = uuid::Uuid::new_v4().to_string();
         let who = Grantee {
             token,
+            attempt: &attempt,
             owner: &self.owner,
             ttl: self.ttl,
             grace: self.store.grace(),
         };
         let sent = Moment::now();
-        let Some(shares) = self.store.grant(&self.key, ask, &who)? else {
-            return Ok(Attempt::Held { expires: None });
+        let answer = self.store.grant(&self.key, ask, &who);
+        // Until the answer says otherwise, the attempt may have been
+        // applied (an error, or no answer after a lost insert race).
+        let Ok(Some(shares)) = answer else {
+            *left = true;
+            return answer.map(|_| Attempt::Held { expires: None });
         };
         if let Ask::Permit { permits } = ask {
             shares.check_permits(permits)?;
         }
-        let Some(entry) = shares.entry(token) else {
+        // Only an entry this attempt added or renewed is a lease from
+        // `sent`: a refusal returns the stored entries as they are, an
+        // earlier attempt's entry of this grant included (its answer lost,
+        // and perhaps dead by now).
+        let Some(entry) = shares.granted(token, &attempt) else {
+            *left |= shares.entry(token).is_some();
             return Ok(Attempt::Held {
                 expires: shares.first_expiry(),
             });
@@ -159,6 +180,7 @@ impl ShareCore {
             // The answer came after the lease's local deadline: the next
             // attempt (same token) renews the entry with a fresh lease.
             log::debug!("acquire `{}`: answer came too late to use", self.key);
+            *left = true;
             return Ok(Attempt::Held { expires: None });
         }
         let tenure = Arc::new(Tenure::new(lease));

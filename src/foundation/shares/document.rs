@@ -27,6 +27,8 @@ pub(crate) const READ: &str = "read";
 pub(crate) const WRITE: &str = "write";
 /// A read-write lock's waiting writer: `{uuid, ts_expire}` or null.
 pub(crate) const INTENT: &str = "intent";
+/// The token of the grant attempt that last added or renewed an entry.
+pub(crate) const ATTEMPT: &str = "attempt";
 
 /// One holder entry as stored.
 #[derive(Clone, Debug, PartialEq)]
@@ -41,6 +43,9 @@ pub(crate) struct Entry {
     /// `Some(true)` for a writer, `Some(false)` for a reader, `None` for a
     /// semaphore permit.
     pub write: Option<bool>,
+    /// The attempt that last added or renewed it (`None`: written by an
+    /// older version of this crate).
+    pub attempt: Option<String>,
 }
 
 impl Entry {
@@ -61,7 +66,12 @@ impl Entry {
     /// Still counted as a holder at server time `now`: the takeover grace
     /// has not passed since its expiry (what a grant sees).
     pub fn counts_at(&self, now: DateTime<Utc>, grace: chrono::TimeDelta) -> bool {
-        self.expires + grace > now
+        // An expiry so far ahead that adding the grace leaves chrono's
+        // range (a damaged or hostile document) counts, as the server's
+        // millisecond arithmetic counts it.
+        self.expires
+            .checked_add_signed(grace)
+            .is_none_or(|until| until > now)
     }
 }
 
@@ -83,9 +93,18 @@ pub(crate) struct Shares {
 }
 
 impl Shares {
-    /// The entry of grant `token`, if any.
+    /// The entry of grant `token`, if any, whatever its state.
     pub fn entry(&self, token: &str) -> Option<&Entry> {
         self.holders.iter().find(|e| e.uuid == token)
+    }
+
+    /// The entry of grant `token` if `attempt` added or renewed it: only
+    /// then is it a lease that starts with that attempt. (A refused attempt
+    /// returns the stored entries unchanged, an earlier attempt's entry of
+    /// the same grant included, dead or not.)
+    pub fn granted(&self, token: &str, attempt: &str) -> Option<&Entry> {
+        self.entry(token)
+            .filter(|e| e.attempt.as_deref() == Some(attempt))
     }
 
     /// The holders whose lease has not expired at server time `now`.
@@ -197,6 +216,7 @@ fn parse_entry(d: &Document, outer: &Reader<'_>) -> Result<Entry> {
         expires: r.date(TS_EXPIRE).map_err(bad)?,
         metadata: r.opt_document(METADATA).map_err(bad)?,
         write,
+        attempt: r.opt_string(ATTEMPT).map_err(bad)?,
     })
 }
 
@@ -247,6 +267,19 @@ mod tests {
             .entry("b")
             .unwrap()
             .counts_at(at(2_200), chrono::TimeDelta::milliseconds(200)));
+    }
+
+    #[test]
+    fn an_expiry_at_the_end_of_chronos_range_counts_without_overflowing() {
+        let mut e = entry("a", 1, 0, None);
+        e.insert(
+            "ts_expire",
+            BsonDate::from_millis(DateTime::<Utc>::MAX_UTC.timestamp_millis()),
+        );
+        let s = parse_shares(&doc! { "_id": "k", "holders": [e] }, "c").unwrap();
+        let grace = chrono::TimeDelta::seconds(1);
+        assert!(s.holders[0].counts_at(Utc::now(), grace));
+        assert!(s.holders[0].counts_at(DateTime::<Utc>::MAX_UTC, grace));
     }
 
     #[test]

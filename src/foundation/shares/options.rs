@@ -9,6 +9,7 @@ use mongodb::bson::Document;
 use mongodb::sync::Database;
 
 use crate::error::Result;
+use crate::foundation::kind::Kind;
 use crate::foundation::owner::Owner;
 use crate::foundation::shares::core::{ShareCore, ShareSettings};
 use crate::foundation::shares::store::ShareStore;
@@ -27,11 +28,13 @@ pub(crate) struct ShareOptions {
     pub grace: Option<Duration>,
     pub keep_alive: bool,
     pub metadata: Option<Document>,
+    /// The kind of document the primitive keeps.
+    pub kind: Kind,
 }
 
 impl ShareOptions {
-    /// The lock's defaults, on `collection`.
-    pub fn new(key: &str, db: &Database, collection: &str) -> Self {
+    /// The lock's defaults, on `collection`, for a primitive of `kind`.
+    pub fn new(key: &str, db: &Database, collection: &str, kind: Kind) -> Self {
         ShareOptions {
             key: key.to_owned(),
             db: db.clone(),
@@ -43,6 +46,7 @@ impl ShareOptions {
             grace: None,
             keep_alive: false,
             metadata: None,
+            kind,
         }
     }
 
@@ -66,7 +70,7 @@ impl ShareOptions {
         };
         Ok(ShareCore::new(
             self.key,
-            ShareStore::new(&self.db, &self.collection, grace),
+            ShareStore::new(&self.db, &self.collection, grace, self.kind),
             settings,
         ))
     }

@@ -1,8 +1,9 @@
 //! The many-holder document's updates, as pure functions: the grant (one
 //! conditional upsert that drops expired holders, checks the count, the
 //! modes and a waiting writer, and adds the new entry with the next
-//! fence), the renewal and the release of one entry, and the withdrawal of
-//! a waiting writer's intent. Server time decides every expiry.
+//! fence), the renewal and the release of one entry, and taking back what
+//! a call that got no grant left (an entry whose answer was lost, a waiting
+//! writer's intent). Server time decides every expiry.
 
 use std::time::Duration;
 
@@ -12,9 +13,11 @@ use crate::foundation::document::{
     FENCE, HOST, ID, METADATA, PID, TS_CREATED, TS_EXPIRE, TS_RELEASED, UUID,
 };
 use crate::foundation::expr::{duration_ms, literal, millis, now_plus};
+use crate::foundation::kind::{Kind, KIND};
 use crate::foundation::owner::Owner;
-use crate::foundation::shares::document::{HOLDERS, INTENT, MODE, PERMITS, READ, WRITE};
+use crate::foundation::shares::document::{ATTEMPT, HOLDERS, INTENT, MODE, PERMITS, READ, WRITE};
 use crate::foundation::store::next_fence;
+use crate::foundation::validate::MAX_HOLDERS;
 
 /// What a grant asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,11 +31,25 @@ pub(crate) enum Ask {
     Write { intent: bool },
 }
 
-/// Who asks: the grant's token (its entry's `uuid`), the process identity,
-/// the lease length and the takeover grace.
+impl Ask {
+    /// The kind of document the grant is made in.
+    pub fn kind(self) -> Kind {
+        match self {
+            Ask::Permit { .. } => Kind::Semaphore,
+            Ask::Read | Ask::Write { .. } => Kind::RwLock,
+        }
+    }
+}
+
+/// Who asks: the grant's token (its entry's `uuid`), this attempt's own
+/// token, the process identity, the lease length and the takeover grace.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Grantee<'a> {
     pub token: &'a str,
+    /// Written into the entry by the attempt that adds or renews it: an
+    /// answer whose entry carries another attempt's token (a refusal that
+    /// returns an earlier attempt's entry, dead or not) grants nothing.
+    pub attempt: &'a str,
     pub owner: &'a Owner,
     pub ttl: Duration,
     pub grace: Duration,
@@ -120,6 +137,9 @@ pub(crate) fn grant_pipeline(ask: Ask, who: &Grantee<'_>) -> Vec<Document> {
         Bson::Document(doc! { "$gte": [{ "$ifNull": [field(FENCE), 0_i64] }, 0_i64] }),
         Bson::Document(type_in(HOLDERS, &["missing", "null", "array"])),
         Bson::Document(entries_ok()),
+        // Another primitive's document (a lock's, or the other many-holder
+        // kind's) is never granted in, nor tagged.
+        Bson::Document(ask.kind().fits()),
     ];
     let mut first = doc! { LIVE: live };
     match ask {
@@ -174,6 +194,8 @@ pub(crate) fn grant_pipeline(ask: Ask, who: &Grantee<'_>) -> Vec<Document> {
             { "$not": [{ "$anyElementTrue": [{ "$map": {
                 "input": field(LIVE), "as": "h", "in": mode_is(WRITE),
             }}]}]},
+            // Readers fill a document as permits do: no more than fit.
+            { "$lt": [{ "$size": field(LIVE) }, i64::from(MAX_HOLDERS)] },
         ]},
         Ask::Write { .. } => doc! { "$and": [
             { "$not": [field(RIVAL)] },
@@ -188,6 +210,7 @@ pub(crate) fn grant_pipeline(ask: Ask, who: &Grantee<'_>) -> Vec<Document> {
         PID: i64::from(who.owner.pid),
         TS_CREATED: "$$NOW",
         TS_EXPIRE: now_plus(who.ttl),
+        ATTEMPT: literal(who.attempt),
         // A literal, so strings starting with `$` in the user's document
         // stay strings.
         METADATA: who.owner.metadata.clone().map(|m| doc! { "$literal": m }),
@@ -206,7 +229,7 @@ pub(crate) fn grant_pipeline(ask: Ask, who: &Grantee<'_>) -> Vec<Document> {
     // attempt) instead of taking a second share.
     let renewed = doc! { "$map": { "input": field(LIVE), "as": "h", "in": { "$cond": [
         { "$eq": [entry(UUID), token.clone()] },
-        { "$mergeObjects": ["$$h", { TS_EXPIRE: now_plus(who.ttl) }] },
+        { "$mergeObjects": ["$$h", { TS_EXPIRE: now_plus(who.ttl), ATTEMPT: literal(who.attempt) }] },
         "$$h",
     ]}}};
     let mut fourth = doc! {
@@ -216,6 +239,7 @@ pub(crate) fn grant_pipeline(ask: Ask, who: &Grantee<'_>) -> Vec<Document> {
             { "$cond": [field(GRANT), { "$concatArrays": [field(LIVE), [new_entry]] }, field(HOLDERS)] },
         ]},
         FENCE: { "$cond": [field(GRANT), field(NEXT), field(FENCE)] },
+        KIND: { "$cond": [field(OK), ask.kind().name(), field(KIND)] },
     };
     let mut temporaries = vec![LIVE, MINE, OK, GRANT, NEXT];
     match ask {
@@ -312,14 +336,33 @@ pub(crate) fn release_update(token: &str, fence: i64) -> Vec<Document> {
     }}]
 }
 
-/// Matches the document while `token`'s intent to write is registered.
-pub(crate) fn withdraw_filter(key: &str, token: &str) -> Document {
-    doc! { ID: key, format!("{INTENT}.{UUID}"): token }
+/// Matches the document while grant `token` has an entry in it or its
+/// intent to write is registered.
+pub(crate) fn take_back_filter(key: &str, token: &str) -> Document {
+    doc! { ID: key, "$or": [
+        { format!("{HOLDERS}.{UUID}"): token },
+        { format!("{INTENT}.{UUID}"): token },
+    ]}
 }
 
-/// Clears the intent; `ts_released` wakes the readers it held back.
-pub(crate) fn withdraw_update() -> Vec<Document> {
-    vec![doc! { "$set": { INTENT: Bson::Null, TS_RELEASED: "$$NOW" } }]
+/// Takes back everything grant `token` left in the document (its entry, an
+/// attempt whose answer was lost or came too late; its intent to write)
+/// and records it in server time (`ts_released`, which wakes the waiters
+/// it held back).
+pub(crate) fn take_back_update(token: &str) -> Vec<Document> {
+    vec![doc! { "$set": {
+        HOLDERS: { "$filter": {
+            "input": holders(),
+            "as": "h",
+            "cond": { "$ne": [entry(UUID), literal(token)] },
+        }},
+        INTENT: { "$cond": [
+            { "$eq": [format!("${INTENT}.{UUID}"), literal(token)] },
+            Bson::Null,
+            field(INTENT),
+        ]},
+        TS_RELEASED: "$$NOW",
+    }}]
 }
 
 #[cfg(test)]
@@ -338,6 +381,7 @@ mod tests {
     fn who(o: &Owner) -> Grantee<'_> {
         Grantee {
             token: "t1",
+            attempt: "a1",
             owner: o,
             ttl: Duration::from_millis(3000),
             grace: Duration::from_millis(300),
@@ -480,9 +524,17 @@ mod tests {
             .clone();
         assert_eq!(map.get_str("as").unwrap(), "h");
         assert_eq!(
-            withdraw_filter("k", "t"),
-            doc! { "_id": "k", "intent.uuid": "t" }
+            take_back_filter("k", "t"),
+            doc! { "_id": "k", "$or": [{ "holders.uuid": "t" }, { "intent.uuid": "t" }] }
         );
-        assert_eq!(set(&withdraw_update(), 0).get(INTENT), Some(&Bson::Null));
+        let back = set(&take_back_update("t"), 0);
+        assert_eq!(back.get_str(TS_RELEASED).unwrap(), "$$NOW");
+        let intent = back
+            .get_document(INTENT)
+            .unwrap()
+            .get_array("$cond")
+            .unwrap();
+        assert_eq!(intent[1], Bson::Null, "our intent: cleared");
+        assert_eq!(intent[2], Bson::String("$intent".into()), "another's: kept");
     }
 }

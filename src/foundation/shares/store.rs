@@ -1,5 +1,5 @@
 //! Every database call of the many-holder primitives, one round trip each:
-//! grant, touch, release, withdraw an intent, read. Majority writes and
+//! grant, touch, release, take back what a call left, read. Majority writes and
 //! primary reads ([`safe_collection`]); the pipelines are in
 //! [`super::pipeline`].
 
@@ -14,26 +14,36 @@ use mongodb::sync::{Collection, Database};
 use crate::error::Result;
 use crate::foundation::clock::ServerClock;
 use crate::foundation::deployment::Deployment;
+use crate::foundation::kind::Kind;
 use crate::foundation::shares::document::{parse_shares, Shares};
 use crate::foundation::shares::pipeline::{self, Ask, Grantee};
 use crate::foundation::store::{self, safe_collection};
 use crate::foundation::watch::Hub;
 
-/// A collection of many-holder documents.
+/// A collection of many-holder documents of one kind.
 #[derive(Debug)]
 pub(crate) struct ShareStore {
     deployment: Arc<Deployment>,
     coll: Collection<Document>,
     grace: Duration,
+    kind: Kind,
 }
 
 impl ShareStore {
-    pub fn new(db: &Database, collection: &str, grace: Duration) -> Self {
+    pub fn new(db: &Database, collection: &str, grace: Duration, kind: Kind) -> Self {
         ShareStore {
             deployment: Deployment::of(db),
             coll: safe_collection(db, collection),
             grace,
+            kind,
         }
+    }
+
+    /// A stored document of this store's kind, parsed; another kind's is
+    /// [`Error::WrongKind`](crate::Error::WrongKind).
+    fn parse(&self, doc: &Document) -> Result<Shares> {
+        self.kind.check(doc, self.coll.name())?;
+        parse_shares(doc, self.coll.name())
     }
 
     pub fn grace(&self) -> Duration {
@@ -60,7 +70,7 @@ impl ShareStore {
         self.check_once()?;
         let pipeline = pipeline::grant_pipeline(ask, who);
         store::upsert_after(&self.coll, key, || pipeline.clone())?
-            .map(|doc| parse_shares(&doc, self.coll.name()))
+            .map(|doc| self.parse(&doc))
             .transpose()
     }
 
@@ -84,7 +94,7 @@ impl ShareStore {
         let Some(doc) = after else {
             return Ok(None);
         };
-        let shares = parse_shares(&doc, self.coll.name())?;
+        let shares = self.parse(&doc)?;
         Ok(shares
             .holders
             .iter()
@@ -104,12 +114,13 @@ impl ShareStore {
         Ok(result.matched_count > 0)
     }
 
-    /// Clears `token`'s intent to write, if it is registered.
-    pub fn withdraw(&self, key: &str, token: &str) -> Result<()> {
+    /// Removes grant `token`'s entry and intent to write, if either is in
+    /// the document.
+    pub fn take_back(&self, key: &str, token: &str) -> Result<()> {
         self.coll
             .update_one(
-                pipeline::withdraw_filter(key, token),
-                pipeline::withdraw_update(),
+                pipeline::take_back_filter(key, token),
+                pipeline::take_back_update(token),
             )
             .run()?;
         Ok(())
@@ -120,7 +131,7 @@ impl ShareStore {
     pub fn read(&self, key: &str) -> Result<Option<(Shares, DateTime<Utc>)>> {
         self.check_once()?;
         store::read_with_server_now(&self.coll, key)?
-            .map(|(doc, now)| Ok((parse_shares(&doc, self.coll.name())?, now)))
+            .map(|(doc, now)| Ok((self.parse(&doc)?, now)))
             .transpose()
     }
 }
