@@ -2,6 +2,8 @@
 //! server at `MONGODB_URI`: each test a database of its own.
 
 mod common;
+#[path = "cli/durations.rs"]
+mod durations;
 
 use std::fs;
 use std::path::PathBuf;

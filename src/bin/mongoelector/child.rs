@@ -141,13 +141,14 @@ impl Child {
     ) -> Outcome<T> {
         let mut lost = None;
         let mut ended_by = None;
-        let mut kill_at: Option<Instant> = None;
+        // `None` inside: so far off that no `Instant` holds it, never.
+        let mut kill_at: Option<Option<Instant>> = None;
         let mut killed = false;
         let mut losses = losses.clone();
         let mut signals = signals.clone();
         loop {
             let timer = match kill_at {
-                Some(at) if !killed => after(at.saturating_duration_since(Instant::now())),
+                Some(Some(at)) if !killed => after(at.saturating_duration_since(Instant::now())),
                 _ => never(),
             };
             select! {
@@ -160,7 +161,7 @@ impl Child {
                     Ok(message) if lost.is_none() && is_loss(&message) => {
                         lost = Some(message);
                         self.signal(Signal::SIGTERM);
-                        kill_at.get_or_insert(Instant::now() + kill_after);
+                        kill_at.get_or_insert_with(|| deadline(kill_after));
                     }
                     Ok(_) => {}
                     // Nothing more can come: stop listening.
@@ -176,7 +177,7 @@ impl Child {
                     }
                     if ends_the_tool(signal) {
                         ended_by.get_or_insert(signal);
-                        kill_at.get_or_insert(Instant::now() + kill_after);
+                        kill_at.get_or_insert_with(|| deadline(kill_after));
                     }
                 }
                 recv(timer) -> _ => {
@@ -186,4 +187,11 @@ impl Child {
             }
         }
     }
+}
+
+/// `kill_after` from now, or `None` past what an `Instant` holds (the
+/// parser caps durations at a year; this keeps a bad one from panicking
+/// while the command runs).
+fn deadline(kill_after: Duration) -> Option<Instant> {
+    Instant::now().checked_add(kill_after)
 }
