@@ -4,6 +4,8 @@
 mod common;
 #[path = "cli/durations.rs"]
 mod durations;
+#[path = "cli/process_tree.rs"]
+mod process_tree;
 
 use std::fs;
 use std::path::PathBuf;

@@ -54,13 +54,16 @@ pub struct Connection {
 pub enum Command {
     /// Take the lock KEY, run CMD while holding it (renewed every ttl/3), release it when CMD exits, and exit with CMD's status.
     ///
-    /// CMD gets MONGOELECTOR_KEY and MONGOELECTOR_FENCE in its environment.
-    /// If the lock is lost while CMD runs, CMD gets SIGTERM, then SIGKILL
-    /// after --kill-after, and the tool exits 79. SIGINT, SIGTERM, SIGHUP
-    /// and SIGQUIT are passed on to CMD (SIGKILL after --kill-after); the lock
-    /// is released once CMD has ended. SIGUSR1 and SIGUSR2 are passed on.
-    /// Told to end while it waits for the lock, it exits 128+N (N the
-    /// signal) without running CMD.
+    /// CMD gets MONGOELECTOR_KEY and MONGOELECTOR_FENCE in its environment,
+    /// and runs in a session and process group of its own: every signal
+    /// below goes to that whole group. If the lock is lost while CMD runs,
+    /// the group gets SIGTERM, then SIGKILL after --kill-after, and the tool
+    /// exits 79. SIGINT, SIGTERM, SIGHUP and SIGQUIT are passed on (SIGKILL
+    /// after --kill-after); the lock is released once the group has ended.
+    /// SIGUSR1, SIGUSR2 and SIGWINCH are passed on. If the tool dies, the
+    /// group gets SIGTERM, then SIGKILL after --kill-after. Told to end while
+    /// it waits for the lock, it exits 128+N (N the signal) without running
+    /// CMD.
     Lock(LockArgs),
     /// Take one of N permits of KEY, run CMD while holding it (renewed every ttl/3), release it when CMD exits, and exit with CMD's status: at most N commands run at once.
     ///

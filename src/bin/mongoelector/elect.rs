@@ -40,7 +40,7 @@ pub fn run(db: &Database, collection: &str, args: ElectArgs) -> Result<u8, Failu
                         ("MONGOELECTOR_KEY", args.key.clone()),
                         ("MONGOELECTOR_FENCE", fence.to_string()),
                     ];
-                    let mut command = match child::spawn(&args.command, &env) {
+                    let mut command = match child::spawn(&args.command, &env, args.kill_after) {
                         Ok(command) => command,
                         Err(failure) => {
                             let _ = elector.stop();
