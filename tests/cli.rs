@@ -6,6 +6,8 @@ mod common;
 mod durations;
 #[path = "cli/process_tree.rs"]
 mod process_tree;
+#[path = "cli/reelection.rs"]
+mod reelection;
 
 use std::fs;
 use std::path::PathBuf;

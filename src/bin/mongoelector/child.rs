@@ -201,7 +201,8 @@ impl Child {
     /// `is_loss` accepts, or a signal that ends the tool arrives, the
     /// command gets SIGTERM (the tool's signal is passed on as it is), and
     /// SIGKILL `kill_after` later if it is still running. Other signals are
-    /// passed on.
+    /// passed on. `is_loss` sees every message, in order, also those that
+    /// come while the command stops, which are not read again.
     pub fn supervise<T>(
         &mut self,
         signals: &Receiver<i32>,
@@ -228,7 +229,7 @@ impl Child {
                     return Outcome { status, lost, ended_by };
                 }
                 recv(losses) -> message => match message {
-                    Ok(message) if lost.is_none() && is_loss(&message) => {
+                    Ok(message) if is_loss(&message) && lost.is_none() => {
                         lost = Some(message);
                         self.signal(Signal::SIGTERM);
                         kill_at.get_or_insert_with(|| deadline(kill_after));
