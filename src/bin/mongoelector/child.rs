@@ -125,12 +125,17 @@ pub fn spawn(
 }
 
 /// This program, to run as the supervisor. On Linux the running binary
-/// itself, even if its file was replaced or removed since (an upgrade).
+/// itself, even if its file was replaced or removed since (an upgrade);
+/// without `/proc`, the path it was started by.
 fn own_executable() -> std::path::PathBuf {
-    if cfg!(any(target_os = "linux", target_os = "android")) {
-        return "/proc/self/exe".into();
+    let running = std::path::Path::new("/proc/self/exe");
+    if cfg!(any(target_os = "linux", target_os = "android")) && running.exists() {
+        return running.into();
     }
-    std::env::current_exe().unwrap_or_else(|_| "mongoelector".into())
+    std::env::current_exe()
+        .ok()
+        .or_else(|| std::env::args_os().next().map(Into::into))
+        .unwrap_or_else(|| "mongoelector".into())
 }
 
 /// Blocks until `pid` has ended, without reaping it, and says so (Linux):
