@@ -21,14 +21,14 @@ fn alive(pid: u32) -> bool {
     state != Some("Z")
 }
 
-/// The pid a command wrote to `name`, once it has.
-fn pid_in(s: &Scene, name: &str) -> u32 {
+/// The pid the command of the tool `tool` wrote to `name`, once it has.
+fn pid_in(s: &Scene, tool: &str, name: &str) -> u32 {
     let mut pid = None;
     let seen = wait_until(Duration::from_secs(15), || {
         pid = s.read(name).trim().parse().ok();
         pid.is_some()
     });
-    assert!(seen, "no pid in {name}: {}", s.read("a.err"));
+    assert!(seen, "no pid in {name}: {}", s.read(&format!("{tool}.err")));
     pid.unwrap()
 }
 
@@ -54,7 +54,7 @@ fn with_grandchild(s: &Scene, extra: &[&str], prelude: &str) -> (Child, Reap) {
     args.extend_from_slice(extra);
     args.extend_from_slice(&["--", "sh", "-c", &body]);
     let a = s.start("a", &args);
-    let grandchild = pid_in(s, "grandchild");
+    let grandchild = pid_in(s, "a", "grandchild");
     assert!(alive(grandchild));
     (a, Reap(grandchild))
 }
@@ -118,7 +118,7 @@ fn a_terminals_ctrl_c_reaches_the_command_once() {
             .stderr(fs::File::create(s.path(&format!("{name}.err"))).unwrap())
             .spawn()
             .unwrap();
-        let _grandchild = Reap(pid_in(&s, "grandchild"));
+        let _grandchild = Reap(pid_in(&s, name, "grandchild"));
         let pid = i32::try_from(tool.id()).unwrap();
         let target = if to_group { -pid } else { pid };
         assert_eq!(
