@@ -2,6 +2,12 @@
 //! server at `MONGODB_URI`: each test a database of its own.
 
 mod common;
+#[path = "cli/durations.rs"]
+mod durations;
+#[path = "cli/process_tree.rs"]
+mod process_tree;
+#[path = "cli/reelection.rs"]
+mod reelection;
 
 use std::fs;
 use std::path::PathBuf;

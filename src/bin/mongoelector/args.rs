@@ -27,7 +27,7 @@ pub struct Cli {
 fn help_footer() -> String {
     let timeout = DEFAULT_SERVER_SELECTION_TIMEOUT.as_secs();
     format!(
-        "Durations are written like 500ms, 30s, 5m, 1h30m.\n\n\
+        "Durations are written like 500ms, 30s, 5m, 1h30m, and are at most 365days.\n\n\
          The connection string comes from --uri or MONGODB_URI; the database from --db or \
          the URI's path (mongodb://host/DB). When the URI sets no serverSelectionTimeoutMS, \
          the tool uses {timeout} s (and a {timeout} s connect timeout), so an unreachable \
@@ -54,13 +54,16 @@ pub struct Connection {
 pub enum Command {
     /// Take the lock KEY, run CMD while holding it (renewed every ttl/3), release it when CMD exits, and exit with CMD's status.
     ///
-    /// CMD gets MONGOELECTOR_KEY and MONGOELECTOR_FENCE in its environment.
-    /// If the lock is lost while CMD runs, CMD gets SIGTERM, then SIGKILL
-    /// after --kill-after, and the tool exits 79. SIGINT, SIGTERM, SIGHUP
-    /// and SIGQUIT are passed on to CMD (SIGKILL after --kill-after); the lock
-    /// is released once CMD has ended. SIGUSR1 and SIGUSR2 are passed on.
-    /// Told to end while it waits for the lock, it exits 128+N (N the
-    /// signal) without running CMD.
+    /// CMD gets MONGOELECTOR_KEY and MONGOELECTOR_FENCE in its environment,
+    /// and runs in a session and process group of its own: every signal
+    /// below goes to that whole group. If the lock is lost while CMD runs,
+    /// the group gets SIGTERM, then SIGKILL after --kill-after, and the tool
+    /// exits 79. SIGINT, SIGTERM, SIGHUP and SIGQUIT are passed on (SIGKILL
+    /// after --kill-after); the lock is released once the group has ended.
+    /// SIGUSR1, SIGUSR2 and SIGWINCH are passed on. If the tool dies, the
+    /// group gets SIGTERM, then SIGKILL after --kill-after. Told to end while
+    /// it waits for the lock, it exits 128+N (N the signal) without running
+    /// CMD.
     Lock(LockArgs),
     /// Take one of N permits of KEY, run CMD while holding it (renewed every ttl/3), release it when CMD exits, and exit with CMD's status: at most N commands run at once.
     ///
@@ -182,9 +185,21 @@ pub struct ReleaseArgs {
     pub force: bool,
 }
 
-/// `30s`, `5m`, `1h30m`, `250ms`.
-fn duration(text: &str) -> Result<Duration, humantime::DurationError> {
-    humantime::parse_duration(text)
+/// The longest duration the tool accepts, for every flag: the library's
+/// longest lease (a year). Anything longer is a typo, and one so long that
+/// `Instant + it` overflows would panic mid-run, after the lock was taken.
+pub const MAX_DURATION: Duration = mongoelector::MAX_TTL;
+
+/// `30s`, `5m`, `1h30m`, `250ms`; at most [`MAX_DURATION`].
+fn duration(text: &str) -> Result<Duration, String> {
+    let parsed = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if parsed > MAX_DURATION {
+        return Err(format!(
+            "must be at most {}days (one year)",
+            MAX_DURATION.as_secs() / 86_400
+        ));
+    }
+    Ok(parsed)
 }
 
 /// A clap error as the tool reports errors: `--help` and `--version` print
@@ -231,6 +246,10 @@ mod tests {
         assert_eq!(duration("250ms").unwrap(), Duration::from_millis(250));
         assert!(duration("30").is_err(), "a unit is required");
         assert!(duration("soon").is_err());
+        assert_eq!(duration("365days").unwrap(), MAX_DURATION);
+        let too_long = duration("366days").unwrap_err();
+        assert!(too_long.contains("at most 365days"), "{too_long}");
+        assert!(duration("500000000000y").is_err(), "past an Instant");
     }
 
     #[test]

@@ -1,27 +1,48 @@
 //! The command the tool runs: started with the lock's key and fence in its
-//! environment, waited for on a thread of its own, and stopped with SIGTERM
-//! then SIGKILL when the lock is lost or the tool is told to end.
+//! environment under a supervisor (see `supervisor`), in a session and
+//! process group of its own, waited for on a thread of its own, and stopped
+//! with SIGTERM then SIGKILL, sent to its whole group, when the lock is lost
+//! or the tool is told to end.
 
 use std::ffi::OsString;
 use std::io;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, ExitStatus};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{after, never, select, Receiver};
-use nix::sys::signal::{kill, Signal};
+use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
 use crate::exit::{Failure, CANNOT_RUN, NOT_FOUND, SOFTWARE};
 use crate::signals::ends_the_tool;
+use crate::supervisor::INVOKED_AS;
+
+/// The process group of the running command (the supervisor's pid), until
+/// the supervisor has been reaped: signals go to the group only while its
+/// id cannot belong to another. Global so that the signal thread can stop
+/// and continue the group with the tool (Ctrl-Z, `fg`).
+static GROUP: Mutex<Option<Pid>> = Mutex::new(None);
+
+/// Sends `signal` to the running command's whole process group, if one runs.
+pub fn signal_group(signal: Signal) {
+    let group = GROUP.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(group) = *group {
+        // ESRCH: nothing of the group is left.
+        let _ = killpg(group, signal);
+    }
+}
 
 /// A running command.
 pub struct Child {
-    pid: Pid,
     exited: Receiver<ExitStatus>,
-    /// The exit status, once the waiting thread reported it: from then on
-    /// the pid may be another process's, so no signal is sent.
+    /// The exit status, once the waiting thread reported it.
     status: Option<ExitStatus>,
+    /// The write end of the supervisor's pipe: only the tool holds it, so
+    /// the supervisor reads EOF when the tool ends, however it ends.
+    _lifeline: io::PipeWriter,
 }
 
 /// How a supervised run ended.
@@ -34,17 +55,29 @@ pub struct Outcome<T> {
     pub ended_by: Option<i32>,
 }
 
-/// Starts `argv` with `env` added to the tool's environment. On Linux the
-/// command gets SIGTERM if the tool dies (SIGKILL, a crash), so it does not
-/// run on without the lock.
-pub fn spawn(argv: &[OsString], env: &[(&str, String)]) -> Result<Child, Failure> {
+/// Starts `argv` with `env` added to the tool's environment, under the
+/// supervisor, which stops the command's whole tree (SIGTERM, SIGKILL
+/// `kill_after` later) if the tool dies, and when the command ends.
+pub fn spawn(
+    argv: &[OsString],
+    env: &[(&str, String)],
+    kill_after: Duration,
+) -> Result<Child, Failure> {
     let (program, args) = argv
         .split_first()
         .ok_or_else(|| Failure::new(crate::exit::USAGE, "starting the command", "none given"))?;
     let doing = format!("starting the command {}", program.to_string_lossy());
-    let mut command = Command::new(program);
-    command.args(args).envs(env.iter().map(|(k, v)| (k, v)));
-    die_with_the_tool(&mut command);
+    let (watch, lifeline) = io::pipe().map_err(|e| Failure::new(SOFTWARE, &doing, e))?;
+    let mut command = Command::new(own_executable());
+    command
+        .arg0("mongoelector")
+        .arg(INVOKED_AS)
+        .arg(watch.as_raw_fd().to_string())
+        .arg(kill_after.as_millis().to_string())
+        .arg(program)
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)));
+    in_a_session_of_its_own(&mut command, watch.as_raw_fd());
     let mut child = command.spawn().map_err(|e| {
         let code = if e.kind() == io::ErrorKind::NotFound {
             NOT_FOUND
@@ -53,13 +86,27 @@ pub fn spawn(argv: &[OsString], env: &[(&str, String)]) -> Result<Child, Failure
         };
         Failure::new(code, &doing, e)
     })?;
+    drop(watch);
     let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
+    // The supervisor leads its session and group from before its exec.
+    *GROUP.lock().unwrap_or_else(PoisonError::into_inner) = Some(pid);
     let (tx, exited) = crossbeam_channel::bounded(1);
     std::thread::Builder::new()
         .name("mongoelector-child".into())
         .spawn(move || {
             // `wait` fails only if the child was already reaped: not here.
-            if let Ok(status) = child.wait() {
+            let peeked = await_exit(pid);
+            let reaped = (!peeked).then(|| child.wait());
+            let mut group = GROUP.lock().unwrap_or_else(PoisonError::into_inner);
+            if peeked {
+                // What the supervisor left, if it died before the tree (the
+                // OOM killer): its group id is still its own, a zombie's.
+                let _ = killpg(pid, Signal::SIGKILL);
+            }
+            let status = reaped.unwrap_or_else(|| child.wait());
+            *group = None;
+            drop(group);
+            if let Ok(status) = status {
                 let _ = tx.send(status);
             }
         })
@@ -71,44 +118,72 @@ pub fn spawn(argv: &[OsString], env: &[(&str, String)]) -> Result<Child, Failure
             )
         })?;
     Ok(Child {
-        pid,
         exited,
         status: None,
+        _lifeline: lifeline,
     })
 }
 
+/// This program, to run as the supervisor. On Linux the running binary
+/// itself, even if its file was replaced or removed since (an upgrade);
+/// without `/proc`, the path it was started by.
+fn own_executable() -> std::path::PathBuf {
+    let running = std::path::Path::new("/proc/self/exe");
+    if cfg!(any(target_os = "linux", target_os = "android")) && running.exists() {
+        return running.into();
+    }
+    std::env::current_exe()
+        .ok()
+        .or_else(|| std::env::args_os().next().map(Into::into))
+        .unwrap_or_else(|| "mongoelector".into())
+}
+
+/// Blocks until `pid` has ended, without reaping it, and says so (Linux):
+/// while it is a zombie, its process group id cannot be another's.
 #[cfg(any(target_os = "linux", target_os = "android"))]
-fn die_with_the_tool(command: &mut Command) {
-    let parent = nix::unistd::getpid();
+fn await_exit(pid: Pid) -> bool {
+    use nix::sys::wait::{waitid, Id, WaitPidFlag};
+    loop {
+        match waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT) {
+            Err(nix::errno::Errno::EINTR) => {}
+            done => return done.is_ok(),
+        }
+    }
+}
+
+/// Elsewhere there is no waiting without reaping: the caller reaps.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn await_exit(_pid: Pid) -> bool {
+    false
+}
+
+fn in_a_session_of_its_own(command: &mut Command, watch: RawFd) {
     // SAFETY: the closure runs in the forked child before exec and only
-    // makes two system calls (prctl, getppid), both async-signal-safe.
+    // makes two system calls, setsid and fcntl, both async-signal-safe; it
+    // allocates nothing.
     unsafe {
         command.pre_exec(move || {
-            nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(io::Error::from)?;
-            // The tool died between fork and prctl: do not start at all.
-            if nix::unistd::getppid() != parent {
-                return Err(io::Error::other(
-                    "the tool ended before the command started",
-                ));
-            }
+            // A session, not only a group: the terminal's signals reach
+            // the tool alone, which passes them on once, and the command
+            // reads a terminal on stdin without being stopped (SIGTTIN).
+            nix::unistd::setsid().map_err(io::Error::from)?;
+            // The supervisor inherits the read end; the tool keeps the
+            // write end (close-on-exec) to itself.
+            nix::fcntl::fcntl(
+                watch,
+                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+            )
+            .map_err(io::Error::from)?;
             Ok(())
         });
     }
 }
 
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-fn die_with_the_tool(_command: &mut Command) {}
-
 impl Child {
-    /// Sends `signal` unless the command has ended.
+    /// Sends `signal` to the command's whole group unless it has ended.
     pub fn signal(&mut self, signal: Signal) {
         if self.status.is_none() {
-            if let Ok(status) = self.exited.try_recv() {
-                self.status = Some(status);
-                return;
-            }
-            // ESRCH: it ended just now; the waiting thread will say so.
-            let _ = kill(self.pid, signal);
+            signal_group(signal);
         }
     }
 
@@ -131,7 +206,8 @@ impl Child {
     /// `is_loss` accepts, or a signal that ends the tool arrives, the
     /// command gets SIGTERM (the tool's signal is passed on as it is), and
     /// SIGKILL `kill_after` later if it is still running. Other signals are
-    /// passed on.
+    /// passed on. `is_loss` sees every message, in order, also those that
+    /// come while the command stops, which are not read again.
     pub fn supervise<T>(
         &mut self,
         signals: &Receiver<i32>,
@@ -141,13 +217,14 @@ impl Child {
     ) -> Outcome<T> {
         let mut lost = None;
         let mut ended_by = None;
-        let mut kill_at: Option<Instant> = None;
+        // `None` inside: so far off that no `Instant` holds it, never.
+        let mut kill_at: Option<Option<Instant>> = None;
         let mut killed = false;
         let mut losses = losses.clone();
         let mut signals = signals.clone();
         loop {
             let timer = match kill_at {
-                Some(at) if !killed => after(at.saturating_duration_since(Instant::now())),
+                Some(Some(at)) if !killed => after(at.saturating_duration_since(Instant::now())),
                 _ => never(),
             };
             select! {
@@ -157,10 +234,10 @@ impl Child {
                     return Outcome { status, lost, ended_by };
                 }
                 recv(losses) -> message => match message {
-                    Ok(message) if lost.is_none() && is_loss(&message) => {
+                    Ok(message) if is_loss(&message) && lost.is_none() => {
                         lost = Some(message);
                         self.signal(Signal::SIGTERM);
-                        kill_at.get_or_insert(Instant::now() + kill_after);
+                        kill_at.get_or_insert_with(|| deadline(kill_after));
                     }
                     Ok(_) => {}
                     // Nothing more can come: stop listening.
@@ -176,7 +253,7 @@ impl Child {
                     }
                     if ends_the_tool(signal) {
                         ended_by.get_or_insert(signal);
-                        kill_at.get_or_insert(Instant::now() + kill_after);
+                        kill_at.get_or_insert_with(|| deadline(kill_after));
                     }
                 }
                 recv(timer) -> _ => {
@@ -186,4 +263,11 @@ impl Child {
             }
         }
     }
+}
+
+/// `kill_after` from now, or `None` past what an `Instant` holds (the
+/// parser caps durations at a year; this keeps a bad one from panicking
+/// while the command runs).
+fn deadline(kill_after: Duration) -> Option<Instant> {
+    Instant::now().checked_add(kill_after)
 }

@@ -32,47 +32,76 @@ pub fn run(db: &Database, collection: &str, args: ElectArgs) -> Result<u8, Failu
             .map_err(|e| Failure::from_error(&format!("stepping down from {:?}", args.key), &e))?;
         Ok(code)
     };
+    // The fence of a term won while the last command was stopping: the
+    // `BecameMaster` was read then, so it is not waited for again.
+    let mut won_meanwhile: Option<i64> = None;
     loop {
-        select! {
-            recv(events) -> event => match event {
-                Ok(Event::BecameMaster { fence, .. }) if elector.is_master() => {
-                    let env = [
-                        ("MONGOELECTOR_KEY", args.key.clone()),
-                        ("MONGOELECTOR_FENCE", fence.to_string()),
-                    ];
-                    let mut command = match child::spawn(&args.command, &env) {
-                        Ok(command) => command,
-                        Err(failure) => {
-                            let _ = elector.stop();
-                            return Err(failure);
-                        }
-                    };
-                    let lost = |e: &Event| matches!(e, Event::LostMaster { .. });
-                    let Outcome { status, lost, ended_by } =
-                        command.supervise(&signals, &events, lost, args.kill_after);
-                    if ended_by.is_some() {
+        let fence = match won_meanwhile.take() {
+            Some(fence) if elector.is_master() => fence,
+            _ => select! {
+                recv(events) -> event => match event {
+                    Ok(Event::BecameMaster { fence, .. }) if elector.is_master() => fence,
+                    Ok(Event::PollFailed { error }) => {
+                        eprintln!("mongoelector: {}", Failure::from_error(&doing, &error).message);
+                        continue;
+                    }
+                    Ok(_) => continue,
+                    Err(_) => return Err(Failure::new(exit::SOFTWARE, &doing, "the elector ended")),
+                },
+                recv(signals) -> signal => {
+                    if signal.is_ok_and(ends_the_tool) {
                         return stop(0);
                     }
-                    match lost {
-                        Some(Event::LostMaster { reason, .. }) => eprintln!(
-                            "mongoelector: {doing}: lost mastership ({reason:?}); \
-                             the command was stopped ({status}); campaigning again"
-                        ),
-                        // It ended on its own: step down and say how it ended.
-                        _ => return stop(exit::of_status(status)),
-                    }
-                }
-                Ok(Event::PollFailed { error }) => {
-                    eprintln!("mongoelector: {}", Failure::from_error(&doing, &error).message);
-                }
-                Ok(_) => {}
-                Err(_) => return Err(Failure::new(exit::SOFTWARE, &doing, "the elector ended")),
+                    continue;
+                },
             },
-            recv(signals) -> signal => {
-                if signal.is_ok_and(ends_the_tool) {
-                    return stop(0);
-                }
-            },
+        };
+        let env = [
+            ("MONGOELECTOR_KEY", args.key.clone()),
+            ("MONGOELECTOR_FENCE", fence.to_string()),
+        ];
+        let mut command = match child::spawn(&args.command, &env, args.kill_after) {
+            Ok(command) => command,
+            Err(failure) => {
+                let _ = elector.stop();
+                return Err(failure);
+            }
+        };
+        // Every transition in order: the last one read says whether this
+        // node won again while the command stopped.
+        let lost = |e: &Event| match e {
+            Event::LostMaster { .. } => {
+                won_meanwhile = None;
+                true
+            }
+            Event::BecameMaster { fence, .. } => {
+                won_meanwhile = Some(*fence);
+                false
+            }
+            _ => false,
+        };
+        let Outcome {
+            status,
+            lost,
+            ended_by,
+        } = command.supervise(&signals, &events, lost, args.kill_after);
+        if ended_by.is_some() {
+            return stop(0);
+        }
+        match lost {
+            Some(Event::LostMaster { reason, .. }) => {
+                let next = if won_meanwhile.is_some() && elector.is_master() {
+                    "master again: starting it again"
+                } else {
+                    "campaigning again"
+                };
+                eprintln!(
+                    "mongoelector: {doing}: lost mastership ({reason:?}); \
+                     the command was stopped ({status}); {next}"
+                );
+            }
+            // It ended on its own: step down and say how it ended.
+            _ => return stop(exit::of_status(status)),
         }
     }
 }

@@ -174,7 +174,7 @@ pub fn run_command<L: Held>(
         ("MONGOELECTOR_FENCE", lease.fence().to_string()),
     ];
     let lost = lease.lost();
-    let mut command = match child::spawn(command, &env) {
+    let mut command = match child::spawn(command, &env, kill_after) {
         Ok(command) => command,
         Err(failure) => {
             let _ = lease.release();

@@ -19,6 +19,7 @@ mod render;
 mod semaphore;
 mod signals;
 mod status;
+mod supervisor;
 
 use std::process::ExitCode;
 
@@ -33,6 +34,9 @@ fn main() -> ExitCode {
             exit::one_line(&info.to_string())
         );
     }));
+    if let Some(code) = supervisor::requested() {
+        return code;
+    }
     let code = match std::panic::catch_unwind(run) {
         Ok(Ok(code)) => code,
         Ok(Err(failure)) => {
