@@ -221,3 +221,117 @@ fn a_lock_whose_answer_was_lost_is_taken_back_at_once() {
     );
     assert!(locker.try_lock().unwrap().is_none(), "held by the other");
 }
+
+/// A locker `L` with `hold` on a client named `app` whose commands are
+/// recorded, and another locker on the same key and database.
+fn pair(
+    app: &str,
+    hold: Duration,
+    ttl: Duration,
+) -> (MongoLocker, MongoLocker, common::Commands, Database) {
+    let commands = common::Commands::default();
+    let sink = commands.clone();
+    let mut options = ClientOptions::parse(uri()).run().unwrap();
+    options.app_name = Some(app.to_owned());
+    options.command_event_handler = Some(mongodb::event::EventHandler::callback(
+        move |ev: mongodb::event::command::CommandEvent| {
+            if let mongodb::event::command::CommandEvent::Started(s) = ev {
+                sink.push(&s.command_name, s.command.clone());
+            }
+        },
+    ));
+    let db = fresh_db(&Client::with_options(options).unwrap());
+    let l = MongoLocker::builder("k", &db)
+        .ttl(ttl)
+        .hold_at_least(hold)
+        .timeparanoid(false)
+        .build()
+        .unwrap();
+    let other_db = common::db_of(&db);
+    let other = MongoLocker::builder("k", &other_db)
+        .timeparanoid(false)
+        .build()
+        .unwrap();
+    (l, other, commands, other_db)
+}
+
+#[test]
+fn a_late_take_back_never_frees_a_later_acquisition() {
+    let _turn = FAIL_POINT.lock().unwrap_or_else(|e| e.into_inner());
+    let app = format!("lost-{}", uuid::Uuid::new_v4().simple());
+    let (l, other, commands, other_db) = pair(&app, Duration::ZERO, Duration::from_secs(600));
+    {
+        let _fail = FailPoint::on(&app, Some(1), 64);
+        assert!(l.try_lock().is_err());
+    }
+    // The take-back that call sent, as the server got it.
+    let sent = commands.take();
+    let (_, take_back) = sent
+        .iter()
+        .rev()
+        .find(|(name, _)| name == "findAndModify")
+        .cloned()
+        .expect("a take-back after the lost answer");
+    let guard = l.lock().unwrap();
+    // The same take-back again, arriving late (a stalled or repeated
+    // delivery): it must not free the acquisition made since.
+    let mut again = take_back.clone();
+    for field in ["lsid", "txnNumber", "$clusterTime", "$db"] {
+        again.remove(field);
+    }
+    other_db.run_command(again).run().unwrap();
+    assert!(guard.is_valid());
+    assert!(
+        other.try_lock().unwrap().is_none(),
+        "a late take-back freed a later acquisition: {take_back}"
+    );
+}
+
+#[test]
+fn a_take_back_keeps_the_hold_of_an_earlier_acquisition() {
+    let _turn = FAIL_POINT.lock().unwrap_or_else(|e| e.into_inner());
+    let app = format!("lost-{}", uuid::Uuid::new_v4().simple());
+    let (l, other, _, _) = pair(&app, Duration::from_secs(20), Duration::from_secs(30));
+    l.lock().unwrap().release().unwrap(); // held until 20 s after it was taken
+    {
+        let _fail = FailPoint::on(&app, Some(1), 64);
+        assert!(l.try_lock().is_err(), "the retake's answer is lost");
+    }
+    assert!(
+        other.try_lock().unwrap().is_none(),
+        "the take-back cut the hold short"
+    );
+}
+
+#[test]
+fn a_take_back_keeps_an_unreleased_earlier_lease_until_its_expiry() {
+    let _turn = FAIL_POINT.lock().unwrap_or_else(|e| e.into_inner());
+    let app = format!("lost-{}", uuid::Uuid::new_v4().simple());
+    let ttl = Duration::from_secs(5);
+    let (l, other, _, _) = pair(&app, Duration::ZERO, ttl);
+    // Taken, never released, past its local deadline (ttl minus 0.5 s)
+    // but not yet its server expiry: a write of it may be on its way.
+    let guard = l.lock().unwrap();
+    let expires = guard.expires_at();
+    while guard.is_valid() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    {
+        // Another call of the same locker: retakes the lock, answer lost.
+        let _fail = FailPoint::on(&app, Some(1), 64);
+        assert!(l.try_lock().is_err());
+    }
+    if chrono::Utc::now() < expires {
+        assert!(
+            other.try_lock().unwrap().is_none(),
+            "taken back before the unreleased lease's expiry"
+        );
+    }
+    // After the expiry and the grace, the key is free.
+    let free_at = expires + chrono::TimeDelta::milliseconds(1500);
+    while chrono::Utc::now() < free_at {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(other.try_lock().unwrap().is_some());
+    drop(guard);
+}

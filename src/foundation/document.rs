@@ -14,8 +14,9 @@ pub(crate) const PID: &str = "pid";
 pub(crate) const TS_CREATED: &str = "ts_created";
 pub(crate) const TS_EXPIRE: &str = "ts_expire";
 pub(crate) const FENCE: &str = "fence";
-/// The elector run that acquired the lock (null for a locker), so that a
-/// delayed stop-time release of one run cannot free a later run's lock.
+/// The elector run, or the locker's acquire call, that acquired the lock,
+/// so that a delayed stop-time release of one run, or the take-back of a
+/// call's unanswered attempt, cannot free a later one's lock.
 pub(crate) const RUN: &str = "run";
 /// The holder's application metadata (a document, or null).
 pub(crate) const METADATA: &str = "metadata";

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use mongodb::bson::{doc, Document};
+use mongodb::bson::{doc, Bson, Document};
 use mongodb::options::{
     Acknowledgment, CollectionOptions, ReadConcern, ReadPreference, ReturnDocument,
     SelectionCriteria, WriteConcern,
@@ -37,12 +37,9 @@ pub(crate) enum Whose<'a> {
     Anyone,
     /// Exactly this acquisition: owner identity and fence.
     Acquisition(&'a str, i64),
-    /// Any acquisition of this owner identity made in one elector run
-    /// (owner identity and run token).
+    /// Any acquisition of this owner identity made in one elector run, or
+    /// in one acquire call of a locker (owner identity and run token).
     Run(&'a str, &'a str),
-    /// Any acquisition of this owner identity (one that it never handed
-    /// out: its answer was lost or came too late).
-    Owner(&'a str),
 }
 
 /// How often an acquire attempt is repeated at once after losing an insert
@@ -125,9 +122,6 @@ fn release_filter(key: &str, whose: Whose<'_>) -> Document {
             filter.insert(UUID, uuid);
             filter.insert(RUN, run);
         }
-        Whose::Owner(uuid) => {
-            filter.insert(UUID, uuid);
-        }
     }
     filter
 }
@@ -171,18 +165,48 @@ pub(crate) fn acquire_pipeline(
     ]}}]
 }
 
-/// The release update. Without a `hold` it marks the lock free. With one,
-/// a lock that is still live (unexpired in server time) and was acquired
-/// less than `hold` ago stays taken by its releaser until
+/// Writes `run` into an acquire pipeline built without one: the same
+/// pipeline as [`acquire_pipeline`] with that run.
+fn set_run(pipeline: &mut [Document], run: &str) {
+    let ours = pipeline
+        .first_mut()
+        .and_then(|stage| stage.get_document_mut("$replaceWith").ok())
+        .and_then(|with| with.get_array_mut("$cond").ok())
+        .and_then(|cond| cond.get_mut(1))
+        .and_then(Bson::as_document_mut)
+        .and_then(|merge| merge.get_array_mut("$mergeObjects").ok())
+        .and_then(|merge| merge.get_mut(1))
+        .and_then(Bson::as_document_mut);
+    if let Some(ours) = ours {
+        ours.insert(RUN, literal(run));
+    }
+}
+
+/// The release update. Without a `hold` (or `until`) it marks the lock
+/// free. With one, a lock that is still live (unexpired in server time)
+/// and was acquired less than `hold` ago stays taken by its releaser until
 /// `ts_created + hold`: `ts_expire` becomes that instant, so other lockers
 /// take it only after it (plus the takeover grace), and every read says it
-/// is held until then. Otherwise it is marked free, as without a hold.
-/// Either way `ts_released` records the release, in server time.
-pub(crate) fn release_pipeline(hold: Duration) -> Vec<Document> {
-    if hold.is_zero() {
-        return vec![doc! { "$set": { LOCKED: false, TS_RELEASED: "$$NOW" } }];
+/// is held until then. `until` (server milliseconds) keeps it taken until
+/// then the same way, whatever the hold: the server expiry of an earlier
+/// acquisition of the releaser's that ended without a release (its holder
+/// may still have a write on its way until then). Otherwise it is marked
+/// free. Either way `ts_released` records the release, in server time.
+pub(crate) fn release_pipeline((hold, until): (Duration, Option<i64>)) -> Vec<Document> {
+    let mut ends = Vec::new();
+    if !hold.is_zero() {
+        ends.push(Bson::Document(
+            doc! { "$add": [millis(format!("${TS_CREATED}")), duration_ms(hold)] },
+        ));
     }
-    let until = doc! { "$add": [millis(format!("${TS_CREATED}")), duration_ms(hold)] };
+    if let Some(ms) = until {
+        ends.push(Bson::Int64(ms));
+    }
+    let until = match ends.len() {
+        0 => return vec![doc! { "$set": { LOCKED: false, TS_RELEASED: "$$NOW" } }],
+        1 => ends.remove(0),
+        _ => Bson::Document(doc! { "$max": ends }),
+    };
     let keep = doc! { "$and": [
         unexpired(TS_EXPIRE),
         { "$gt": [until.clone(), millis("$$NOW")] },
@@ -328,7 +352,7 @@ pub(crate) struct LockStore {
     /// The touch update for a ttl, and the release update for a hold:
     /// the same at every call of one locker or elector, so built once.
     touch_cache: Memo<Duration, Vec<Document>>,
-    release_cache: Memo<Duration, Vec<Document>>,
+    release_cache: Memo<(Duration, Option<i64>), Vec<Document>>,
     /// The touch filter's condition (the lease unexpired in server time).
     unexpired: Document,
 }
@@ -351,21 +375,19 @@ impl<K: PartialEq + Copy, V: Clone> Memo<K, V> {
     }
 }
 
-/// An acquire pipeline and the arguments it was built from.
+/// An acquire pipeline (without a run) and the arguments it was built from.
 #[derive(Debug)]
 struct CachedAcquire {
     owner: Owner,
-    run: Option<String>,
     ttl: Duration,
     force: bool,
     pipeline: Vec<Document>,
 }
 
 impl CachedAcquire {
-    fn built_from(&self, owner: &Owner, run: Option<&str>, ttl: Duration, force: bool) -> bool {
+    fn built_from(&self, owner: &Owner, ttl: Duration, force: bool) -> bool {
         self.ttl == ttl
             && self.force == force
-            && self.run.as_deref() == run
             && self.owner.uuid == owner.uuid
             && self.owner.pid == owner.pid
             && self.owner.host == owner.host
@@ -413,8 +435,9 @@ impl LockStore {
         Ok(())
     }
 
-    /// [`acquire_pipeline`] for these arguments, from the cache when it
-    /// was built from the same ones.
+    /// [`acquire_pipeline`] for these arguments: built without a run once
+    /// for the same other arguments, and cloned with `run` written in (a
+    /// locker's run is a token of one call, new at every call).
     fn acquire_update(
         &self,
         owner: &Owner,
@@ -422,20 +445,25 @@ impl LockStore {
         ttl: Duration,
         force: bool,
     ) -> Vec<Document> {
-        let mut cache = self.acquire_cache.lock();
-        if let Some(cached) = cache.as_ref() {
-            if cached.built_from(owner, run, ttl, force) {
-                return cached.pipeline.clone();
+        let mut pipeline = {
+            let mut cache = self.acquire_cache.lock();
+            match cache.as_ref() {
+                Some(cached) if cached.built_from(owner, ttl, force) => cached.pipeline.clone(),
+                _ => {
+                    let pipeline = acquire_pipeline(owner, None, ttl, force, self.grace);
+                    *cache = Some(CachedAcquire {
+                        owner: owner.clone(),
+                        ttl,
+                        force,
+                        pipeline: pipeline.clone(),
+                    });
+                    pipeline
+                }
             }
+        };
+        if let Some(run) = run {
+            set_run(&mut pipeline, run);
         }
-        let pipeline = acquire_pipeline(owner, run, ttl, force, self.grace);
-        *cache = Some(CachedAcquire {
-            owner: owner.clone(),
-            run: run.map(str::to_owned),
-            ttl,
-            force,
-            pipeline: pipeline.clone(),
-        });
         pipeline
     }
 
@@ -511,10 +539,12 @@ impl LockStore {
             { "$add": [{ "$ifNull": [format!("${FENCE}"), 0_i64] }, 1_i64] },
             info.fence,
         ]}}}];
-        let floor = upsert_after(&self.coll, fence_floor_id(key), || raised.clone())?
-            .map(|d| Reader::new(&d, self.coll.name()).int(FENCE))
-            .transpose()?
-            .unwrap_or(info.fence);
+        // No answer (a lost race to create the floor, three times over):
+        // not registered, so not acquired; the call takes it back.
+        let Some(floor) = upsert_after(&self.coll, fence_floor_id(key), || raised.clone())? else {
+            return Ok(None);
+        };
+        let floor = Reader::new(&floor, self.coll.name()).int(FENCE)?;
         if floor == info.fence {
             return Ok(Some(LockRecord::Taken(info)));
         }
@@ -556,20 +586,28 @@ impl LockStore {
     /// Marks the lock free if `whose` holds it. True when the lock was held
     /// (taken and not expired) at the moment it was freed.
     pub fn release(&self, key: &str, whose: Whose<'_>) -> Result<bool> {
-        self.release_holding(key, whose, Duration::ZERO)
+        self.release_holding(key, whose, Duration::ZERO, None)
     }
 
     /// As [`release`](Self::release), but with a `hold` a live lock stays
-    /// taken until `ts_created + hold` (see [`release_pipeline`]).
+    /// taken until `ts_created + hold`, and with `until` until then (see
+    /// [`release_pipeline`]).
     ///
     /// Python-compatible, the freed document is deleted instead of kept
     /// (see [`release_by_deleting`](Self::release_by_deleting)).
-    pub fn release_holding(&self, key: &str, whose: Whose<'_>, hold: Duration) -> Result<bool> {
+    pub fn release_holding(
+        &self,
+        key: &str,
+        whose: Whose<'_>,
+        hold: Duration,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<bool> {
         let filter = release_filter(key, whose);
-        if self.python_compatible && hold.is_zero() {
+        let until = until.map(|at| at.timestamp_millis());
+        if self.python_compatible && hold.is_zero() && until.is_none() {
             return self.release_by_deleting(filter);
         }
-        let held = self.release_in_place(filter, hold)?;
+        let held = self.release_in_place(filter, (hold, until))?;
         if self.python_compatible {
             // Kept for a hold, it stays (and the Python nodes wait for its
             // expiry and their TTL index); freed, it goes. Only a free
@@ -601,8 +639,8 @@ impl LockStore {
     }
 
     /// The release that keeps the document (see [`release_pipeline`]).
-    fn release_in_place(&self, filter: Document, hold: Duration) -> Result<bool> {
-        let update = self.release_cache.get(hold, release_pipeline);
+    fn release_in_place(&self, filter: Document, keep: (Duration, Option<i64>)) -> Result<bool> {
+        let update = self.release_cache.get(keep, release_pipeline);
         let Some(after) = self
             .coll
             .find_one_and_update(filter, update)
@@ -710,12 +748,57 @@ mod tests {
     }
 
     #[test]
+    fn a_run_written_in_is_the_pipeline_built_with_it() {
+        let owner = Owner::new();
+        let grace = Duration::from_millis(150);
+        let ttl = Duration::from_secs(2);
+        let mut patched = acquire_pipeline(&owner, None, ttl, false, grace);
+        set_run(&mut patched, "call-1");
+        assert_eq!(
+            patched,
+            acquire_pipeline(&owner, Some("call-1"), ttl, false, grace)
+        );
+    }
+
+    #[test]
+    fn a_release_keeps_the_lock_until_an_unreleased_lease_ends() {
+        let kept = release_pipeline((Duration::ZERO, Some(5_000)));
+        let set = kept[1].get_document("$set").unwrap();
+        assert_eq!(
+            set.get_document(TS_EXPIRE)
+                .unwrap()
+                .get_array("$cond")
+                .unwrap()[1],
+            Bson::Document(doc! { "$toDate": 5_000_i64 })
+        );
+        // With a hold too: the later of the two.
+        let both = release_pipeline((Duration::from_secs(2), Some(5_000)));
+        let keep = both[0]
+            .get_document("$set")
+            .unwrap()
+            .get_document("_hold")
+            .unwrap();
+        let until = &keep.get_array("$and").unwrap()[1]
+            .as_document()
+            .unwrap()
+            .get_array("$gt")
+            .unwrap()[0];
+        assert_eq!(
+            until,
+            &Bson::Document(doc! { "$max": [
+                { "$add": [{ "$toLong": "$ts_created" }, 2000_i64] },
+                5_000_i64,
+            ]})
+        );
+    }
+
+    #[test]
     fn release_keeps_a_live_lock_until_the_hold_ends() {
         assert_eq!(
-            release_pipeline(Duration::ZERO),
+            release_pipeline((Duration::ZERO, None)),
             vec![doc! { "$set": { LOCKED: false, TS_RELEASED: "$$NOW" } }]
         );
-        let held = release_pipeline(Duration::from_secs(2));
+        let held = release_pipeline((Duration::from_secs(2), None));
         assert_eq!(held.len(), 3);
         let keep = held[0]
             .get_document("$set")
@@ -789,13 +872,15 @@ mod tests {
                 touch_pipeline(ttl)
             );
             assert_eq!(
-                store.release_cache.get(ttl, release_pipeline),
-                release_pipeline(ttl)
+                store.release_cache.get((ttl, None), release_pipeline),
+                release_pipeline((ttl, None))
             );
         }
         assert_eq!(
-            store.release_cache.get(Duration::ZERO, release_pipeline),
-            release_pipeline(Duration::ZERO)
+            store
+                .release_cache
+                .get((Duration::ZERO, None), release_pipeline),
+            release_pipeline((Duration::ZERO, None))
         );
     }
 

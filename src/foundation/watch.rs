@@ -320,10 +320,15 @@ fn stream_filter() -> Document {
     changed.push(Bson::Document(
         doc! { "updateDescription.removedFields": { "$in": fields.to_vec() } },
     ));
-    doc! { "$match": { "$or": [
-        { "operationType": { "$in": ["insert", "replace", "delete"] } },
-        { "operationType": "update", "$or": changed },
-    ]}}
+    // Keys are strings: a document with another `_id` (the fence floor
+    // of the Python-compatible mode) wakes nobody.
+    doc! { "$match": {
+        "documentKey._id": { "$type": "string" },
+        "$or": [
+            { "operationType": { "$in": ["insert", "replace", "delete"] } },
+            { "operationType": "update", "$or": changed },
+        ],
+    }}
 }
 
 fn key_of(event: &ChangeStreamEvent<Document>) -> Option<String> {

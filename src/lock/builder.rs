@@ -222,11 +222,17 @@ impl LockerBuilder {
     /// lock only by inserting its document, so this crate's default release
     /// (which keeps the document, marked free) leaves Python nodes waiting
     /// for their TTL index to remove it, up to a minute after its expiry.
-    /// With `true`, a release deletes the document (fences keep growing:
-    /// a new document's fence starts from the server clock), and the
-    /// `ts_expire` TTL index the Python nodes create is expected instead of
-    /// warned about. Costs one more round trip only when releasing an
-    /// expired acquisition, or after a [hold](Self::hold_at_least).
+    /// With `true`, a release deletes the document, and the `ts_expire`
+    /// TTL index the Python nodes create is expected instead of warned
+    /// about. Fences keep growing across the deletes: each acquisition
+    /// also raises the key's fence floor, a document of its own that
+    /// nothing deletes, and takes its fence from there (one more round trip
+    /// per acquisition, two when the floor was ahead of the lock's document;
+    /// see [the lock document](crate::guide::document)). A release costs
+    /// one more round trip only when releasing an expired acquisition, or
+    /// after a [hold](Self::hold_at_least). Fences grow across deletes only
+    /// once every node of this crate on the key runs a version that keeps
+    /// the floor.
     ///
     /// Set it on every node of this crate while any Python node may use the
     /// key, and use the Python package's collection: `"mongolocker"` (this

@@ -45,6 +45,12 @@ pub(crate) struct LockCore {
     keep_alive: bool,
     /// How long after its acquisition a released lock stays unavailable.
     hold: Duration,
+    /// The latest server expiry of this locker's acquisitions that ended
+    /// without a release (past their local deadline): until then a write
+    /// of theirs may still be on its way, so this locker's own later
+    /// releases keep the lock taken until then. Cleared by a grant made
+    /// after it in server time.
+    unreleased_until: Mutex<Option<DateTime<Utc>>>,
 }
 
 /// What a locker is configured with, beyond its key and store (checked by
@@ -75,6 +81,7 @@ impl LockCore {
             change_streams: settings.change_streams,
             keep_alive: settings.keep_alive,
             hold: settings.hold,
+            unreleased_until: Mutex::new(None),
         }
     }
 
@@ -128,29 +135,35 @@ impl LockCore {
             grace: self.store.grace(),
             hub: &hub,
         };
-        // Whether the lock document may name this locker for an attempt
+        // A token of this call, written into the document by its attempts
+        // (the `run` field), so that its take-back frees only what one of
+        // them took, never a later call's acquisition.
+        let call = uuid::Uuid::new_v4().to_string();
+        // Whether the lock document may name this call for an attempt
         // whose answer was lost or came too late.
         let mut left = false;
         let result = waiting::acquire(how, || {
             self.clock.check_if_due(&self.store)?;
-            self.attempt(force, &mut left)
+            self.attempt(force, &call, &mut left)
         });
         if left && !matches!(result, Ok(Some(_))) {
-            self.take_back();
+            self.take_back(&call);
         }
         result
     }
 
-    /// Frees the lock if it names this locker while the locker holds
-    /// nothing (an attempt that was applied but not handed out), so others
-    /// need not wait for its expiry. Best effort: one round trip.
-    fn take_back(&self) {
+    /// Releases what an attempt of call `call` took and did not hand out,
+    /// so others need not wait for its expiry, as a release of this locker
+    /// would (the hold, an unreleased earlier lease). Best effort: one
+    /// round trip (two, Python-compatible, when it was not there).
+    fn take_back(&self, call: &str) {
         let _op = self.op.lock();
-        if self.held.lock().is_some() {
-            return; // another thread of this locker has it now
-        }
-        let owner = Whose::Owner(&self.owner.uuid);
-        if let Err(e) = self.store.release(&self.key, owner) {
+        let attempts = Whose::Run(&self.owner.uuid, call);
+        let until = *self.unreleased_until.lock();
+        if let Err(e) = self
+            .store
+            .release_holding(&self.key, attempts, self.hold, until)
+        {
             log::debug!(
                 "`{}`: taking back an ungranted attempt failed (it expires after ttl + grace): {e}",
                 self.key
@@ -171,6 +184,11 @@ impl LockCore {
             // not yet).
             Some(t) => {
                 t.expire_at(now);
+                // Not released by its holder: until its server expiry a
+                // write of its may still be on its way.
+                let expires = t.lease().expires;
+                let mut until = self.unreleased_until.lock();
+                *until = Some(until.map_or(expires, |u| u.max(expires)));
                 *held = None;
                 Ok(())
             }
@@ -181,14 +199,19 @@ impl LockCore {
     /// One acquire round trip: the acquisition, when this locker now holds
     /// the lock. Sets `left` when the lock may name this locker without
     /// handing the acquisition out (an error, no answer, a late answer).
-    fn attempt(self: &Arc<Self>, force: bool, left: &mut bool) -> Result<Attempt<Arc<Tenure>>> {
+    fn attempt(
+        self: &Arc<Self>,
+        force: bool,
+        call: &str,
+        left: &mut bool,
+    ) -> Result<Attempt<Arc<Tenure>>> {
         let _op = self.op.lock();
         // Another thread sharing this locker may have won meanwhile.
         self.refuse_if_held()?;
         let sent = Moment::now();
         let answer = self
             .store
-            .try_acquire(&self.key, &self.owner, None, self.ttl, force);
+            .try_acquire(&self.key, &self.owner, Some(call), self.ttl, force);
         if !matches!(answer, Ok(Some(_))) {
             *left = true;
         }
@@ -207,6 +230,13 @@ impl LockCore {
                 }
                 let tenure = Arc::new(Tenure::new(lease));
                 *self.held.lock() = Some(tenure.clone());
+                // Granted after an unreleased lease's expiry, in server
+                // time: nothing of it can land any more.
+                let mut until = self.unreleased_until.lock();
+                if until.is_some_and(|u| info.created >= u) {
+                    *until = None;
+                }
+                drop(until);
                 tenure.watch_deadline(&lease);
                 if self.keep_alive {
                     let me = Arc::downgrade(self) as Weak<dyn Renew>;
@@ -237,10 +267,12 @@ impl LockCore {
             return Ok(false);
         };
         tenure.release();
+        let until = *self.unreleased_until.lock();
         self.store.release_holding(
             &self.key,
             Whose::Acquisition(&self.owner.uuid, tenure.fence()),
             self.hold,
+            until,
         )
     }
 

@@ -42,6 +42,14 @@ pub fn db() -> Database {
 pub struct Commands(Arc<Mutex<Vec<(String, Document, Instant)>>>);
 
 impl Commands {
+    /// Records one command, as a command monitor's `Started` event gives it.
+    pub fn push(&self, name: &str, command: Document) {
+        self.0
+            .lock()
+            .unwrap()
+            .push((name.to_owned(), command, Instant::now()));
+    }
+
     pub fn take(&self) -> Vec<(String, Document)> {
         self.take_timed()
             .into_iter()
