@@ -10,8 +10,7 @@
 //!   [`owner`], [`validate`].
 //! - One round trip per operation: [`store`] (one holder per document),
 //!   [`shares`] (many holders per document), [`preflight`] (first-use
-//!   checks), [`deployment`] (what is shared per deployment), [`transient`]
-//!   (which errors a retry outlasts).
+//!   checks), [`deployment`] (what is shared per deployment).
 //! - Threads and waiting: [`deadlines`], [`keepalive`], [`workers`],
 //!   [`watch`] (change-stream wake-ups), [`waiting`] (the blocking acquire
 //!   loop), [`holding`] (what every guard does).
@@ -32,7 +31,6 @@ pub(crate) mod preflight;
 pub(crate) mod shares;
 pub(crate) mod store;
 pub(crate) mod tenure;
-pub(crate) mod transient;
 pub(crate) mod validate;
 pub(crate) mod waiting;
 pub(crate) mod watch;

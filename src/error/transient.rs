@@ -1,5 +1,6 @@
-//! Which driver errors a retry can outlast: the server stepping down,
-//! restarting or unreachable for a while (a failover). Pure: no I/O.
+//! Which driver errors a retry can outlast (the server stepping down,
+//! restarting or unreachable for a while: a failover), and the codes the
+//! crate's round trips tell apart. Pure: no I/O.
 
 use mongodb::error::{ErrorKind, WriteFailure};
 
@@ -53,6 +54,23 @@ pub(crate) fn is_transient(err: &mongodb::error::Error) -> bool {
     network
         || code.is_some_and(|c| TRANSIENT_CODES.contains(&c))
         || TRANSIENT_LABELS.iter().any(|l| err.contains_label(l))
+}
+
+/// True for E11000 (duplicate key), which findAndModify can report as a write
+/// error or as a command error.
+pub(crate) fn is_duplicate_key(err: &mongodb::error::Error) -> bool {
+    has_code(err, 11000)
+}
+
+/// True when the server refused with `code`, as a write error or as a
+/// command error.
+pub(crate) fn has_code(err: &mongodb::error::Error, code: i32) -> bool {
+    use mongodb::error::{ErrorKind, WriteFailure};
+    match &*err.kind {
+        ErrorKind::Write(WriteFailure::WriteError(we)) => we.code == code,
+        ErrorKind::Command(ce) => ce.code == code,
+        _ => false,
+    }
 }
 
 #[cfg(test)]
