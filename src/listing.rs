@@ -5,8 +5,9 @@ use mongodb::bson::{doc, Document};
 use mongodb::sync::Database;
 
 use crate::error::{During, Result};
-use crate::foundation::document::{parse_lock, server_now, LockInfo, ID, LOCKED, SERVER_NOW};
-use crate::foundation::store::safe_collection;
+use crate::foundation::document::{server_now, LockInfo, ID, SERVER_NOW};
+use crate::foundation::round_trips::safe_collection;
+use crate::foundation::single::document::{parse_lock, LOCKED};
 use crate::foundation::validate;
 
 /// Every lock in `collection` that is held now (taken and not expired in

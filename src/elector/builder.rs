@@ -10,7 +10,7 @@ use super::handle::MongoElector;
 use super::status::DEFAULT_STATUS_COLLECTION;
 use super::status_store::StatusStore;
 use crate::error::{Error, Result};
-use crate::foundation::store::LockStore;
+use crate::foundation::single::store::LockStore;
 use crate::foundation::validate;
 use crate::lock::builder::DEFAULT_COLLECTION;
 

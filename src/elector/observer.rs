@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 
-use crate::foundation::document::{LockInfo, LockRecord};
-use crate::foundation::store::LockStore;
+use crate::foundation::document::LockInfo;
+use crate::foundation::single::document::LockRecord;
+use crate::foundation::single::store::LockStore;
 use crate::foundation::watch::Interest;
 
 /// Who holds the election, as the observers last saw it: `None` inside

@@ -9,7 +9,7 @@ use mongodb::sync::Collection;
 use super::build::{self, Refusal, Seen, GUARD_CODE};
 use super::outcome::FencedWrite;
 use crate::error::{has_code, is_duplicate_key, Error, Result};
-use crate::foundation::store::{majority_write, primary};
+use crate::foundation::round_trips::{majority_write, primary};
 
 /// How often an upsert that lost a race to create its document is sent.
 const UPSERT_TRIES: usize = 2;

@@ -7,8 +7,9 @@
 use mongodb::bson::{doc, Bson, Document};
 
 use crate::error::{Error, Result};
-use crate::foundation::document::{Reader, LOCKED, UUID};
+use crate::foundation::document::{Reader, UUID};
 use crate::foundation::shares::document::{HOLDERS, INTENT, MODE, PERMITS};
+use crate::foundation::single::document::LOCKED;
 
 /// The field that names a document's kind ([`Kind::name`]).
 pub(crate) const KIND: &str = "kind";

@@ -8,8 +8,10 @@
 //!   [`loss`], [`clock`] (the clock check).
 //! - Documents and the server's expressions: [`document`], [`expr`],
 //!   [`owner`], [`validate`].
-//! - One round trip per operation: [`store`] (one holder per document),
-//!   [`shares`] (many holders per document), [`preflight`] (first-use
+//! - One round trip per operation: [`single`] (one holder per document:
+//!   its document, pipelines, store and core), [`shares`] (many holders
+//!   per document, the same rooms), [`round_trips`] (the calls and
+//!   collection settings every family uses), [`preflight`] (first-use
 //!   checks), [`deployment`] (what is shared per deployment).
 //! - Threads and waiting: [`deadlines`], [`keepalive`], [`workers`],
 //!   [`watch`] (change-stream wake-ups), [`waiting`] (the blocking acquire
@@ -28,8 +30,9 @@ pub(crate) mod loss;
 pub(crate) mod moment;
 pub(crate) mod owner;
 pub(crate) mod preflight;
+pub(crate) mod round_trips;
 pub(crate) mod shares;
-pub(crate) mod store;
+pub(crate) mod single;
 pub(crate) mod tenure;
 pub(crate) mod validate;
 pub(crate) mod waiting;

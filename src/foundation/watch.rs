@@ -25,7 +25,8 @@ use mongodb::sync::Collection;
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::foundation::deployment::Deployment;
-use crate::foundation::document::{FENCE, LOCKED, TS_RELEASED, UUID};
+use crate::foundation::document::{FENCE, TS_RELEASED, UUID};
+use crate::foundation::single::document::LOCKED;
 
 /// How long one `getMore` of the stream waits for events (the server
 /// answers at once when one comes). It sets an idle process's traffic: two

@@ -8,9 +8,9 @@ use mongodb::sync::Database;
 
 use crate::error::Result;
 use crate::foundation::owner::Owner;
-use crate::foundation::store::LockStore;
+use crate::foundation::single::core::{LockCore, Settings};
+use crate::foundation::single::store::LockStore;
 use crate::foundation::validate;
-use crate::lock::core::{LockCore, Settings};
 use crate::lock::locker::MongoLocker;
 
 /// Default lock collection, as in the Python package.

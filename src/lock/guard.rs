@@ -14,8 +14,8 @@ use crate::error::Result;
 use crate::fenced::Fenced;
 use crate::foundation::holding::Holding;
 use crate::foundation::loss::LossReason;
+use crate::foundation::single::core::LockCore;
 use crate::foundation::tenure::Tenure;
-use crate::lock::core::LockCore;
 
 /// One acquisition of a [`MongoLocker`](crate::MongoLocker), released when
 /// the guard is dropped. The guard owns what it needs: it can outlive the
@@ -262,8 +262,12 @@ mod tests {
         let db = client.database("unused");
         let core = Arc::new(LockCore::new(
             "k".to_owned(),
-            crate::foundation::store::LockStore::new(&db, "locks", std::time::Duration::ZERO),
-            crate::lock::core::Settings {
+            crate::foundation::single::store::LockStore::new(
+                &db,
+                "locks",
+                std::time::Duration::ZERO,
+            ),
+            crate::foundation::single::core::Settings {
                 ttl,
                 step: std::time::Duration::from_millis(10),
                 timeparanoid: false,

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use crate::error::{During, Result};
 use crate::foundation::document::LockInfo;
-use crate::lock::core::LockCore;
+use crate::foundation::single::core::LockCore;
 use crate::lock::guard::LockGuard;
 
 /// A distributed lock backed by one MongoDB document, with the semantics of

@@ -1,9 +1,9 @@
 //! The lock: [`MongoLocker`] (the Python-style handle), its builder, and
-//! the RAII [`LockGuard`], over one [`core::LockCore`] per locker that
-//! holds its identity, settings and current acquisition.
+//! the RAII [`LockGuard`], over one `LockCore` per locker (in the
+//! foundation's one-holder family) that holds its identity, settings and
+//! current acquisition.
 
 pub(crate) mod builder;
-pub(crate) mod core;
 pub(crate) mod guard;
 pub(crate) mod locker;
 

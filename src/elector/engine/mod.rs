@@ -21,7 +21,7 @@ use crate::foundation::clock::ClockCheck;
 use crate::foundation::deadlines::{self, Expire};
 use crate::foundation::moment::Moment;
 use crate::foundation::owner::Owner;
-use crate::foundation::store::LockStore;
+use crate::foundation::single::store::LockStore;
 use crate::foundation::watch::{Interest, StreamState};
 
 mod health;

@@ -11,9 +11,9 @@ use crate::elector::cadence::HolderDue;
 use crate::elector::events::Event;
 use crate::elector::role::{self, Holder, Outcome, Role};
 use crate::error::Result;
-use crate::foundation::document::LockRecord;
 use crate::foundation::lease::as_delta;
 use crate::foundation::moment::Moment;
+use crate::foundation::single::document::LockRecord;
 
 impl Engine {
     /// One poll as `MongoElector::poll` documents it: an acquire attempt

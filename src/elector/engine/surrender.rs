@@ -13,7 +13,7 @@ use crossbeam_channel::{Receiver, Sender};
 use super::Engine;
 use crate::elector::role::{LossReason, Role};
 use crate::error::{Error, Result};
-use crate::foundation::store::Whose;
+use crate::foundation::single::pipeline::Whose;
 
 /// One release to send: what a surrender left to free.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -12,11 +12,11 @@ use mongodb::bson::{doc, Bson, Document};
 use crate::foundation::document::{
     FENCE, HOST, ID, METADATA, PID, TS_CREATED, TS_EXPIRE, TS_RELEASED, UUID,
 };
+use crate::foundation::expr::next_fence;
 use crate::foundation::expr::{duration_ms, literal, millis, now_plus};
 use crate::foundation::kind::{Kind, KIND};
 use crate::foundation::owner::Owner;
 use crate::foundation::shares::document::{ATTEMPT, HOLDERS, INTENT, MODE, PERMITS, READ, WRITE};
-use crate::foundation::store::next_fence;
 use crate::foundation::validate::MAX_HOLDERS;
 
 /// What a grant asks for.

@@ -15,9 +15,9 @@ use crate::error::Result;
 use crate::foundation::clock::ServerClock;
 use crate::foundation::deployment::Deployment;
 use crate::foundation::kind::Kind;
+use crate::foundation::round_trips::{self, safe_collection};
 use crate::foundation::shares::document::{parse_shares, Shares};
 use crate::foundation::shares::pipeline::{self, Ask, Grantee};
-use crate::foundation::store::{self, safe_collection};
 use crate::foundation::watch::Hub;
 
 /// A collection of many-holder documents of one kind.
@@ -60,7 +60,7 @@ impl ShareStore {
     }
 
     fn check_once(&self) -> Result<()> {
-        store::check_once(&self.deployment, &self.coll, false)
+        round_trips::check_once(&self.deployment, &self.coll, false)
     }
 
     /// One grant attempt: the document after it (which says whether
@@ -69,7 +69,7 @@ impl ShareStore {
     pub fn grant(&self, key: &str, ask: Ask, who: &Grantee<'_>) -> Result<Option<Shares>> {
         self.check_once()?;
         let pipeline = pipeline::grant_pipeline(ask, who);
-        store::upsert_after(&self.coll, key, || pipeline.clone())?
+        round_trips::upsert_after(&self.coll, key, || pipeline.clone())?
             .map(|doc| self.parse(&doc))
             .transpose()
     }
@@ -130,7 +130,7 @@ impl ShareStore {
     /// there is no document.
     pub fn read(&self, key: &str) -> Result<Option<(Shares, DateTime<Utc>)>> {
         self.check_once()?;
-        store::read_with_server_now(&self.coll, key)?
+        round_trips::read_with_server_now(&self.coll, key)?
             .map(|(doc, now)| Ok((self.parse(&doc)?, now)))
             .transpose()
     }
@@ -138,6 +138,6 @@ impl ShareStore {
 
 impl ServerClock for ShareStore {
     fn server_clock(&self) -> Result<(DateTime<Utc>, DateTime<Utc>, DateTime<Utc>)> {
-        store::server_clock(self.deployment.database())
+        round_trips::server_clock(self.deployment.database())
     }
 }

@@ -13,14 +13,16 @@ use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
 use crate::foundation::clock::ClockCheck;
-use crate::foundation::document::{LockInfo, LockRecord};
+use crate::foundation::document::LockInfo;
 use crate::foundation::holding::Holder;
 use crate::foundation::keepalive::{self, Renew};
 use crate::foundation::lease::Lease;
 use crate::foundation::loss::LossReason;
 use crate::foundation::moment::Moment;
 use crate::foundation::owner::Owner;
-use crate::foundation::store::{LockStore, Whose};
+use crate::foundation::single::document::LockRecord;
+use crate::foundation::single::pipeline::Whose;
+use crate::foundation::single::store::LockStore;
 use crate::foundation::tenure::Tenure;
 use crate::foundation::waiting::{self, Attempt, Waiting};
 use crate::foundation::watch::Hub;

@@ -1,0 +1,14 @@
+//! The one-holder family: one document per key naming its one holder (a
+//! lock, an election's master), in the Python package's shape.
+//!
+//! - `document`: its fields and parsing;
+//! - `pipeline`: the acquire, release and touch updates, pure and
+//!   unit-tested;
+//! - `store`: one round trip each;
+//! - `core`: a locker's identity, settings and acquisition, and every
+//!   operation on them.
+
+pub(crate) mod core;
+pub(crate) mod document;
+pub(crate) mod pipeline;
+pub(crate) mod store;
