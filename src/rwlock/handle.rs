@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::error::{During, Result};
 use crate::foundation::document::LockInfo;
 use crate::foundation::shares::core::ShareCore;
-use crate::foundation::shares::pipeline::Ask;
+use crate::foundation::shares::grant::Ask;
 use crate::foundation::tenure::Tenure;
 use crate::rwlock::guards::{ReadGuard, WriteGuard};
 

@@ -8,7 +8,7 @@ use crate::error::{During, Result};
 use crate::foundation::document::LockInfo;
 use crate::foundation::lease::as_delta;
 use crate::foundation::shares::core::ShareCore;
-use crate::foundation::shares::pipeline::Ask;
+use crate::foundation::shares::grant::Ask;
 use crate::semaphore::permit::Permit;
 
 /// A counting semaphore: at most `permits` holders of a key at once, over

@@ -21,7 +21,7 @@ use crate::foundation::loss::LossReason;
 use crate::foundation::moment::Moment;
 use crate::foundation::owner::Owner;
 use crate::foundation::shares::document::Shares;
-use crate::foundation::shares::pipeline::{Ask, Grantee};
+use crate::foundation::shares::grant::{Ask, Grantee};
 use crate::foundation::shares::store::ShareStore;
 use crate::foundation::tenure::Tenure;
 use crate::foundation::waiting::{self, Attempt, Waiting};

@@ -8,6 +8,7 @@
 
 pub(crate) mod core;
 pub(crate) mod document;
+pub(crate) mod grant;
 pub(crate) mod options;
 pub(crate) mod pipeline;
 pub(crate) mod store;

@@ -17,7 +17,8 @@ use crate::foundation::deployment::Deployment;
 use crate::foundation::kind::Kind;
 use crate::foundation::round_trips::{self, safe_collection};
 use crate::foundation::shares::document::{parse_shares, Shares};
-use crate::foundation::shares::pipeline::{self, Ask, Grantee};
+use crate::foundation::shares::grant::{self, Ask, Grantee};
+use crate::foundation::shares::pipeline;
 use crate::foundation::watch::Hub;
 
 /// A collection of many-holder documents of one kind.
@@ -68,7 +69,7 @@ impl ShareStore {
     /// answer.
     pub fn grant(&self, key: &str, ask: Ask, who: &Grantee<'_>) -> Result<Option<Shares>> {
         self.check_once()?;
-        let pipeline = pipeline::grant_pipeline(ask, who);
+        let pipeline = grant::grant_pipeline(ask, who);
         round_trips::upsert_after(&self.coll, key, || pipeline.clone())?
             .map(|doc| self.parse(&doc))
             .transpose()
