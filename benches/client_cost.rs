@@ -184,7 +184,7 @@ fn capture(db_name: &str) -> Captured {
     let elector = |key: &str| {
         MongoElector::builder(key, &db)
             .ttl(Duration::from_secs(60))
-            .report_status(false)
+            .status_reports(false)
             .timeparanoid(false)
             .change_streams(false)
             .build()
@@ -266,7 +266,7 @@ fn main() {
     let elector = |key: &str| {
         MongoElector::builder(key, &db)
             .ttl(ttl)
-            .report_status(false)
+            .status_reports(false)
             .timeparanoid(false)
             .change_streams(false)
             .build()

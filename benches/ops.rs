@@ -107,7 +107,7 @@ fn locker(db: &Database, key: &str) -> MongoLocker {
 fn elector(db: &Database, key: &str, report: bool) -> MongoElector {
     MongoElector::builder(key, db)
         .ttl(ELECTOR_TTL)
-        .report_status(report)
+        .status_reports(report)
         .build()
         .unwrap()
 }

@@ -61,7 +61,7 @@ fn stop_to_master(db: &Database, key: &str, streams: bool, pause: Duration) -> D
         MongoElector::builder(key, db)
             .ttl(Duration::from_secs(10))
             .retry_interval(STEP)
-            .report_status(false)
+            .status_reports(false)
             .change_streams(streams)
             .build()
             .unwrap()

@@ -18,7 +18,8 @@
 
 use chrono::{DateTime, Utc};
 use mongodb::options::ClientOptions;
-use mongoelector::{MongoElector, NodeStatus, DEFAULT_COLLECTION, DEFAULT_STATUS_COLLECTION};
+use mongoelector::limits::{DEFAULT_LOCK_COLLECTION, DEFAULT_STATUS_COLLECTION};
+use mongoelector::{MongoElector, NodeStatus};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let uri = std::env::var("MONGODB_URI").map_err(|_| "MONGODB_URI is not set")?;
@@ -32,7 +33,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|| "mongoelector_demo".to_owned());
     let client = mongodb::sync::Client::with_options(options)?;
     // The default collections, named. An elector never started only reads.
-    let (locks, reports) = (DEFAULT_COLLECTION, DEFAULT_STATUS_COLLECTION);
+    let (locks, reports) = (DEFAULT_LOCK_COLLECTION, DEFAULT_STATUS_COLLECTION);
     let elector = MongoElector::builder(&key, &client.database(&database))
         .collection(locks)
         .status_collection(reports)

@@ -94,7 +94,7 @@
 //!
 //! # Timing
 //!
-//! - The lock's default ttl is 600 s, as in Python ([`DEFAULT_TTL`]): a
+//! - The lock's default ttl is 600 s, as in Python ([`limits::DEFAULT_TTL`]): a
 //!   holder that crashes leaves its lock held that long (plus the takeover
 //!   grace). Choose a shorter ttl, with keep-alive for long jobs.
 //! - With the elector's defaults (ttl 15 s, takeover grace
@@ -135,33 +135,30 @@ mod elector;
 mod error;
 mod fenced;
 mod foundation;
+mod guard;
 pub mod guide;
+pub mod limits;
 mod listing;
 mod lock;
+mod renamed;
 mod rwlock;
 mod semaphore;
 
 pub use elector::{
     default_retry_interval, ClusterDetail, ElectorBuilder, ElectorStats, Event, MasterReceiver,
-    MongoElector, NodeStatus, DEFAULT_ELECTOR_TTL, DEFAULT_STATUS_COLLECTION, POLL_EVENT_BACKLOG,
-    PYTHON_ELECTOR_COLLECTION, STOP_WAIT,
+    MongoElector, NodeStatus,
 };
 pub use error::{DatabaseError, Error, Result};
-pub use fenced::{Fenced, FencedWrite, DEFAULT_FENCE_FIELD};
-pub use foundation::clock::{CLOCK_CHECK_INTERVAL, CLOCK_TOLERANCE};
+pub use fenced::{Fenced, FencedWrite};
 pub use foundation::document::LockInfo;
 pub use foundation::lease::lease_margin;
 pub use foundation::loss::LossReason;
-pub use foundation::validate::{
-    MAX_HOLDERS, MAX_METADATA_BYTES, MAX_METADATA_DEPTH, MAX_STEP, MAX_TTL, MIN_STEP, MIN_TTL,
-};
 pub use listing::live_locks;
-pub use lock::{
-    LockGuard, LockStatus, LockerBuilder, MongoLocker, DEFAULT_COLLECTION, DEFAULT_STEP,
-    DEFAULT_TTL,
-};
-pub use rwlock::{MongoRwLock, ReadGuard, RwLockBuilder, WriteGuard, DEFAULT_RWLOCK_COLLECTION};
-pub use semaphore::{MongoSemaphore, Permit, SemaphoreBuilder, DEFAULT_SEMAPHORE_COLLECTION};
+pub use lock::{LockGuard, LockStatus, LockerBuilder, MongoLocker};
+#[allow(deprecated)]
+pub use renamed::*;
+pub use rwlock::{MongoRwLock, ReadGuard, RwLockBuilder, WriteGuard};
+pub use semaphore::{MongoSemaphore, Permit, SemaphoreBuilder};
 
 /// The README's examples, compiled as doc tests so they stay true.
 #[cfg(doctest)]

@@ -32,7 +32,7 @@ use crate::foundation::validate;
 ///
 /// ```no_run
 /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
-/// for lock in mongoelector::live_locks(&db, mongoelector::DEFAULT_COLLECTION)? {
+/// for lock in mongoelector::live_locks(&db, mongoelector::limits::DEFAULT_LOCK_COLLECTION)? {
 ///     println!("{} held by {} (pid {}), fence {}, until {}",
 ///              lock.key, lock.host, lock.pid, lock.fence, lock.expires);
 /// }

@@ -352,7 +352,9 @@ fn every_bad_input_gets_its_typed_error() {
             Box::new(|| {
                 unit(
                     MongoLocker::builder("k", &db)
-                        .metadata(doc! {"blob": "x".repeat(mongoelector::MAX_METADATA_BYTES)})
+                        .metadata(
+                            doc! {"blob": "x".repeat(mongoelector::limits::MAX_METADATA_BYTES)},
+                        )
                         .build(),
                 )
             }),
@@ -362,7 +364,7 @@ fn every_bad_input_gets_its_typed_error() {
             "metadata nested too deep",
             Box::new(|| {
                 let mut deep = doc! {"leaf": 1};
-                for _ in 0..=mongoelector::MAX_METADATA_DEPTH {
+                for _ in 0..=mongoelector::limits::MAX_METADATA_DEPTH {
                     deep = doc! {"d": deep};
                 }
                 unit(MongoLocker::builder("k", &db).metadata(deep).build())
@@ -496,7 +498,7 @@ fn every_bad_input_gets_its_typed_error() {
                 unit_e(
                     MongoElector::builder("k", &db)
                         .python_compatible(true)
-                        .status_collection(mongoelector::PYTHON_ELECTOR_COLLECTION)
+                        .status_collection(mongoelector::limits::PYTHON_ELECTOR_COLLECTION)
                         .build(),
                 )
             }),

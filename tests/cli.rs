@@ -246,7 +246,7 @@ fn locks_on_one_key_take_turns() {
         assert!(worst < Duration::from_secs(1), "{gaps:?}");
     } else {
         // Waiters poll every 250 ms on a standalone server.
-        let bound = mongoelector::DEFAULT_STEP + Duration::from_millis(750);
+        let bound = mongoelector::limits::DEFAULT_STEP + Duration::from_millis(750);
         assert!(worst < bound, "{gaps:?} over {bound:?}");
     }
 }

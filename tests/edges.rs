@@ -149,7 +149,7 @@ fn a_ttl_index_on_the_lock_collection_is_reported_once_saying_what_it_costs() {
     assert_eq!(warned_about(&name), 1, "checked once, then cached");
     // An elector on the same collection shares the check: no new report.
     let e = MongoElector::builder("e", &db)
-        .report_status(false)
+        .status_reports(false)
         .build()
         .unwrap();
     e.poll().unwrap();
@@ -288,7 +288,7 @@ fn stop_and_drop_return_at_once_with_the_server_frozen() {
 fn a_stop_time_release_frees_only_what_its_run_acquired() {
     let db = db();
     let e = MongoElector::builder("runs", &db)
-        .report_status(false)
+        .status_reports(false)
         .build()
         .unwrap();
     e.poll().unwrap();
@@ -388,7 +388,7 @@ fn a_server_older_than_4_2_is_refused_naming_its_version() {
     assert_eq!(locks(&direct).count_documents(doc! {}).run().unwrap(), 0);
     // The elector reports it as a failed poll.
     let e = MongoElector::builder("k", &db)
-        .report_status(false)
+        .status_reports(false)
         .build()
         .unwrap();
     assert!(matches!(

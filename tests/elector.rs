@@ -322,7 +322,7 @@ fn an_unread_receiver_stays_bounded_and_does_not_slow_polls() {
         .acquire(false, None, Duration::from_millis(10), false)
         .unwrap());
     let a = MongoElector::builder("unread", &db)
-        .report_status(false)
+        .status_reports(false)
         .build()
         .unwrap();
     let unread = a.events();
@@ -348,7 +348,7 @@ fn an_unread_receiver_stays_bounded_and_does_not_slow_polls() {
     batch(2400);
     let last = batch(300);
     assert!(
-        unread.len() <= mongoelector::POLL_EVENT_BACKLOG,
+        unread.len() <= mongoelector::limits::POLL_EVENT_BACKLOG,
         "{}",
         unread.len()
     );
@@ -363,7 +363,10 @@ fn an_unread_receiver_stays_bounded_and_does_not_slow_polls() {
     a.poll().unwrap();
     match unread.try_recv().unwrap() {
         Event::Polled { missed, .. } => {
-            assert_eq!(missed, 3000 - mongoelector::POLL_EVENT_BACKLOG as u64)
+            assert_eq!(
+                missed,
+                3000 - mongoelector::limits::POLL_EVENT_BACKLOG as u64
+            )
         }
         other => panic!("{other:?}"),
     }
@@ -570,7 +573,7 @@ fn masters_never_overlap_under_churn() {
                 MongoElector::builder("churn", &db)
                     .ttl(ttl)
                     .retry_interval(retry)
-                    .report_status(false)
+                    .status_reports(false)
                     .build()
                     .unwrap()
             })
@@ -677,7 +680,7 @@ fn each_poll_is_one_round_trip_plus_one_status_write() {
     let quiet = |key| {
         MongoElector::builder(key, &db)
             .ttl(Duration::from_secs(30))
-            .report_status(false)
+            .status_reports(false)
             .build()
             .unwrap()
     };

@@ -20,7 +20,8 @@ use common::{count_threads, elector, private_server_like_shared};
 use crossbeam_channel::Receiver;
 use mongodb::bson::Document;
 use mongodb::sync::{Client, Database};
-use mongoelector::{Event, LossReason, MongoElector, STOP_WAIT};
+use mongoelector::limits::STOP_WAIT;
+use mongoelector::{Event, LossReason, MongoElector};
 
 /// Waits for `BecameMaster`: its fence.
 fn wait_became(rx: &Receiver<Event>, limit: Duration) -> Option<i64> {
@@ -46,7 +47,7 @@ fn quiet_elector(db: &Database, key: &str, ttl: Duration, retry: Duration) -> Mo
     MongoElector::builder(key, db)
         .ttl(ttl)
         .retry_interval(retry)
-        .report_status(false)
+        .status_reports(false)
         .timeparanoid(false)
         .build()
         .unwrap()

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use mongodb::bson::{doc, DateTime as BsonDate, Document};
 use mongodb::sync::Database;
-use mongoelector::{MongoElector, MongoLocker, DEFAULT_COLLECTION, PYTHON_ELECTOR_COLLECTION};
+use mongoelector::limits::{DEFAULT_LOCK_COLLECTION, PYTHON_ELECTOR_COLLECTION};
+use mongoelector::{MongoElector, MongoLocker};
 
 fn compat(db: &Database, key: &str) -> MongoLocker {
     MongoLocker::builder(key, db)
@@ -20,7 +21,7 @@ fn compat(db: &Database, key: &str) -> MongoLocker {
 }
 
 fn lock_doc(db: &Database, key: &str) -> Option<Document> {
-    doc_in(db, DEFAULT_COLLECTION, key)
+    doc_in(db, DEFAULT_LOCK_COLLECTION, key)
 }
 
 fn doc_in(db: &Database, collection: &str, key: &str) -> Option<Document> {
@@ -37,7 +38,7 @@ fn a_fence_ahead_of_the_clock_is_not_forgotten_when_the_document_is_deleted() {
     // grants a millisecond, or a primary whose clock went back): a free
     // lock whose last fence is a thousand seconds ahead.
     let ahead = BsonDate::now().timestamp_millis() * 1000 + 1_000_000_000;
-    db.collection::<Document>(DEFAULT_COLLECTION)
+    db.collection::<Document>(DEFAULT_LOCK_COLLECTION)
         .insert_one(doc! { "_id": "k", "locked": false, "fence": ahead })
         .run()
         .unwrap();

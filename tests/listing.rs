@@ -64,14 +64,16 @@ fn an_elections_master_is_listed() {
     );
     elector.poll().unwrap();
     assert!(elector.is_master());
-    let listed = live_locks(&db, mongoelector::DEFAULT_COLLECTION).unwrap();
+    let listed = live_locks(&db, mongoelector::limits::DEFAULT_LOCK_COLLECTION).unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].key, "scheduler");
     assert_eq!(listed[0].uuid, elector.uuid());
     elector.stop().unwrap();
-    assert!(live_locks(&db, mongoelector::DEFAULT_COLLECTION)
-        .unwrap()
-        .is_empty());
+    assert!(
+        live_locks(&db, mongoelector::limits::DEFAULT_LOCK_COLLECTION)
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]

@@ -117,7 +117,7 @@ fn an_expired_lease_is_reported_as_no_master() {
     let observer = MongoElector::new("expiry", &db).unwrap();
     let abandoned = MongoElector::builder("expiry", &db)
         .ttl(Duration::from_secs(1))
-        .report_status(false)
+        .status_reports(false)
         .build()
         .unwrap();
     abandoned.poll().unwrap(); // master, never renewed

@@ -100,8 +100,8 @@ impl Fleet {
     /// The lock collection both packages use for this mode.
     fn collection(&self) -> &'static str {
         match self.mode {
-            "lock" => mongoelector::DEFAULT_COLLECTION,
-            _ => mongoelector::PYTHON_ELECTOR_COLLECTION,
+            "lock" => mongoelector::limits::DEFAULT_LOCK_COLLECTION,
+            _ => mongoelector::limits::PYTHON_ELECTOR_COLLECTION,
         }
     }
 
@@ -245,7 +245,7 @@ impl Drop for Fleet {
 #[test]
 fn python_compatible_release_deletes_and_fences_still_grow() {
     let db = common::fresh_db(&common::client());
-    let coll = db.collection::<Document>(mongoelector::DEFAULT_COLLECTION);
+    let coll = db.collection::<Document>(mongoelector::limits::DEFAULT_LOCK_COLLECTION);
     let key = "compat";
     let compat = mongoelector::MongoLocker::builder(key, &db)
         .ttl(Duration::from_secs(5))

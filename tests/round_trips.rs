@@ -159,7 +159,7 @@ fn new_lockers_on_a_checked_collection_send_one_round_trip_per_operation() {
 fn quiet_elector(db: &mongodb::sync::Database, key: &str, report: bool) -> MongoElector {
     MongoElector::builder(key, db)
         .ttl(TTL)
-        .report_status(report)
+        .status_reports(report)
         .build()
         .unwrap()
 }
@@ -244,7 +244,7 @@ fn each_elector_poll_is_one_round_trip_plus_one_with_status() {
     // timeparanoid: one `hello` on the first follower poll, counted apart.
     let p = MongoElector::builder("s", &db)
         .ttl(TTL)
-        .report_status(false)
+        .status_reports(false)
         .timeparanoid(true)
         .build()
         .unwrap();

@@ -261,7 +261,7 @@ fn a_killed_writer_or_waiting_writer_blocks_nobody_past_ttl_and_grace() {
     assert!(kept.is_valid());
     drop((g, kept));
     assert_eq!(
-        common::index_names(&db, mongoelector::DEFAULT_RWLOCK_COLLECTION),
+        common::index_names(&db, mongoelector::limits::DEFAULT_RWLOCK_COLLECTION),
         ["_id_"],
         "no TTL index"
     );
@@ -386,7 +386,7 @@ fn keep_alive_holds_guards_past_several_ttls_and_lost_reports_a_removed_guard() 
     std::thread::sleep(ttl * 2);
     assert!(r.is_valid(), "renewed");
     assert!(lost.try_recv().is_err());
-    db.collection::<Document>(mongoelector::DEFAULT_RWLOCK_COLLECTION)
+    db.collection::<Document>(mongoelector::limits::DEFAULT_RWLOCK_COLLECTION)
         .delete_one(doc! { "_id": "K" })
         .run()
         .unwrap();

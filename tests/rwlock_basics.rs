@@ -284,7 +284,7 @@ fn readers_stop_at_max_holders_before_the_document_outgrows_the_server() {
             "metadata": Bson::Null, "mode": "read",
         }
     };
-    let full = mongoelector::MAX_HOLDERS;
+    let full = mongoelector::limits::MAX_HOLDERS;
     let holders: Vec<Document> = (0..full - 1).map(reader).collect();
     db.collection::<Document>("mongorwlock")
         .insert_one(

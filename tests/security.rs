@@ -664,7 +664,7 @@ fn assert_fails_at_its_interval(who: As<'_>, check: impl Fn(&Error)) {
     // one server selection when the server refuses.
     let stop_took = t.elapsed();
     assert!(
-        stop_took < mongoelector::STOP_WAIT + Duration::from_millis(500),
+        stop_took < mongoelector::limits::STOP_WAIT + Duration::from_millis(500),
         "{who:?}: stop took {stop_took:?}"
     );
     assert!(!e.is_master());

@@ -185,7 +185,7 @@ fn a_killed_holders_permit_comes_back_after_ttl_and_grace_without_a_ttl_index() 
     assert!(next.fence() > victim.fence && next.fence() > mine.fence());
     // No TTL index: expiry is decided in the grant itself.
     assert_eq!(
-        common::index_names(&db, mongoelector::DEFAULT_SEMAPHORE_COLLECTION),
+        common::index_names(&db, mongoelector::limits::DEFAULT_SEMAPHORE_COLLECTION),
         ["_id_"]
     );
     drop((mine, next));
@@ -476,7 +476,7 @@ fn keep_alive_holds_a_permit_past_several_ttls_and_lost_reports_a_taken_permit()
     assert!(lost.try_recv().is_err(), "nothing lost yet");
     // Someone deletes the semaphore's document: the next renewal finds the
     // permit gone.
-    db.collection::<Document>(mongoelector::DEFAULT_SEMAPHORE_COLLECTION)
+    db.collection::<Document>(mongoelector::limits::DEFAULT_SEMAPHORE_COLLECTION)
         .delete_one(doc! { "_id": "K" })
         .run()
         .unwrap();

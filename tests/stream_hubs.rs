@@ -132,7 +132,7 @@ fn a_collection_dropped_in_a_loop_reopens_the_stream_about_once_a_second() {
     let run = Duration::from_secs(6);
     while t.elapsed() < run {
         dropper
-            .collection::<Document>(mongoelector::DEFAULT_COLLECTION)
+            .collection::<Document>(mongoelector::limits::DEFAULT_LOCK_COLLECTION)
             .drop()
             .run()
             .unwrap();

@@ -7,20 +7,15 @@ use mongodb::sync::Database;
 
 use super::engine::{Engine, Settings};
 use super::handle::MongoElector;
-use super::status::DEFAULT_STATUS_COLLECTION;
 use super::status_store::StatusStore;
 use crate::error::{Error, Result};
+use crate::foundation::options::{lease_options, LeaseOptions};
 use crate::foundation::single::store::LockStore;
 use crate::foundation::validate;
-use crate::lock::builder::DEFAULT_COLLECTION;
-
-/// Default lease length of the election lock, as in the Python package.
-pub const DEFAULT_ELECTOR_TTL: Duration = Duration::from_secs(15);
-
-/// The lock collection of the Python package's elector
-/// (`MongoLeaderElector` 1.x): the default lock collection of an elector
-/// built with [`ElectorBuilder::python_compatible`].
-pub const PYTHON_ELECTOR_COLLECTION: &str = "elector.locks";
+use crate::limits::{
+    DEFAULT_ELECTOR_TTL, DEFAULT_LOCK_COLLECTION, DEFAULT_STATUS_COLLECTION,
+    PYTHON_ELECTOR_COLLECTION,
+};
 
 /// The followers' default retry interval for a ttl: a fifth of it, at most
 /// 5 s (3 s for the default 15 s ttl). A dead master is replaced within
@@ -47,7 +42,7 @@ pub fn default_retry_interval(ttl: Duration) -> Duration {
 ///     .ttl(Duration::from_secs(10))
 ///     .retry_interval(Duration::from_secs(1))
 ///     .app_version(env!("CARGO_PKG_VERSION"))
-///     .report_status(true)
+///     .status_reports(true)
 ///     .build()?;
 /// assert_eq!(elector.poll_wait(), Duration::from_secs(1)); // a follower until elected
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -55,18 +50,12 @@ pub fn default_retry_interval(ttl: Duration) -> Duration {
 #[derive(Clone, Debug)]
 #[must_use = "a builder does nothing until .build() is called"]
 pub struct ElectorBuilder {
-    key: String,
-    db: Database,
-    ttl: Duration,
+    /// The shared settings (`step` and `keep_alive` unused: a follower
+    /// polls at its retry interval, a master renews on its own thread).
+    options: LeaseOptions,
     retry: Option<Duration>,
-    grace: Option<Duration>,
     app_version: Option<String>,
-    metadata: Option<mongodb::bson::Document>,
-    report_status: bool,
-    timeparanoid: bool,
-    change_streams: bool,
-    /// `None`: the default for the compatibility setting.
-    collection: Option<String>,
+    status_reports: bool,
     status_collection: String,
     python_compatible: bool,
 }
@@ -75,7 +64,7 @@ impl ElectorBuilder {
     /// The election lock's lease (default 15 s; 100 ms to one year). A dead
     /// master is replaced after at most about this long.
     pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = ttl;
+        self.options.ttl = ttl;
         self
     }
 
@@ -109,74 +98,49 @@ impl ElectorBuilder {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn metadata(mut self, doc: mongodb::bson::Document) -> Self {
-        self.metadata = Some(doc);
+        self.options.metadata = Some(doc);
         self
     }
 
     /// Whether this node upserts its status into the status collection
     /// (default `true`): the elector thread does on each change of role
     /// and every ttl or two, a manual [`poll`](crate::MongoElector::poll)
-    /// each time. A report counts as a live member for three ttls.
-    pub fn report_status(mut self, on: bool) -> Self {
-        self.report_status = on;
-        self
-    }
-
-    /// Whether a follower's poll first checks that the local clock is within
-    /// 0.5 s of the server's (default `false`: the Python elector has no such
-    /// switch; when on, the check is one extra `hello` on the first poll and
-    /// then every 10 minutes). Safety never depends on it.
-    pub fn timeparanoid(mut self, on: bool) -> Self {
-        self.timeparanoid = on;
-        self
-    }
-
-    /// Whether followers wait on a change stream of the lock collection and
-    /// try at once when the master releases the lock or it changes hands
-    /// (default `true`), and otherwise at the retry interval, or just after
-    /// the master's lease expires when that comes first. Where the
-    /// deployment has no change streams (a standalone server) they poll all
-    /// the same; `false` always polls. One stream per process, deployment
-    /// and collection serves the electors and lockers made from one
-    /// `Database` handle (or its clones).
-    pub fn change_streams(mut self, on: bool) -> Self {
-        self.change_streams = on;
-        self
-    }
-
-    /// How long past the master's expiry (in server time) the election
-    /// lock must be before a follower may take it (default
-    /// [`lease_margin`](crate::lease_margin)`(ttl)`; at most one hour): it
-    /// keeps masters from overlapping when a new primary's clock is ahead
-    /// by up to this much, and delays a dead master's replacement by as
-    /// much. See [`LockerBuilder::takeover_grace`](crate::LockerBuilder::takeover_grace).
+    /// each time. A report counts as a live member for three ttls. (A
+    /// setting; [`MongoElector::report_status`](crate::MongoElector::report_status)
+    /// sends one report now.)
     ///
     /// ```no_run
-    /// # use std::time::Duration;
     /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
     /// let elector = mongoelector::MongoElector::builder("scheduler", &db)
-    ///     .takeover_grace(Duration::from_secs(2))
+    ///     .status_reports(false)
     ///     .build()?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn takeover_grace(mut self, grace: Duration) -> Self {
-        self.grace = Some(grace);
+    pub fn status_reports(mut self, on: bool) -> Self {
+        self.status_reports = on;
         self
     }
 
-    /// The lock collection (default `"mongolocker"`, or
-    /// [`PYTHON_ELECTOR_COLLECTION`] with
-    /// [`python_compatible`](Self::python_compatible)).
-    pub fn collection(mut self, name: &str) -> Self {
-        self.collection = Some(name.to_owned());
-        self
+    /// The old name of [`status_reports`](Self::status_reports).
+    #[deprecated(
+        since = "0.1.0",
+        note = "renamed `status_reports`: `MongoElector::report_status()` is the call that reports"
+    )]
+    pub fn report_status(self, on: bool) -> Self {
+        self.status_reports(on)
     }
+
+    lease_options!(
+        " let elector = mongoelector::MongoElector::builder(\"scheduler\", &db)",
+        collection = "`\"mongolocker\"`, or [`PYTHON_ELECTOR_COLLECTION`](crate::limits::PYTHON_ELECTOR_COLLECTION) with [`python_compatible`](Self::python_compatible)",
+        timeparanoid = "false"
+    );
 
     /// Whether this elector shares its key with electors of the Python
     /// package `mongoelector` 1.x (`MongoLeaderElector`; default `false`).
     ///
     /// With `true` the lock collection defaults to the Python elector's,
-    /// [`PYTHON_ELECTOR_COLLECTION`] (`"elector.locks"`), and releasing
+    /// [`PYTHON_ELECTOR_COLLECTION`](crate::limits::PYTHON_ELECTOR_COLLECTION) (`"elector.locks"`), and releasing
     /// mastership (on [`release`](crate::MongoElector::release),
     /// [`step_down`](crate::MongoElector::step_down) or
     /// [`stop`](crate::MongoElector::stop)) deletes the lock document, which
@@ -212,28 +176,34 @@ impl ElectorBuilder {
     /// [`Error::InvalidArgument`] naming `key`, `ttl`, `retry_interval`,
     /// `collection`, `status_collection`, `takeover_grace` or `metadata`.
     pub fn build(self) -> Result<MongoElector> {
-        validate::key(&self.key)?;
-        validate::ttl("ttl", self.ttl)?;
+        let options = self.options;
         let retry = self
             .retry
-            .unwrap_or_else(|| default_retry_interval(self.ttl));
-        validate::step("retry_interval", retry)?;
-        if retry > self.ttl {
+            .unwrap_or_else(|| default_retry_interval(options.ttl));
+        let collection = options.collection_or(if self.python_compatible {
+            PYTHON_ELECTOR_COLLECTION
+        } else {
+            DEFAULT_LOCK_COLLECTION
+        });
+        // The lease checks of every builder, the retry interval as the step.
+        let grace = LeaseOptions {
+            step: retry,
+            ..options.clone()
+        }
+        .check(collection)
+        .map_err(|e| match e {
+            Error::InvalidArgument {
+                parameter: "step",
+                reason,
+            } => Error::invalid("retry_interval", reason),
+            other => other,
+        })?;
+        if retry > options.ttl {
             return Err(Error::invalid(
                 "retry_interval",
-                format!("must not exceed the ttl ({:?}), got {retry:?}", self.ttl),
+                format!("must not exceed the ttl ({:?}), got {retry:?}", options.ttl),
             ));
         }
-        let collection = match (&self.collection, self.python_compatible) {
-            (Some(name), _) => name.as_str(),
-            (None, true) => PYTHON_ELECTOR_COLLECTION,
-            (None, false) => DEFAULT_COLLECTION,
-        };
-        validate::collection("collection", collection)?;
-        if let Some(m) = &self.metadata {
-            validate::metadata("metadata", m)?;
-        }
-        let grace = validate::takeover_grace(self.grace, self.ttl)?;
         validate::collection("status_collection", &self.status_collection)?;
         if collection == self.status_collection {
             return Err(Error::invalid(
@@ -242,17 +212,17 @@ impl ElectorBuilder {
             ));
         }
         Ok(MongoElector::from_engine(Engine::new(Settings {
-            locks: LockStore::new(&self.db, collection, grace)
+            locks: LockStore::new(&options.db, collection, grace)
                 .python_compatible(self.python_compatible),
-            status: StatusStore::new(&self.db, &self.status_collection),
-            key: self.key,
-            ttl: self.ttl,
+            status: StatusStore::new(&options.db, &self.status_collection),
+            key: options.key,
+            ttl: options.ttl,
             retry,
             app_version: self.app_version,
-            metadata: self.metadata,
-            report: self.report_status,
-            timeparanoid: self.timeparanoid,
-            change_streams: self.change_streams,
+            metadata: options.metadata,
+            report: self.status_reports,
+            timeparanoid: options.timeparanoid,
+            change_streams: options.change_streams,
         })))
     }
 }
@@ -280,17 +250,14 @@ impl MongoElector {
     /// A builder for an elector on `key`; see [`ElectorBuilder`].
     pub fn builder(key: &str, db: &Database) -> ElectorBuilder {
         ElectorBuilder {
-            key: key.to_owned(),
-            db: db.clone(),
-            ttl: DEFAULT_ELECTOR_TTL,
+            options: LeaseOptions {
+                ttl: DEFAULT_ELECTOR_TTL,
+                timeparanoid: false,
+                ..LeaseOptions::new(key, db)
+            },
             retry: None,
-            grace: None,
             app_version: None,
-            metadata: None,
-            report_status: true,
-            timeparanoid: false,
-            change_streams: true,
-            collection: None,
+            status_reports: true,
             status_collection: DEFAULT_STATUS_COLLECTION.to_owned(),
             python_compatible: false,
         }

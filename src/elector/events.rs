@@ -6,11 +6,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::elector::role::LossReason;
 use crate::error::Error;
-
-/// How many poll reports ([`Event::Polled`], [`Event::PollFailed`]) may wait
-/// unread in one receiver; more are dropped and counted in the next
-/// `Polled`'s `missed`. Transitions are never dropped.
-pub const POLL_EVENT_BACKLOG: usize = 64;
+use crate::limits::POLL_EVENT_BACKLOG;
 
 /// Something an elector reports on its [`events`](crate::MongoElector::events) channel.
 ///

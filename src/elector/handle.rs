@@ -16,6 +16,7 @@ use super::role::LossReason;
 use crate::error::{During, Error, Result};
 use crate::foundation::tenure::LeaseView;
 use crate::foundation::validate;
+use crate::limits::STOP_WAIT;
 
 /// Master election among all electors sharing a key, run on a dedicated
 /// thread, with every change of role reported as an [`Event`].
@@ -69,10 +70,6 @@ pub struct MongoElector {
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
-/// How long `stop()` waits for the elector thread's last calls (the
-/// release and the final status report) before it returns anyway.
-pub const STOP_WAIT: Duration = Duration::from_secs(1);
-
 /// Ends a run whose thread did not start (spawn failed or panicked).
 struct PendingRun<'a>(&'a Engine);
 
@@ -119,7 +116,7 @@ impl MongoElector {
 
     /// A new receiver of every event from now on. Receivers never block the
     /// elector; a dropped receiver is forgotten. Unread poll reports are
-    /// capped at [`POLL_EVENT_BACKLOG`](crate::POLL_EVENT_BACKLOG) per receiver; transitions are kept.
+    /// capped at [`POLL_EVENT_BACKLOG`](crate::limits::POLL_EVENT_BACKLOG) per receiver; transitions are kept.
     ///
     /// ```no_run
     /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
@@ -197,7 +194,7 @@ impl MongoElector {
     /// [`LossReason::Stopped`], then no more transitions), wakes its thread,
     /// which finishes its poll in flight, releases what this run acquired
     /// and writes a last status report; then joins it. It returns within
-    /// [`STOP_WAIT`](crate::STOP_WAIT) whatever the database does: when the
+    /// [`STOP_WAIT`](crate::limits::STOP_WAIT) whatever the database does: when the
     /// database is unreachable or frozen, the thread finishes in the
     /// background (nothing it learns can make this node master again) and
     /// the lock expires on its own after the ttl; until that thread ends,
@@ -296,7 +293,7 @@ impl MongoElector {
     /// `LostMaster` with [`LossReason::Released`] sent), even while a poll
     /// hangs on an unresponsive database; what a poll in flight then wins is
     /// not announced. It then sends the release (after that poll) and
-    /// waits for it at most [`STOP_WAIT`](crate::STOP_WAIT); past that the
+    /// waits for it at most [`STOP_WAIT`](crate::limits::STOP_WAIT); past that the
     /// release goes on in the background, and the lock expires on its own
     /// if it cannot reach the database. A follower with no poll in flight
     /// sends nothing.
@@ -324,7 +321,7 @@ impl MongoElector {
 
     /// Steps down like [`release`](Self::release) (at once, `LostMaster`
     /// with [`LossReason::Released`] when master, and the lock freed within
-    /// [`STOP_WAIT`](crate::STOP_WAIT) or in the background), then does
+    /// [`STOP_WAIT`](crate::limits::STOP_WAIT) or in the background), then does
     /// not campaign for `hold_off`: another node can take over, and this
     /// one only looks until the time is up (draining a node before a
     /// deploy, say). A follower calling it just holds off. A running

@@ -24,11 +24,9 @@ mod stats;
 mod status;
 mod status_store;
 
-pub use builder::{
-    default_retry_interval, ElectorBuilder, DEFAULT_ELECTOR_TTL, PYTHON_ELECTOR_COLLECTION,
-};
-pub use events::{Event, POLL_EVENT_BACKLOG};
-pub use handle::{MongoElector, STOP_WAIT};
+pub use builder::{default_retry_interval, ElectorBuilder};
+pub use events::Event;
+pub use handle::MongoElector;
 pub use observer::MasterReceiver;
 pub use stats::ElectorStats;
-pub use status::{ClusterDetail, NodeStatus, DEFAULT_STATUS_COLLECTION};
+pub use status::{ClusterDetail, NodeStatus};

@@ -7,9 +7,6 @@ use chrono::{DateTime, Utc};
 
 use crate::foundation::document::LockInfo;
 
-/// Default status collection, as in the Python package.
-pub const DEFAULT_STATUS_COLLECTION: &str = "elector.status";
-
 /// One elector node's status, as it reports it (the Python package's
 /// `node_status`, plus the fence).
 ///

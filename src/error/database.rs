@@ -13,7 +13,7 @@ use std::fmt;
 /// error in a few words. The driver's full error (for a server selection
 /// timeout, a description of the whole topology) is the
 /// [`source`](std::error::Error::source), both of this and of the
-/// [`Error::Database`] that carries it:
+/// [`Error::Database`](crate::Error::Database) that carries it:
 ///
 /// ```text
 /// acquire "nightly-report": database unreachable (server selection timed out; 127.0.0.1:27017: Connection refused (os error 111))

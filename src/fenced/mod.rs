@@ -25,10 +25,7 @@ use write::Target;
 use crate::error::{During, Error, Result};
 use crate::foundation::tenure::LeaseView;
 use crate::foundation::validate;
-
-/// The field a fenced write records its fence in, unless
-/// [`field`](Fenced::field) names another.
-pub const DEFAULT_FENCE_FIELD: &str = "fence";
+use crate::limits::DEFAULT_FENCE_FIELD;
 
 /// Where a fenced write learns its lease's server expiry, read at each
 /// write (a renewed lease moves it).
@@ -144,7 +141,7 @@ impl<'a, T: Send + Sync> Fenced<'a, T> {
     }
 
     /// The field of the user's documents that records the highest fence
-    /// written (default [`DEFAULT_FENCE_FIELD`], `"fence"`): one top-level
+    /// written (default [`DEFAULT_FENCE_FIELD`](crate::limits::DEFAULT_FENCE_FIELD), `"fence"`): one top-level
     /// field name. An empty name, one starting with `$`, a dotted path or a
     /// NUL makes every write fail with [`Error::InvalidArgument`] naming
     /// `field`.

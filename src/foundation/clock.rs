@@ -9,13 +9,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
-
-/// Largest accepted offset between the local and the server clock, beyond
-/// half the round trip of the check.
-pub const CLOCK_TOLERANCE: Duration = Duration::from_millis(500);
-
-/// How long a successful check is trusted before the next acquire repeats it.
-pub const CLOCK_CHECK_INTERVAL: Duration = Duration::from_secs(600);
+use crate::limits::{CLOCK_CHECK_INTERVAL, CLOCK_TOLERANCE};
 
 /// Local minus server clock, assuming the server read its clock half way
 /// through the round trip. Returns the offset and the half round trip that

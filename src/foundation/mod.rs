@@ -28,6 +28,7 @@ pub(crate) mod kind;
 pub(crate) mod lease;
 pub(crate) mod loss;
 pub(crate) mod moment;
+pub(crate) mod options;
 pub(crate) mod owner;
 pub(crate) mod preflight;
 pub(crate) mod round_trips;

@@ -6,65 +6,8 @@ use std::time::Duration;
 use mongodb::bson::{Bson, Document};
 
 use crate::error::{Error, Result};
-
-/// Default lease length of the lock, the semaphore and the read-write lock,
-/// as in the Python package.
-pub const DEFAULT_TTL: Duration = Duration::from_secs(600);
-/// Default interval between attempts of a blocking acquire, as in the
-/// Python package.
-pub const DEFAULT_STEP: Duration = Duration::from_millis(250);
-
-/// Shortest lease accepted: below this the margin and a round trip eat it.
-pub const MIN_TTL: Duration = Duration::from_millis(100);
-/// Longest lease accepted (one year): anything longer is a mistake.
-pub const MAX_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
-/// Shortest retry interval accepted: a shorter one is a busy loop.
-pub const MIN_STEP: Duration = Duration::from_millis(1);
-/// Longest retry interval accepted (one hour).
-pub const MAX_STEP: Duration = Duration::from_secs(3600);
-
-/// Largest lock metadata accepted, as encoded BSON (16 KiB): the lock
-/// document is read by every contender on every attempt, so it stays small
-/// (MongoDB's own limit is 16 MiB for the whole document).
-///
-/// ```no_run
-/// use mongodb::bson::doc;
-/// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
-/// let too_big = doc! { "blob": "x".repeat(mongoelector::MAX_METADATA_BYTES) };
-/// let built = mongoelector::MongoLocker::builder("jobs", &db).metadata(too_big).build();
-/// assert!(matches!(
-///     built,
-///     Err(mongoelector::Error::InvalidArgument { parameter: "metadata", .. })
-/// ));
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-pub const MAX_METADATA_BYTES: usize = 16 * 1024;
-/// Most holders one semaphore or read-write lock document keeps at once:
-/// a semaphore's largest count of permits, and the most readers of a
-/// read-write lock (one more waits, or `try_read` answers `None`, as for a
-/// full semaphore). Each entry takes at most [`MAX_METADATA_BYTES`] plus
-/// about 300 bytes, so a full document stays under 9 MiB, well inside
-/// MongoDB's 16 MiB limit (about 1,000 entries with the largest metadata
-/// would pass it, and the server would refuse every grant on the key).
-///
-/// ```no_run
-/// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
-/// let too_many = mongoelector::MongoSemaphore::builder("jobs", &db, mongoelector::MAX_HOLDERS + 1).build();
-/// assert!(matches!(
-///     too_many,
-///     Err(mongoelector::Error::InvalidArgument { parameter: "permits", .. })
-/// ));
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-pub const MAX_HOLDERS: u32 = 512;
-
-/// Deepest nesting of documents and arrays accepted in lock metadata
-/// (the metadata document itself is level 1).
-///
-/// ```
-/// assert_eq!(mongoelector::MAX_METADATA_DEPTH, 20);
-/// ```
-pub const MAX_METADATA_DEPTH: usize = 20;
+use crate::foundation::lease::lease_margin;
+use crate::limits::{MAX_METADATA_BYTES, MAX_METADATA_DEPTH, MAX_STEP, MAX_TTL, MIN_STEP, MIN_TTL};
 
 /// Lock metadata that MongoDB stores and returns unchanged: at most
 /// [`MAX_METADATA_BYTES`] encoded, nested at most [`MAX_METADATA_DEPTH`]
@@ -184,7 +127,7 @@ pub(crate) fn ttl(parameter: &'static str, ttl: Duration) -> Result<()> {
 /// A builder's takeover grace: the one given (zero to [`MAX_STEP`], one
 /// hour), or by default the lease margin of `ttl`.
 pub(crate) fn takeover_grace(grace: Option<Duration>, ttl: Duration) -> Result<Duration> {
-    let grace = grace.unwrap_or_else(|| crate::lease_margin(ttl));
+    let grace = grace.unwrap_or_else(|| lease_margin(ttl));
     in_range("takeover_grace", grace, Duration::ZERO, MAX_STEP)?;
     Ok(grace)
 }

@@ -7,6 +7,6 @@ pub(crate) mod builder;
 pub(crate) mod guard;
 pub(crate) mod locker;
 
-pub use builder::{LockerBuilder, DEFAULT_COLLECTION, DEFAULT_STEP, DEFAULT_TTL};
+pub use builder::LockerBuilder;
 pub use guard::LockGuard;
 pub use locker::{LockStatus, MongoLocker};

@@ -4,11 +4,10 @@ use mongodb::sync::Database;
 
 use crate::error::Result;
 use crate::foundation::kind::Kind;
-use crate::foundation::shares::options::{builder_options, ShareOptions};
+use crate::foundation::options::{acquire_options, lease_options, LeaseOptions};
+use crate::foundation::shares::core::ShareCore;
+use crate::limits::DEFAULT_RWLOCK_COLLECTION;
 use crate::rwlock::handle::MongoRwLock;
-
-/// Default collection of read-write lock documents.
-pub const DEFAULT_RWLOCK_COLLECTION: &str = "mongorwlock";
 
 /// Builds a [`MongoRwLock`] with settings other than the defaults (those of
 /// the lock: ttl 600 s, step 250 ms, no keep-alive, change streams and
@@ -26,17 +25,23 @@ pub const DEFAULT_RWLOCK_COLLECTION: &str = "mongorwlock";
 #[derive(Clone, Debug)]
 #[must_use = "a builder does nothing until .build() is called"]
 pub struct RwLockBuilder {
-    options: ShareOptions,
+    options: LeaseOptions,
 }
 
 impl RwLockBuilder {
     pub(crate) fn new(key: &str, db: &Database) -> Self {
         RwLockBuilder {
-            options: ShareOptions::new(key, db, DEFAULT_RWLOCK_COLLECTION, Kind::RwLock),
+            options: LeaseOptions::new(key, db),
         }
     }
 
-    builder_options!(" let lock = mongoelector::MongoRwLock::builder(\"config\", &db)");
+    acquire_options!(" let lock = mongoelector::MongoRwLock::builder(\"config\", &db)");
+
+    lease_options!(
+        " let lock = mongoelector::MongoRwLock::builder(\"config\", &db)",
+        collection = "`\"mongorwlock\"`",
+        timeparanoid = "true"
+    );
 
     /// Checks the settings and creates the lock. No I/O.
     ///
@@ -52,7 +57,11 @@ impl RwLockBuilder {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn build(self) -> Result<MongoRwLock> {
-        Ok(MongoRwLock::from_core(self.options.build()?))
+        Ok(MongoRwLock::from_core(ShareCore::build(
+            self.options,
+            Kind::RwLock,
+            DEFAULT_RWLOCK_COLLECTION,
+        )?))
     }
 }
 

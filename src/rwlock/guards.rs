@@ -4,9 +4,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::foundation::holding::{guard_methods, Holding};
+use crate::foundation::holding::Holding;
 use crate::foundation::shares::core::ShareCore;
 use crate::foundation::tenure::Tenure;
+use crate::guard::guard_methods;
 
 /// A read share of a [`MongoRwLock`](crate::MongoRwLock), released when
 /// dropped. Any number of readers hold at once, never with a writer. As a

@@ -75,7 +75,7 @@ impl MongoRwLock {
     /// ```no_run
     /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
     /// let lock = mongoelector::MongoRwLock::new("shared-config", &db)?;
-    /// assert_eq!(lock.ttl(), mongoelector::DEFAULT_TTL);
+    /// assert_eq!(lock.ttl(), mongoelector::limits::DEFAULT_TTL);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn ttl(&self) -> Duration {
@@ -87,7 +87,7 @@ impl MongoRwLock {
     /// ```no_run
     /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
     /// let lock = mongoelector::MongoRwLock::new("shared-config", &db)?;
-    /// assert_eq!(lock.collection(), mongoelector::DEFAULT_RWLOCK_COLLECTION);
+    /// assert_eq!(lock.collection(), mongoelector::limits::DEFAULT_RWLOCK_COLLECTION);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn collection(&self) -> &str {

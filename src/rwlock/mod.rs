@@ -6,6 +6,6 @@ pub(crate) mod builder;
 pub(crate) mod guards;
 pub(crate) mod handle;
 
-pub use builder::{RwLockBuilder, DEFAULT_RWLOCK_COLLECTION};
+pub use builder::RwLockBuilder;
 pub use guards::{ReadGuard, WriteGuard};
 pub use handle::MongoRwLock;

@@ -4,12 +4,10 @@ use mongodb::sync::Database;
 
 use crate::error::{Error, Result};
 use crate::foundation::kind::Kind;
-use crate::foundation::shares::options::{builder_options, ShareOptions};
-use crate::foundation::validate::MAX_HOLDERS;
+use crate::foundation::options::{acquire_options, lease_options, LeaseOptions};
+use crate::foundation::shares::core::ShareCore;
+use crate::limits::{DEFAULT_SEMAPHORE_COLLECTION, MAX_HOLDERS};
 use crate::semaphore::handle::MongoSemaphore;
-
-/// Default collection of semaphore documents.
-pub const DEFAULT_SEMAPHORE_COLLECTION: &str = "mongosemaphore";
 
 /// Builds a [`MongoSemaphore`] with settings other than the defaults (those
 /// of the lock: ttl 600 s, step 250 ms, no keep-alive, change streams and
@@ -28,19 +26,25 @@ pub const DEFAULT_SEMAPHORE_COLLECTION: &str = "mongosemaphore";
 #[derive(Clone, Debug)]
 #[must_use = "a builder does nothing until .build() is called"]
 pub struct SemaphoreBuilder {
-    options: ShareOptions,
+    options: LeaseOptions,
     permits: u32,
 }
 
 impl SemaphoreBuilder {
     pub(crate) fn new(key: &str, db: &Database, permits: u32) -> Self {
         SemaphoreBuilder {
-            options: ShareOptions::new(key, db, DEFAULT_SEMAPHORE_COLLECTION, Kind::Semaphore),
+            options: LeaseOptions::new(key, db),
             permits,
         }
     }
 
-    builder_options!(" let sem = mongoelector::MongoSemaphore::builder(\"jobs\", &db, 3)");
+    acquire_options!(" let sem = mongoelector::MongoSemaphore::builder(\"jobs\", &db, 3)");
+
+    lease_options!(
+        " let sem = mongoelector::MongoSemaphore::builder(\"jobs\", &db, 3)",
+        collection = "`\"mongosemaphore\"`",
+        timeparanoid = "true"
+    );
 
     /// Checks the settings and creates the semaphore. No I/O: the count is
     /// compared with the document's at the first operation.
@@ -48,7 +52,7 @@ impl SemaphoreBuilder {
     /// # Errors
     ///
     /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) naming
-    /// `permits` (zero, or over [`MAX_HOLDERS`](crate::MAX_HOLDERS)), `key`, `collection`, `ttl`, `step`,
+    /// `permits` (zero, or over [`MAX_HOLDERS`](crate::limits::MAX_HOLDERS)), `key`, `collection`, `ttl`, `step`,
     /// `takeover_grace` or `metadata`.
     ///
     /// ```no_run
@@ -68,7 +72,7 @@ impl SemaphoreBuilder {
             ));
         }
         Ok(MongoSemaphore::from_core(
-            self.options.build()?,
+            ShareCore::build(self.options, Kind::Semaphore, DEFAULT_SEMAPHORE_COLLECTION)?,
             self.permits,
         ))
     }

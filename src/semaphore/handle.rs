@@ -81,7 +81,7 @@ impl MongoSemaphore {
     /// ```no_run
     /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
     /// let sem = mongoelector::MongoSemaphore::new("api-calls", &db, 5)?;
-    /// assert_eq!(sem.ttl(), mongoelector::DEFAULT_TTL);
+    /// assert_eq!(sem.ttl(), mongoelector::limits::DEFAULT_TTL);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn ttl(&self) -> Duration {
@@ -93,7 +93,7 @@ impl MongoSemaphore {
     /// ```no_run
     /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
     /// let sem = mongoelector::MongoSemaphore::new("api-calls", &db, 5)?;
-    /// assert_eq!(sem.collection(), mongoelector::DEFAULT_SEMAPHORE_COLLECTION);
+    /// assert_eq!(sem.collection(), mongoelector::limits::DEFAULT_SEMAPHORE_COLLECTION);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn collection(&self) -> &str {

@@ -6,6 +6,6 @@ pub(crate) mod builder;
 pub(crate) mod handle;
 pub(crate) mod permit;
 
-pub use builder::{SemaphoreBuilder, DEFAULT_SEMAPHORE_COLLECTION};
+pub use builder::SemaphoreBuilder;
 pub use handle::MongoSemaphore;
 pub use permit::Permit;

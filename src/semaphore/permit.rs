@@ -3,9 +3,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::foundation::holding::{guard_methods, Holding};
+use crate::foundation::holding::Holding;
 use crate::foundation::shares::core::ShareCore;
 use crate::foundation::tenure::Tenure;
+use crate::guard::guard_methods;
 
 /// One permit of a [`MongoSemaphore`](crate::MongoSemaphore), released
 /// when dropped. It owns what it needs: it can outlive the borrow of its

@@ -365,8 +365,8 @@ pub fn signal(pid: u32, sig: &str) {
 /// `scripts/secure-server.sh` does the same for its users' databases.
 pub fn create_collections(db: &Database) {
     for name in [
-        mongoelector::DEFAULT_COLLECTION,
-        mongoelector::DEFAULT_STATUS_COLLECTION,
+        mongoelector::limits::DEFAULT_LOCK_COLLECTION,
+        mongoelector::limits::DEFAULT_STATUS_COLLECTION,
     ] {
         db.create_collection(name)
             .run()

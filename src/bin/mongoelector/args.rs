@@ -147,7 +147,7 @@ pub struct ElectArgs {
     #[arg(long, value_parser = duration, default_value = "10s")]
     pub kill_after: Duration,
     /// Collection of the members' status reports
-    #[arg(long, default_value = mongoelector::DEFAULT_STATUS_COLLECTION)]
+    #[arg(long, default_value = mongoelector::limits::DEFAULT_STATUS_COLLECTION)]
     pub status_collection: String,
     /// The command and its arguments, after `--`
     #[arg(last = true, required = true, value_name = "CMD")]
@@ -165,7 +165,7 @@ pub struct StatusArgs {
     #[arg(long)]
     pub json: bool,
     /// Collection of the members' status reports
-    #[arg(long, default_value = mongoelector::DEFAULT_STATUS_COLLECTION)]
+    #[arg(long, default_value = mongoelector::limits::DEFAULT_STATUS_COLLECTION)]
     pub status_collection: String,
 }
 
@@ -188,7 +188,7 @@ pub struct ReleaseArgs {
 /// The longest duration the tool accepts, for every flag: the library's
 /// longest lease (a year). Anything longer is a typo, and one so long that
 /// `Instant + it` overflows would panic mid-run, after the lock was taken.
-pub const MAX_DURATION: Duration = mongoelector::MAX_TTL;
+pub const MAX_DURATION: Duration = mongoelector::limits::MAX_TTL;
 
 /// `30s`, `5m`, `1h30m`, `250ms`; at most [`MAX_DURATION`].
 fn duration(text: &str) -> Result<Duration, String> {

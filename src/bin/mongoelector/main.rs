@@ -54,12 +54,12 @@ fn run() -> Result<u8, Failure> {
     let cli = args::parse()?;
     let db = connect::database(&cli.connection)?;
     let collection = cli.connection.collection.as_deref();
-    let locks = collection.unwrap_or(mongoelector::DEFAULT_COLLECTION);
+    let locks = collection.unwrap_or(mongoelector::limits::DEFAULT_LOCK_COLLECTION);
     match cli.command {
         Command::Lock(a) => lock::run(&db, locks, a),
         Command::Semaphore(a) => semaphore::run(
             &db,
-            collection.unwrap_or(mongoelector::DEFAULT_SEMAPHORE_COLLECTION),
+            collection.unwrap_or(mongoelector::limits::DEFAULT_SEMAPHORE_COLLECTION),
             a,
         ),
         Command::Elect(a) => elect::run(&db, locks, a),

@@ -24,7 +24,7 @@ pub fn run(db: &Database, collection: &str, args: StatusArgs) -> Result<u8, Fail
         .collection(collection)
         .status_collection(&args.status_collection)
         .retry_interval(WATCH_POLL)
-        .report_status(false)
+        .status_reports(false)
         .build()
         .map_err(|e| Failure::from_error("setting up", &e))?;
     let doing = format!("reading the status of {:?}", args.key);

@@ -16,27 +16,17 @@ use crate::error::Result;
 use crate::foundation::clock::ClockCheck;
 use crate::foundation::holding::Holder;
 use crate::foundation::keepalive::{self, Renew};
+use crate::foundation::kind::Kind;
 use crate::foundation::lease::Lease;
 use crate::foundation::loss::LossReason;
 use crate::foundation::moment::Moment;
+use crate::foundation::options::LeaseOptions;
 use crate::foundation::owner::Owner;
 use crate::foundation::shares::document::Shares;
 use crate::foundation::shares::grant::{Ask, Grantee};
 use crate::foundation::shares::store::ShareStore;
 use crate::foundation::tenure::Tenure;
 use crate::foundation::waiting::{self, Attempt, Waiting};
-
-/// What a primitive is configured with, beyond its key and store (checked
-/// by its builder).
-#[derive(Debug)]
-pub(crate) struct ShareSettings {
-    pub ttl: Duration,
-    pub step: Duration,
-    pub timeparanoid: bool,
-    pub change_streams: bool,
-    pub keep_alive: bool,
-    pub owner: Owner,
-}
 
 /// One grant this process holds: its token (the entry's `uuid`) and tenure.
 #[derive(Debug)]
@@ -61,19 +51,23 @@ pub(crate) struct ShareCore {
 }
 
 impl ShareCore {
-    /// A new identity on `key`, holding nothing. No I/O.
-    pub fn new(key: String, store: ShareStore, settings: ShareSettings) -> Self {
-        ShareCore {
-            key,
-            owner: settings.owner,
-            ttl: settings.ttl,
-            step: settings.step,
+    /// A new identity of `kind` holding nothing, from its builder's
+    /// options (checked here) and the kind's `default_collection`. No I/O.
+    pub fn build(options: LeaseOptions, kind: Kind, default_collection: &str) -> Result<Self> {
+        let collection = options.collection_or(default_collection);
+        let grace = options.check(collection)?;
+        let store = ShareStore::new(&options.db, collection, grace, kind);
+        Ok(ShareCore {
+            owner: options.owner(),
+            ttl: options.ttl,
+            step: options.step,
             store,
-            clock: ClockCheck::new(settings.timeparanoid),
-            change_streams: settings.change_streams,
-            keep_alive: settings.keep_alive,
+            clock: ClockCheck::new(options.timeparanoid),
+            change_streams: options.change_streams,
+            keep_alive: options.keep_alive,
             held: Mutex::new(HashMap::new()),
-        }
+            key: options.key,
+        })
     }
 
     pub fn key(&self) -> &str {

@@ -13,7 +13,7 @@ use crate::foundation::kind::{Kind, KIND};
 use crate::foundation::owner::Owner;
 use crate::foundation::shares::document::{ATTEMPT, HOLDERS, INTENT, MODE, PERMITS, READ, WRITE};
 use crate::foundation::shares::pipeline::{date_ms, entry, field, holders};
-use crate::foundation::validate::MAX_HOLDERS;
+use crate::limits::MAX_HOLDERS;
 
 /// What a grant asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -9,6 +9,5 @@
 pub(crate) mod core;
 pub(crate) mod document;
 pub(crate) mod grant;
-pub(crate) mod options;
 pub(crate) mod pipeline;
 pub(crate) mod store;

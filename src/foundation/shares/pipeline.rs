@@ -1,4 +1,4 @@
-//! The many-holder document's updates besides the grant ([`super::grant`]),
+//! The many-holder document's updates besides the grant (in `grant.rs`),
 //! as pure functions: the renewal and the release of one entry, taking back
 //! what a call that got no grant left (an entry whose answer was lost, a
 //! waiting writer's intent), and the expressions the grant shares with
