@@ -2,12 +2,12 @@
 //! lower fence (or, given a lease, a holder whose lease has ended in server
 //! time) cannot land.
 //!
-//! - `build`: the filter, the update and the verdict, as pure functions;
+//! - `pipeline`: the filter, the update and the verdict, as pure functions;
 //! - `write`: the database calls;
 //! - `outcome`: [`FencedWrite`].
 
-mod build;
 mod outcome;
+mod pipeline;
 mod write;
 
 use std::fmt;

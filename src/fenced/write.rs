@@ -6,8 +6,8 @@ use mongodb::options::{ReadConcern, UpdateModifications};
 use mongodb::results::UpdateResult;
 use mongodb::sync::Collection;
 
-use super::build::{self, Refusal, Seen, GUARD_CODE};
 use super::outcome::FencedWrite;
+use super::pipeline::{self, Refusal, Seen, GUARD_CODE};
 use crate::error::{has_code, is_duplicate_key, Error, Result};
 use crate::foundation::round_trips::{majority_write, primary};
 
@@ -26,7 +26,7 @@ pub(crate) struct Target {
 impl Target {
     fn filter(&self, user: &Document, with_expiry: bool) -> Document {
         let expires = self.expires_ms.filter(|_| with_expiry);
-        build::filter(user.clone(), &self.field, self.fence, expires)
+        pipeline::filter(user.clone(), &self.field, self.fence, expires)
     }
 
     fn run(
@@ -43,7 +43,7 @@ impl Target {
     }
 
     pub fn update(&self, filter: Document, update: UpdateModifications) -> Result<FencedWrite> {
-        let update = build::update(update, &self.field, self.fence, None, false)?;
+        let update = pipeline::update(update, &self.field, self.fence, None, false)?;
         let done = self.run(self.filter(&filter, true), update, false)?;
         self.verdict(&filter, &done)
     }
@@ -64,12 +64,12 @@ impl Target {
     /// the document exists; a missing one is first created with a guarded
     /// pipeline (the filter's fields and the fence), then updated.
     pub fn upsert(&self, filter: Document, update: UpdateModifications) -> Result<FencedWrite> {
-        build::pinned_id(&filter)?;
+        pipeline::pinned_id(&filter)?;
         let operators = matches!(update, UpdateModifications::Document(_));
         match self.expires_ms {
             Some(expires) if operators => self.upsert_in_steps(filter, update, expires),
             guard => {
-                let update = build::update(update, &self.field, self.fence, guard, false)?;
+                let update = pipeline::update(update, &self.field, self.fence, guard, false)?;
                 // A lost race to create the document is tried again once.
                 for _ in 0..UPSERT_TRIES {
                     let done = self.run(self.filter(&filter, false), update.clone(), true);
@@ -88,7 +88,7 @@ impl Target {
         update: UpdateModifications,
         expires: i64,
     ) -> Result<FencedWrite> {
-        let plain = build::update(update.clone(), &self.field, self.fence, None, false)?;
+        let plain = pipeline::update(update.clone(), &self.field, self.fence, None, false)?;
         let done = self.run(self.filter(&filter, true), plain, false)?;
         if done.matched_count > 0 {
             return Ok(FencedWrite::Applied { upserted: false });
@@ -96,7 +96,7 @@ impl Target {
         if self.look(&filter)?.is_some() {
             return self.verdict(&filter, &done);
         }
-        let create = build::create(&self.field, self.fence, expires);
+        let create = pipeline::create(&self.field, self.fence, expires);
         let done = self.run(self.filter(&filter, false), create.into(), true);
         let created = match &done {
             Ok(r) => r.upserted_id.is_some(),
@@ -104,7 +104,7 @@ impl Target {
             Err(e) if is_duplicate_key(e) => false,
             Err(_) => return Ok(self.settle(&filter, done)?.unwrap_or(FencedWrite::NoMatch)),
         };
-        let folded = build::update(update, &self.field, self.fence, None, created)?;
+        let folded = pipeline::update(update, &self.field, self.fence, None, created)?;
         let done = self.run(self.filter(&filter, true), folded, false)?;
         if done.matched_count > 0 {
             return Ok(FencedWrite::Applied { upserted: created });
@@ -162,7 +162,7 @@ impl Target {
         let Some(seen) = self.look(filter)? else {
             return Ok(None);
         };
-        build::refusal(self.fence, self.expires_ms, &seen)
+        pipeline::refusal(self.fence, self.expires_ms, &seen)
             .map(Some)
             .map_err(|bad| Error::MalformedDocument {
                 collection: self.coll.name().to_owned(),

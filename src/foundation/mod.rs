@@ -5,7 +5,8 @@
 //! guard's internals.
 //!
 //! - Leases in the holder's clock: [`lease`], [`moment`], [`tenure`],
-//!   [`loss`], [`clock`] (the clock check).
+//!   [`grants`] (an answer starts or moves a tenure), [`loss`], [`clock`]
+//!   (the clock check).
 //! - Documents and the server's expressions: [`document`], [`expr`],
 //!   [`owner`], [`validate`].
 //! - One round trip per operation: [`single`] (one holder per document:
@@ -22,6 +23,7 @@ pub(crate) mod deadlines;
 pub(crate) mod deployment;
 pub(crate) mod document;
 pub(crate) mod expr;
+pub(crate) mod grants;
 pub(crate) mod holding;
 pub(crate) mod keepalive;
 pub(crate) mod kind;

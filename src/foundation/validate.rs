@@ -176,21 +176,6 @@ pub(crate) fn collection(parameter: &'static str, name: &str) -> Result<()> {
     Err(Error::invalid(parameter, format!("{reason}, got {name:?}")))
 }
 
-/// `acquire`'s combination rules, as `threading.Lock.acquire` has them.
-pub(crate) fn acquire_args(
-    blocking: bool,
-    timeout: Option<Duration>,
-    step_: Duration,
-) -> Result<()> {
-    if !blocking && timeout.is_some() {
-        return Err(Error::invalid(
-            "timeout",
-            "can only be given with blocking = true",
-        ));
-    }
-    step("step", step_)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -273,15 +258,5 @@ mod tests {
         for bad in ["", "$f", "a.b", "a\0b"] {
             assert_eq!(parameter(field_name("field", bad)), "field", "{bad:?}");
         }
-    }
-
-    #[test]
-    fn acquire_combinations() {
-        let s = Duration::from_millis(250);
-        assert!(acquire_args(true, None, s).is_ok());
-        assert!(acquire_args(true, Some(Duration::ZERO), s).is_ok());
-        assert!(acquire_args(false, None, s).is_ok());
-        assert_eq!(parameter(acquire_args(false, Some(s), s)), "timeout");
-        assert_eq!(parameter(acquire_args(true, None, Duration::ZERO)), "step");
     }
 }

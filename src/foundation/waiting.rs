@@ -1,14 +1,16 @@
-//! The blocking acquire loop that the lock and the many-holder primitives
-//! share: argument checks, the give-up deadline, a change-stream interest
-//! taken lazily, transient errors ridden through, and the pause between
-//! attempts ([`lease::retry_pause`]). Each caller brings its own attempt.
+//! How an acquire waits, shared by the lock and the many-holder
+//! primitives: [`Wait`] for one that can end without a grant (one attempt,
+//! or a timeout), [`until_granted`] for one that ends only with the grant
+//! or an error. Both take a change-stream interest lazily, ride through
+//! transient errors while they wait, and pause between attempts
+//! ([`lease::retry_pause`]). Each caller brings its own attempt.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::foundation::lease;
 use crate::foundation::validate;
 use crate::foundation::watch::{Hub, Interest};
@@ -23,12 +25,37 @@ pub(crate) enum Attempt<T> {
     Held { expires: Option<DateTime<Utc>> },
 }
 
-/// How a blocking acquire waits between attempts.
+/// How long an acquire that may end without the grant waits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Wait {
+    /// One attempt; any error ends it.
+    Once,
+    /// Attempts until the grant or the timeout, riding through transient
+    /// errors (the last one is the answer when the time runs out).
+    For(Duration),
+}
+
+impl Wait {
+    /// The Python package's `(blocking, timeout)`: `None` for a wait
+    /// until granted (`blocking` without a timeout); a timeout without
+    /// `blocking` is refused.
+    pub fn from_python(blocking: bool, timeout: Option<Duration>) -> Result<Option<Wait>> {
+        match (blocking, timeout) {
+            (false, Some(_)) => Err(Error::invalid(
+                "timeout",
+                "can only be given with blocking = true",
+            )),
+            (false, None) => Ok(Some(Wait::Once)),
+            (true, Some(t)) => Ok(Some(Wait::For(t))),
+            (true, None) => Ok(None),
+        }
+    }
+}
+
+/// What every wait needs besides its attempt.
 pub(crate) struct Waiting<'a> {
     /// The key, for the log.
     pub key: &'a str,
-    pub blocking: bool,
-    pub timeout: Option<Duration>,
     pub step: Duration,
     /// The takeover grace: how long past its expiry a holder still counts.
     pub grace: Duration,
@@ -38,42 +65,32 @@ pub(crate) struct Waiting<'a> {
     pub hub: &'a dyn Fn() -> Option<Arc<Hub>>,
 }
 
-/// Runs `attempt` until it wins (`Some`), once when not blocking, or until
-/// the timeout (`None`, or the last attempt's transient error). Non-transient
-/// errors end it at once.
+/// Runs `attempt` as `wait` says: the grant, or `None` when one attempt
+/// found it held or the timeout passed (or the last attempt's transient
+/// error). Non-transient errors end it at once.
 pub(crate) fn acquire<T>(
-    how: Waiting<'_>,
+    how: &Waiting<'_>,
+    wait: Wait,
     mut attempt: impl FnMut() -> Result<Attempt<T>>,
 ) -> Result<Option<T>> {
-    validate::acquire_args(how.blocking, how.timeout, how.step)?;
-    let give_up = how.timeout.and_then(|t| Instant::now().checked_add(t));
-    // Interest in the key's changes, re-armed before each attempt so a
-    // release between the attempt and the wait still wakes it. Taken only
-    // once the first attempt failed (a release right between that first
-    // attempt and the registration is noticed one step late).
-    let mut interest: Option<Interest> = None;
+    validate::step("step", how.step)?;
+    let timeout = match wait {
+        Wait::Once => {
+            return Ok(match attempt()? {
+                Attempt::Won(won) => Some(won),
+                Attempt::Held { .. } => None,
+            })
+        }
+        Wait::For(timeout) => timeout,
+    };
+    // No instant that far ahead: it never times out.
+    let give_up = Instant::now().checked_add(timeout);
+    let mut waiter = Waiter::new(how);
     loop {
-        if let Some(i) = &mut interest {
-            i.rearm();
-        }
-        // `failed`: the attempt's transient error, which a timeout returns.
-        let (holder_expires, failed) = match attempt() {
-            Ok(Attempt::Won(won)) => return Ok(Some(won)),
-            Ok(Attempt::Held { expires }) => (expires, None),
-            // Blocking: ride through a failover (a restart, a step-down,
-            // the server unreachable for a while) until the timeout.
-            Err(e) if how.blocking && e.is_transient() => {
-                log::warn!("acquire `{}`: {e}; retrying", how.key);
-                (None, Some(e))
-            }
-            Err(e) => return Err(e),
+        let failed = match waiter.turn(&mut attempt)? {
+            Turn::Won(won) => return Ok(Some(won)),
+            Turn::Again(failed) => failed,
         };
-        if !how.blocking {
-            return Ok(None);
-        }
-        if interest.is_none() {
-            interest = (how.hub)().map(|hub| hub.interest(how.key));
-        }
         let left = match give_up {
             None => None,
             Some(at) => match at.checked_duration_since(Instant::now()) {
@@ -81,13 +98,87 @@ pub(crate) fn acquire<T>(
                 _ => return failed.map_or(Ok(None), Err),
             },
         };
-        let grace = lease::as_delta(how.grace);
+        waiter.pause(left);
+    }
+}
+
+/// Runs `attempt` until it wins: only a non-transient error ends it
+/// without the grant.
+pub(crate) fn until_granted<T>(
+    how: &Waiting<'_>,
+    mut attempt: impl FnMut() -> Result<Attempt<T>>,
+) -> Result<T> {
+    validate::step("step", how.step)?;
+    let mut waiter = Waiter::new(how);
+    loop {
+        if let Turn::Won(won) = waiter.turn(&mut attempt)? {
+            return Ok(won);
+        }
+        waiter.pause(None);
+    }
+}
+
+/// One attempt's outcome, for a wait that goes on.
+enum Turn<T> {
+    Won(T),
+    /// Not granted; the attempt's transient error, if it failed.
+    Again(Option<Error>),
+}
+
+/// The state of one wait between its attempts.
+struct Waiter<'a> {
+    how: &'a Waiting<'a>,
+    /// Interest in the key's changes, re-armed before each attempt so a
+    /// release between the attempt and the wait still wakes it. Taken only
+    /// once the first attempt failed (a release right between that first
+    /// attempt and the registration is noticed one step late).
+    interest: Option<Interest>,
+    /// The holder's expiry the last attempt saw, if any.
+    holder_expires: Option<DateTime<Utc>>,
+}
+
+impl<'a> Waiter<'a> {
+    fn new(how: &'a Waiting<'a>) -> Self {
+        Waiter {
+            how,
+            interest: None,
+            holder_expires: None,
+        }
+    }
+
+    /// One attempt: won, or not (a transient error is ridden through: a
+    /// failover, a restart, the server unreachable for a while).
+    fn turn<T>(&mut self, attempt: &mut impl FnMut() -> Result<Attempt<T>>) -> Result<Turn<T>> {
+        if let Some(i) = &mut self.interest {
+            i.rearm();
+        }
+        let (expires, failed) = match attempt() {
+            Ok(Attempt::Won(won)) => return Ok(Turn::Won(won)),
+            Ok(Attempt::Held { expires }) => (expires, None),
+            Err(e) if e.is_transient() => {
+                log::warn!("acquire `{}`: {e}; retrying", self.how.key);
+                (None, Some(e))
+            }
+            Err(e) => return Err(e),
+        };
+        self.holder_expires = expires;
+        if self.interest.is_none() {
+            self.interest = (self.how.hub)().map(|hub| hub.interest(self.how.key));
+        }
+        Ok(Turn::Again(failed))
+    }
+
+    /// Waits for the next attempt: the step, cut short by a change of the
+    /// key, the holder's expiry (plus the grace) or `left` before the
+    /// timeout.
+    fn pause(&mut self, left: Option<Duration>) {
+        let grace = lease::as_delta(self.how.grace);
         let pause = lease::retry_pause(
-            how.step,
+            self.how.step,
             left,
-            holder_expires.map(|e| e - Utc::now() + grace),
+            self.holder_expires.map(|e| e - Utc::now() + grace),
         );
-        match &mut interest {
+        match &mut self.interest {
             Some(i) => {
                 i.wait_until(Instant::now() + pause, || false);
             }
@@ -99,13 +190,10 @@ pub(crate) fn acquire<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::Error;
 
-    fn how(blocking: bool, timeout: Option<Duration>) -> Waiting<'static> {
+    fn how() -> Waiting<'static> {
         Waiting {
             key: "k",
-            blocking,
-            timeout,
             step: Duration::from_millis(1),
             grace: Duration::ZERO,
             hub: &|| None,
@@ -120,7 +208,7 @@ mod tests {
     #[test]
     fn retries_until_won() {
         let mut n = 0;
-        let got = acquire(how(true, None), || {
+        let got = until_granted(&how(), || {
             n += 1;
             Ok(if n == 3 {
                 Attempt::Won(n)
@@ -128,32 +216,43 @@ mod tests {
                 Attempt::Held { expires: None }
             })
         });
-        assert_eq!(got.unwrap(), Some(3));
+        assert_eq!(got.unwrap(), 3);
+        // Through transient errors too.
+        let mut n = 0;
+        let got = until_granted(&how(), || {
+            n += 1;
+            if n < 3 {
+                Err(unreachable())
+            } else {
+                Ok(Attempt::Won(n))
+            }
+        });
+        assert_eq!(got.unwrap(), 3);
     }
 
     #[test]
-    fn one_attempt_without_blocking_and_every_error_at_once() {
+    fn one_attempt_and_every_error_at_once() {
         let mut n = 0;
-        let got = acquire(how(false, None), || {
+        let got = acquire(&how(), Wait::Once, || {
             n += 1;
             Ok(Attempt::<()>::Held { expires: None })
         });
         assert_eq!((got.unwrap(), n), (None, 1));
-        let got = acquire(how(false, None), || Err::<Attempt<()>, _>(unreachable()));
-        assert!(got.is_err(), "not blocking: even a transient error");
+        let got = acquire(&how(), Wait::Once, || Err::<Attempt<()>, _>(unreachable()));
+        assert!(got.is_err(), "one attempt: even a transient error");
     }
 
     #[test]
-    fn blocking_rides_through_transient_errors_until_the_timeout() {
+    fn a_timed_wait_rides_through_transient_errors_until_the_timeout() {
         let mut n = 0;
-        let got = acquire(how(true, Some(Duration::from_millis(30))), || {
+        let got = acquire(&how(), Wait::For(Duration::from_millis(30)), || {
             n += 1;
             Err::<Attempt<()>, _>(unreachable())
         });
         assert!(got.unwrap_err().is_transient(), "the last error");
         assert!(n > 1, "retried");
         let mut n = 0;
-        let got = acquire(how(true, None), || {
+        let got = until_granted(&how(), || {
             n += 1;
             Err::<Attempt<()>, _>(Error::invalid("x", "no"))
         });
@@ -162,23 +261,45 @@ mod tests {
     }
 
     #[test]
-    fn times_out_with_none_and_checks_arguments_first() {
-        let got = acquire(how(true, Some(Duration::from_millis(20))), || {
+    fn times_out_with_none_and_checks_the_step_first() {
+        let got = acquire(&how(), Wait::For(Duration::from_millis(20)), || {
             Ok(Attempt::<()>::Held { expires: None })
         });
         assert_eq!(got.unwrap(), None);
+        let zero = Waiting {
+            step: Duration::ZERO,
+            ..how()
+        };
         let mut n = 0;
-        let got = acquire(how(false, Some(Duration::from_millis(20))), || {
+        let got = acquire(&zero, Wait::Once, || {
             n += 1;
             Ok(Attempt::<()>::Held { expires: None })
         });
         assert!(matches!(
             got,
             Err(Error::InvalidArgument {
-                parameter: "timeout",
+                parameter: "step",
                 ..
             })
         ));
         assert_eq!(n, 0);
+    }
+
+    #[test]
+    fn the_python_arguments_become_one_wait() {
+        assert_eq!(Wait::from_python(false, None).unwrap(), Some(Wait::Once));
+        let t = Duration::from_secs(2);
+        assert_eq!(
+            Wait::from_python(true, Some(t)).unwrap(),
+            Some(Wait::For(t))
+        );
+        assert_eq!(Wait::from_python(true, None).unwrap(), None);
+        assert!(matches!(
+            Wait::from_python(false, Some(t)),
+            Err(Error::InvalidArgument {
+                parameter: "timeout",
+                ..
+            })
+        ));
     }
 }

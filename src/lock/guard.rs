@@ -68,8 +68,8 @@ impl fmt::Debug for LockGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::Utc;
     use crate::foundation::moment::Moment;
+    use chrono::Utc;
 
     fn assert_send_sync<T: Send + Sync>() {}
 

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use crate::error::{During, Result};
 use crate::foundation::document::LockInfo;
 use crate::foundation::single::core::LockCore;
+use crate::foundation::waiting::Wait;
 use crate::lock::guard::LockGuard;
 
 /// A distributed lock backed by one MongoDB document, with the semantics of
@@ -155,11 +156,13 @@ impl MongoLocker {
         step: Duration,
         force: bool,
     ) -> Result<bool> {
-        let lease = self
-            .core
-            .acquire(blocking, timeout, step, force)
-            .during("acquire", self.key())?;
-        Ok(lease.is_some())
+        // The Python arguments, as one wait (a timeout without blocking is
+        // refused here, once).
+        let acquired = match Wait::from_python(blocking, timeout)? {
+            Some(wait) => self.core.acquire(wait, step, force).map(|t| t.is_some()),
+            None => self.core.acquire_until_granted(step, force).map(|_| true),
+        };
+        acquired.during("acquire", self.key())
     }
 
     /// Frees the lock.
@@ -363,16 +366,11 @@ impl MongoLocker {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn lock(&self) -> Result<LockGuard> {
-        loop {
-            // Without a timeout this only returns once acquired.
-            let tenure = self
-                .core
-                .acquire(true, None, self.core.step(), false)
-                .during("lock", self.key())?;
-            if let Some(tenure) = tenure {
-                return Ok(LockGuard::new(self.core.clone(), tenure));
-            }
-        }
+        let tenure = self
+            .core
+            .acquire_until_granted(self.core.step(), false)
+            .during("lock", self.key())?;
+        Ok(LockGuard::new(self.core.clone(), tenure))
     }
 
     /// One attempt: a guard when the lock was free, `None` when it is held.
@@ -394,7 +392,7 @@ impl MongoLocker {
     pub fn try_lock(&self) -> Result<Option<LockGuard>> {
         let tenure = self
             .core
-            .acquire(false, None, self.core.step(), false)
+            .acquire(Wait::Once, self.core.step(), false)
             .during("try_lock", self.key())?;
         Ok(tenure.map(|tenure| LockGuard::new(self.core.clone(), tenure)))
     }
@@ -421,7 +419,7 @@ impl MongoLocker {
     pub fn try_lock_for(&self, timeout: Duration) -> Result<Option<LockGuard>> {
         let lease = self
             .core
-            .acquire(true, Some(timeout), self.core.step(), false)
+            .acquire(Wait::For(timeout), self.core.step(), false)
             .during("try_lock_for", self.key())?;
         Ok(lease.map(|tenure| LockGuard::new(self.core.clone(), tenure)))
     }

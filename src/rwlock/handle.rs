@@ -9,6 +9,7 @@ use crate::foundation::document::LockInfo;
 use crate::foundation::shares::core::ShareCore;
 use crate::foundation::shares::grant::Ask;
 use crate::foundation::tenure::Tenure;
+use crate::foundation::waiting::Wait;
 use crate::rwlock::guards::{ReadGuard, WriteGuard};
 
 /// A read-write lock: any number of readers, or exactly one writer, never
@@ -94,15 +95,13 @@ impl MongoRwLock {
         self.core.collection_name()
     }
 
-    fn take(
-        &self,
-        ask: Ask,
-        blocking: bool,
-        timeout: Option<Duration>,
-        operation: &'static str,
-    ) -> Result<Option<Arc<Tenure>>> {
+    fn take(&self, ask: Ask, wait: Wait, operation: &'static str) -> Result<Option<Arc<Tenure>>> {
+        self.core.acquire(ask, wait).during(operation, self.key())
+    }
+
+    fn take_until_granted(&self, ask: Ask, operation: &'static str) -> Result<Arc<Tenure>> {
         self.core
-            .acquire(ask, blocking, timeout)
+            .acquire_until_granted(ask)
             .during(operation, self.key())
     }
 
@@ -126,11 +125,8 @@ impl MongoRwLock {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn read(&self) -> Result<ReadGuard> {
-        loop {
-            if let Some(t) = self.take(Ask::Read, true, None, "read")? {
-                return Ok(ReadGuard::new(self.core.clone(), t));
-            }
-        }
+        let t = self.take_until_granted(Ask::Read, "read")?;
+        Ok(ReadGuard::new(self.core.clone(), t))
     }
 
     /// One attempt (one round trip) at a read share.
@@ -149,7 +145,7 @@ impl MongoRwLock {
     /// ```
     pub fn try_read(&self) -> Result<Option<ReadGuard>> {
         Ok(self
-            .take(Ask::Read, false, None, "try_read")?
+            .take(Ask::Read, Wait::Once, "try_read")?
             .map(|t| ReadGuard::new(self.core.clone(), t)))
     }
 
@@ -169,7 +165,7 @@ impl MongoRwLock {
     /// ```
     pub fn try_read_for(&self, timeout: Duration) -> Result<Option<ReadGuard>> {
         Ok(self
-            .take(Ask::Read, true, Some(timeout), "try_read_for")?
+            .take(Ask::Read, Wait::For(timeout), "try_read_for")?
             .map(|t| ReadGuard::new(self.core.clone(), t)))
     }
 
@@ -192,11 +188,8 @@ impl MongoRwLock {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn write(&self) -> Result<WriteGuard> {
-        loop {
-            if let Some(t) = self.take(Ask::Write { intent: true }, true, None, "write")? {
-                return Ok(WriteGuard::new(self.core.clone(), t));
-            }
-        }
+        let t = self.take_until_granted(Ask::Write { intent: true }, "write")?;
+        Ok(WriteGuard::new(self.core.clone(), t))
     }
 
     /// One attempt (one round trip) at the write share; it registers no
@@ -216,7 +209,7 @@ impl MongoRwLock {
     /// ```
     pub fn try_write(&self) -> Result<Option<WriteGuard>> {
         Ok(self
-            .take(Ask::Write { intent: false }, false, None, "try_write")?
+            .take(Ask::Write { intent: false }, Wait::Once, "try_write")?
             .map(|t| WriteGuard::new(self.core.clone(), t)))
     }
 
@@ -242,8 +235,7 @@ impl MongoRwLock {
         Ok(self
             .take(
                 Ask::Write { intent: true },
-                true,
-                Some(timeout),
+                Wait::For(timeout),
                 "try_write_for",
             )?
             .map(|t| WriteGuard::new(self.core.clone(), t)))

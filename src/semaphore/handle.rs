@@ -9,6 +9,7 @@ use crate::foundation::document::LockInfo;
 use crate::foundation::lease::as_delta;
 use crate::foundation::shares::core::ShareCore;
 use crate::foundation::shares::grant::Ask;
+use crate::foundation::waiting::Wait;
 use crate::semaphore::permit::Permit;
 
 /// A counting semaphore: at most `permits` holders of a key at once, over
@@ -125,15 +126,11 @@ impl MongoSemaphore {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn acquire(&self) -> Result<Permit> {
-        loop {
-            let tenure = self
-                .core
-                .acquire(self.ask(), true, None)
-                .during("acquire", self.key())?;
-            if let Some(permit) = self.permit(tenure) {
-                return Ok(permit);
-            }
-        }
+        let tenure = self
+            .core
+            .acquire_until_granted(self.ask())
+            .during("acquire", self.key())?;
+        Ok(Permit::new(self.core.clone(), tenure))
     }
 
     /// One attempt (one round trip): a permit when fewer than `permits`
@@ -155,7 +152,7 @@ impl MongoSemaphore {
     pub fn try_acquire(&self) -> Result<Option<Permit>> {
         let tenure = self
             .core
-            .acquire(self.ask(), false, None)
+            .acquire(self.ask(), Wait::Once)
             .during("try_acquire", self.key())?;
         Ok(self.permit(tenure))
     }
@@ -179,7 +176,7 @@ impl MongoSemaphore {
     pub fn try_acquire_for(&self, timeout: Duration) -> Result<Option<Permit>> {
         let tenure = self
             .core
-            .acquire(self.ask(), true, Some(timeout))
+            .acquire(self.ask(), Wait::For(timeout))
             .during("try_acquire_for", self.key())?;
         Ok(self.permit(tenure))
     }

@@ -1,5 +1,7 @@
-//! The elector's engine: its shared state, one poll, the thread's loop,
-//! stepping down, and the start/stop bookkeeping. The public
+//! The elector's engine: its shared state and role, one poll (`poll`),
+//! stepping down (`surrender`), the start/stop bookkeeping (`lifecycle`)
+//! and what it tells without I/O (`health`). The thread's loop that
+//! drives it is `election_loop`, beside this folder. The public
 //! [`MongoElector`](crate::MongoElector) only calls these methods.
 
 use std::sync::atomic::AtomicBool;

@@ -14,10 +14,10 @@ use parking_lot::Mutex;
 
 use crate::error::Result;
 use crate::foundation::clock::ClockCheck;
+use crate::foundation::grants;
 use crate::foundation::holding::Holder;
 use crate::foundation::keepalive::{self, Renew};
 use crate::foundation::kind::Kind;
-use crate::foundation::lease::Lease;
 use crate::foundation::loss::LossReason;
 use crate::foundation::moment::Moment;
 use crate::foundation::options::LeaseOptions;
@@ -26,7 +26,7 @@ use crate::foundation::shares::document::Shares;
 use crate::foundation::shares::grant::{Ask, Grantee};
 use crate::foundation::shares::store::ShareStore;
 use crate::foundation::tenure::Tenure;
-use crate::foundation::waiting::{self, Attempt, Waiting};
+use crate::foundation::waiting::{self, Attempt, Wait, Waiting};
 
 /// One grant this process holds: its token (the entry's `uuid`) and tenure.
 #[derive(Debug)]
@@ -92,35 +92,50 @@ impl ShareCore {
         self.store.read(&self.key)
     }
 
-    /// Takes a share (`ask`): once (`blocking` false), until `timeout`, or
-    /// until granted. A fresh token names the grant; every attempt of this
-    /// call reuses it, so that a retry after a lost answer finds its own
-    /// entry. A call that ends without handing out the grant takes back
-    /// (best effort, one round trip) what its attempts may have left: an
-    /// entry whose answer was lost or came too late, a writer's intent.
-    pub fn acquire(
+    /// Takes a share (`ask`) as `wait` says: the grant, or `None` when one
+    /// attempt was refused or the timeout passed.
+    pub fn acquire(self: &Arc<Self>, ask: Ask, wait: Wait) -> Result<Option<Arc<Tenure>>> {
+        self.call(ask, Option::is_some, |how, attempt| {
+            waiting::acquire(how, wait, attempt)
+        })
+    }
+
+    /// Takes a share (`ask`), waiting until it is granted.
+    pub fn acquire_until_granted(self: &Arc<Self>, ask: Ask) -> Result<Arc<Tenure>> {
+        self.call(
+            ask,
+            |_| true,
+            |how, attempt| waiting::until_granted(how, attempt),
+        )
+    }
+
+    /// One acquire call. A fresh token names the grant; every attempt of
+    /// the call reuses it, so that a retry after a lost answer finds its
+    /// own entry. When the answer (`granted` tells) hands out nothing, the
+    /// call takes back (best effort, one round trip) what its attempts may
+    /// have left: an entry whose answer was lost or came too late, a
+    /// writer's intent.
+    fn call<R>(
         self: &Arc<Self>,
         ask: Ask,
-        blocking: bool,
-        timeout: Option<Duration>,
-    ) -> Result<Option<Arc<Tenure>>> {
+        granted: fn(&R) -> bool,
+        wait: impl FnOnce(&Waiting<'_>, &mut dyn FnMut() -> Result<Attempt<Arc<Tenure>>>) -> Result<R>,
+    ) -> Result<R> {
         let token = uuid::Uuid::new_v4().to_string();
         let hub = || self.change_streams.then(|| self.store.hub());
         let how = Waiting {
             key: &self.key,
-            blocking,
-            timeout,
             step: self.step,
             grace: self.store.grace(),
             hub: &hub,
         };
         // Whether the document may hold something of this call's.
         let mut left = matches!(ask, Ask::Write { intent: true });
-        let result = waiting::acquire(how, || {
+        let result = wait(&how, &mut || {
             self.clock.check_if_due(&self.store)?;
             self.attempt(ask, &token, &mut left)
         });
-        if left && !matches!(result, Ok(Some(_))) {
+        if left && !result.as_ref().is_ok_and(granted) {
             if let Err(e) = self.store.take_back(&self.key, &token) {
                 log::debug!(
                     "`{}`: taking back an ungranted attempt failed (it expires after ttl + grace): {e}",
@@ -169,28 +184,25 @@ impl ShareCore {
                 expires: shares.first_expiry(),
             });
         };
-        let lease = Lease::granted(entry.fence, entry.expires, sent, self.ttl);
-        if !lease.valid_at(Moment::now()) {
+        let renew = self
+            .keep_alive
+            .then(|| Arc::downgrade(self) as Weak<dyn Renew>);
+        let hold = |t: &Arc<Tenure>| {
+            let grant = Grant {
+                token: token.to_owned(),
+                tenure: t.clone(),
+            };
+            self.held.lock().insert(t.fence(), grant);
+        };
+        let Some(tenure) = grants::start(entry.fence, entry.expires, sent, self.ttl, renew, hold)
+        else {
             // The answer came after the lease's local deadline: the next
             // attempt (same token) renews the entry with a fresh lease.
             log::debug!("acquire `{}`: answer came too late to use", self.key);
             *left = true;
             return Ok(Attempt::Held { expires: None });
-        }
-        let tenure = Arc::new(Tenure::new(lease));
-        self.held.lock().insert(
-            lease.fence,
-            Grant {
-                token: token.to_owned(),
-                tenure: tenure.clone(),
-            },
-        );
-        tenure.watch_deadline(&lease);
-        if self.keep_alive {
-            let me = Arc::downgrade(self) as Weak<dyn Renew>;
-            keepalive::schedule(keepalive::renewal_due(sent, self.ttl), me, lease.fence);
-        }
-        log::debug!("granted `{}` with fence {}", self.key, lease.fence);
+        };
+        log::debug!("granted `{}` with fence {}", self.key, tenure.fence());
         Ok(Attempt::Won(tenure))
     }
 
@@ -225,14 +237,7 @@ impl ShareCore {
         }
         let sent = Moment::now();
         match self.store.touch(&self.key, &token, fence, self.ttl)? {
-            Some(expires) => {
-                let lease = Lease::granted(fence, expires, sent, self.ttl);
-                if !tenure.renewed(lease, Moment::now()) {
-                    return Ok(None);
-                }
-                tenure.watch_deadline(&lease);
-                Ok(Some(expires))
-            }
+            Some(expires) => Ok(grants::renewed(&tenure, expires, sent, self.ttl)),
             None => {
                 tenure.lose(LossReason::TakenOver);
                 self.forget(fence, &tenure);

@@ -14,9 +14,9 @@ use parking_lot::Mutex;
 use crate::error::{Error, Result};
 use crate::foundation::clock::ClockCheck;
 use crate::foundation::document::LockInfo;
+use crate::foundation::grants;
 use crate::foundation::holding::Holder;
 use crate::foundation::keepalive::{self, Renew};
-use crate::foundation::lease::Lease;
 use crate::foundation::loss::LossReason;
 use crate::foundation::moment::Moment;
 use crate::foundation::owner::Owner;
@@ -24,7 +24,7 @@ use crate::foundation::single::document::LockRecord;
 use crate::foundation::single::pipeline::Whose;
 use crate::foundation::single::store::LockStore;
 use crate::foundation::tenure::Tenure;
-use crate::foundation::waiting::{self, Attempt, Waiting};
+use crate::foundation::waiting::{self, Attempt, Wait, Waiting};
 use crate::foundation::watch::Hub;
 
 /// A locker's identity and state.
@@ -118,21 +118,47 @@ impl LockCore {
         self.store.current(&self.key)
     }
 
-    /// Takes the lock (see `MongoLocker::acquire`): the acquisition, or
-    /// `None` when a non-blocking attempt found it held or the timeout passed.
+    /// Takes the lock as `wait` says: the acquisition, or `None` when one
+    /// attempt found it held or the timeout passed.
     pub fn acquire(
         self: &Arc<Self>,
-        blocking: bool,
-        timeout: Option<Duration>,
+        wait: Wait,
         step: Duration,
         force: bool,
     ) -> Result<Option<Arc<Tenure>>> {
+        self.call(step, force, Option::is_some, |how, attempt| {
+            waiting::acquire(how, wait, attempt)
+        })
+    }
+
+    /// Takes the lock, waiting until it is granted.
+    pub fn acquire_until_granted(
+        self: &Arc<Self>,
+        step: Duration,
+        force: bool,
+    ) -> Result<Arc<Tenure>> {
+        self.call(
+            step,
+            force,
+            |_| true,
+            |how, attempt| waiting::until_granted(how, attempt),
+        )
+    }
+
+    /// One acquire call: its attempts waited for as `wait` runs them, and
+    /// what they left taken back when the answer (`granted` tells) hands
+    /// out nothing.
+    fn call<R>(
+        self: &Arc<Self>,
+        step: Duration,
+        force: bool,
+        granted: fn(&R) -> bool,
+        wait: impl FnOnce(&Waiting<'_>, &mut dyn FnMut() -> Result<Attempt<Arc<Tenure>>>) -> Result<R>,
+    ) -> Result<R> {
         self.refuse_if_held()?;
         let hub = || self.hub();
         let how = Waiting {
             key: &self.key,
-            blocking,
-            timeout,
             step,
             grace: self.store.grace(),
             hub: &hub,
@@ -144,11 +170,11 @@ impl LockCore {
         // Whether the lock document may name this call for an attempt
         // whose answer was lost or came too late.
         let mut left = false;
-        let result = waiting::acquire(how, || {
+        let result = wait(&how, &mut || {
             self.clock.check_if_due(&self.store)?;
             self.attempt(force, &call, &mut left)
         });
-        if left && !matches!(result, Ok(Some(_))) {
+        if left && !result.as_ref().is_ok_and(granted) {
             self.take_back(&call);
         }
         result
@@ -219,8 +245,13 @@ impl LockCore {
         }
         match answer? {
             Some(LockRecord::Taken(info)) if info.uuid == self.owner.uuid => {
-                let lease = Lease::granted(info.fence, info.expires, sent, self.ttl);
-                if !lease.valid_at(Moment::now()) {
+                let renew = self
+                    .keep_alive
+                    .then(|| Arc::downgrade(self) as Weak<dyn Renew>);
+                let hold = |t: &Arc<Tenure>| *self.held.lock() = Some(t.clone());
+                let Some(tenure) =
+                    grants::start(info.fence, info.expires, sent, self.ttl, renew, hold)
+                else {
                     // The answer came after the lease's local deadline (a
                     // slow round trip on a short ttl): nothing to act on.
                     // The lock names this locker until it expires; the next
@@ -229,9 +260,7 @@ impl LockCore {
                     log::debug!("acquire `{}`: answer came too late to use", self.key);
                     *left = true;
                     return Ok(Attempt::Held { expires: None });
-                }
-                let tenure = Arc::new(Tenure::new(lease));
-                *self.held.lock() = Some(tenure.clone());
+                };
                 // Granted after an unreleased lease's expiry, in server
                 // time: nothing of it can land any more.
                 let mut until = self.unreleased_until.lock();
@@ -239,11 +268,6 @@ impl LockCore {
                     *until = None;
                 }
                 drop(until);
-                tenure.watch_deadline(&lease);
-                if self.keep_alive {
-                    let me = Arc::downgrade(self) as Weak<dyn Renew>;
-                    keepalive::schedule(keepalive::renewal_due(sent, self.ttl), me, lease.fence);
-                }
                 log::debug!("acquired `{}` with fence {}", self.key, info.fence);
                 Ok(Attempt::Won(tenure))
             }
@@ -313,15 +337,8 @@ impl LockCore {
             .store
             .touch(&self.key, &self.owner.uuid, tenure.fence(), self.ttl)?;
         match renewed {
-            Some(expires) => {
-                let lease = Lease::granted(tenure.fence(), expires, sent, self.ttl);
-                if !tenure.renewed(lease, Moment::now()) {
-                    // Its deadline passed before the answer came: lost.
-                    return Ok(None);
-                }
-                tenure.watch_deadline(&lease);
-                Ok(Some(expires))
-            }
+            // Its deadline passed before the answer came: lost.
+            Some(expires) => Ok(grants::renewed(&tenure, expires, sent, self.ttl)),
             None => {
                 tenure.lose(LossReason::TakenOver);
                 let mut held = self.held.lock();
