@@ -128,7 +128,7 @@ macro_rules! guard_methods {
         /// }
         /// # Ok::<(), Box<dyn std::error::Error>>(())
         /// ```
-        pub fn lost(&self) -> crossbeam_channel::Receiver<crate::LossReason> {
+        pub fn lost(&self) -> crossbeam_channel::Receiver<crate::foundation::loss::LossReason> {
             self.inner.lost()
         }
 
@@ -150,7 +150,7 @@ macro_rules! guard_methods {
         /// }
         /// # Ok::<(), Box<dyn std::error::Error>>(())
         /// ```
-        pub fn touch(&self) -> crate::Result<Option<chrono::DateTime<chrono::Utc>>> {
+        pub fn touch(&self) -> crate::error::Result<Option<chrono::DateTime<chrono::Utc>>> {
             self.inner.touch()
         }
 
@@ -173,7 +173,7 @@ macro_rules! guard_methods {
         /// guard.release()?;
         /// # Ok::<(), Box<dyn std::error::Error>>(())
         /// ```
-        pub fn release(self) -> crate::Result<()> {
+        pub fn release(self) -> crate::error::Result<()> {
             self.inner.release()
         }
     };

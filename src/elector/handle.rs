@@ -14,6 +14,7 @@ use super::engine::{Engine, Stopping};
 use super::events::Event;
 use super::role::LossReason;
 use crate::error::{During, Error, Result};
+use crate::fenced::Fenced;
 use crate::foundation::tenure::LeaseView;
 use crate::foundation::validate;
 use crate::limits::STOP_WAIT;
@@ -404,7 +405,7 @@ impl MongoElector {
     pub fn fenced<'a, T: Send + Sync>(
         &self,
         coll: &'a mongodb::sync::Collection<T>,
-    ) -> Result<crate::Fenced<'a, T>> {
+    ) -> Result<Fenced<'a, T>> {
         let Some(term) = self.engine.live_term() else {
             return Err(Error::NotMaster {
                 key: self.key().to_owned(),
@@ -415,7 +416,7 @@ impl MongoElector {
             fence: term.fence,
             granted: term.expires,
         };
-        Ok(crate::Fenced::live(coll, term.fence, Arc::new(view)))
+        Ok(Fenced::live(coll, term.fence, Arc::new(view)))
     }
 
     /// Whether the elector's loop is running.

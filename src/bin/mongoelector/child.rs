@@ -9,7 +9,7 @@ use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, ExitStatus};
-use std::sync::{Mutex, PoisonError};
+use std::sync::PoisonError;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{after, never, select, Receiver};
@@ -17,23 +17,9 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
 use crate::exit::{Failure, CANNOT_RUN, NOT_FOUND, SOFTWARE};
+use crate::group::{signal_group, GROUP};
 use crate::signals::ends_the_tool;
 use crate::supervisor::INVOKED_AS;
-
-/// The process group of the running command (the supervisor's pid), until
-/// the supervisor has been reaped: signals go to the group only while its
-/// id cannot belong to another. Global so that the signal thread can stop
-/// and continue the group with the tool (Ctrl-Z, `fg`).
-static GROUP: Mutex<Option<Pid>> = Mutex::new(None);
-
-/// Sends `signal` to the running command's whole process group, if one runs.
-pub fn signal_group(signal: Signal) {
-    let group = GROUP.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(group) = *group {
-        // ESRCH: nothing of the group is left.
-        let _ = killpg(group, signal);
-    }
-}
 
 /// A running command.
 pub struct Child {

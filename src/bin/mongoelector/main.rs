@@ -10,6 +10,7 @@ mod child;
 mod connect;
 mod elect;
 mod exit;
+mod group;
 mod hold;
 mod list;
 mod lock;

@@ -45,12 +45,12 @@ pub fn listen() -> Result<Receiver<i32>, Failure> {
         .spawn(move || {
             for signal in signals.forever() {
                 if STOPPING.contains(&signal) {
-                    crate::child::signal_group(Signal::SIGSTOP);
+                    crate::group::signal_group(Signal::SIGSTOP);
                     let _ = nix::sys::signal::raise(Signal::SIGSTOP);
                     continue;
                 }
                 if signal == SIGCONT {
-                    crate::child::signal_group(Signal::SIGCONT);
+                    crate::group::signal_group(Signal::SIGCONT);
                     continue;
                 }
                 if tx.send(signal).is_err() {
