@@ -63,6 +63,10 @@ pub(crate) struct Waiting<'a> {
     /// only once a first attempt failed, so an acquire that never waits
     /// opens no stream.
     pub hub: &'a dyn Fn() -> Option<Arc<Hub>>,
+    /// What makes this wait's attempts alike to other waits' on the key
+    /// (see [`Hub::interest_alike`]): `None` when its answer may be its
+    /// own (a forced take-over, a writer's intent).
+    pub alike: Option<&'a str>,
 }
 
 /// Runs `attempt` as `wait` says: the grant, or `None` when one attempt
@@ -152,7 +156,11 @@ impl<'a> Waiter<'a> {
         if let Some(i) = &mut self.interest {
             i.rearm();
         }
-        let (expires, failed) = match attempt() {
+        let answer = attempt();
+        if let Some(i) = &mut self.interest {
+            i.attempted(answer.is_ok());
+        }
+        let (expires, failed) = match answer {
             Ok(Attempt::Won(won)) => return Ok(Turn::Won(won)),
             Ok(Attempt::Held { expires }) => (expires, None),
             Err(e) if e.is_transient() => {
@@ -163,14 +171,15 @@ impl<'a> Waiter<'a> {
         };
         self.holder_expires = expires;
         if self.interest.is_none() {
-            self.interest = (self.how.hub)().map(|hub| hub.interest(self.how.key));
+            self.interest =
+                (self.how.hub)().map(|hub| hub.interest_alike(self.how.key, self.how.alike));
         }
         Ok(Turn::Again(failed))
     }
 
     /// Waits for the next attempt: the step, cut short by a change of the
-    /// key, the holder's expiry (plus the grace) or `left` before the
-    /// timeout.
+    /// key (one that an alike waiter's attempt has not answered meanwhile),
+    /// the holder's expiry (plus the grace) or `left` before the timeout.
     fn pause(&mut self, left: Option<Duration>) {
         let grace = lease::as_delta(self.how.grace);
         let pause = lease::retry_pause(
@@ -180,7 +189,7 @@ impl<'a> Waiter<'a> {
         );
         match &mut self.interest {
             Some(i) => {
-                i.wait_until(Instant::now() + pause, || false);
+                i.wait_turn(Instant::now() + pause);
             }
             None => std::thread::sleep(pause),
         }
@@ -197,6 +206,7 @@ mod tests {
             step: Duration::from_millis(1),
             grace: Duration::ZERO,
             hub: &|| None,
+            alike: None,
         }
     }
 

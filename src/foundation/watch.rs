@@ -9,6 +9,17 @@
 //! server), a stream that is down, or a missed event costs latency, never
 //! correctness: the caller simply polls.
 //!
+//! Waiters of one key in a process that would get the same answer from an
+//! attempt (the lock's waiters, a semaphore's, a read-write lock's readers:
+//! see [`Hub::interest_alike`]) share what a change calls for: one attempt,
+//! not one each. Their first waiter to see the change makes it (it holds
+//! the key's turn); the others wait for its answer, and a refusal or a
+//! grant answers the change for all of them: they go on waiting for the
+//! next one (the grant's own write is one). Without that, every change
+//! woke every waiter of the process into a round trip of its own, all but
+//! one refused, and they kept the server busy enough to delay the release
+//! and the grant they were waiting for.
+//!
 //! A hub has at most one thread, which holds at most one open cursor. The
 //! thread outlives the last waiter by up to one `getMore` ([`AWAIT`]), and a
 //! waiter that comes meanwhile reuses it; the hub lives as long as its
@@ -66,13 +77,37 @@ pub(crate) enum StreamState {
 
 struct HubState {
     stream: StreamState,
-    /// Change counters of the keys somebody waits on, with their waiters.
-    keys: HashMap<String, (u64, usize)>,
+    /// The keys somebody waits on.
+    keys: HashMap<String, KeyState>,
     /// Waiters registered now, over all keys.
     waiters: usize,
     /// Whether the stream's thread runs (it alone sets this false, as it
     /// ends; a waiter that finds it false starts one).
     running: bool,
+}
+
+/// One key that somebody waits on.
+#[derive(Default)]
+struct KeyState {
+    /// Its changes: relevant events, and every (re)open of the stream.
+    version: u64,
+    /// Interests registered on it.
+    waiters: usize,
+    /// Its alike waiters' turns, by what makes them alike.
+    alike: HashMap<String, Turns>,
+}
+
+/// How a key's alike waiters take turns at the attempt a change calls for.
+#[derive(Default)]
+struct Turns {
+    /// Interests registered as these.
+    waiters: usize,
+    /// Whether one of them is making the attempt for a change now.
+    taken: bool,
+    /// The latest change that an attempt of theirs answered: it was sent
+    /// once the stream had delivered that change, so any of them would
+    /// have had its answer.
+    answered: u64,
 }
 
 /// The stream of one deployment's lock collection, shared by the
@@ -134,10 +169,22 @@ impl Hub {
     /// Registers interest in `key`: changes from now on wake `wait`.
     /// Starts the stream's thread if none runs.
     pub fn interest(self: &Arc<Hub>, key: &str) -> Interest {
+        self.interest_alike(key, None)
+    }
+
+    /// As [`interest`](Self::interest), for an acquire's waiter. With
+    /// `alike`, what makes waiters alike: any of them, attempting after a
+    /// change, would get the answer the others would (refused or granted);
+    /// so a change calls for one attempt among them
+    /// ([`Interest::wait_turn`]), not one each.
+    pub fn interest_alike(self: &Arc<Hub>, key: &str, alike: Option<&str>) -> Interest {
         let mut st = self.state.lock();
-        let entry = st.keys.entry(key.to_owned()).or_insert((0, 0));
-        entry.1 += 1;
-        let seen = entry.0;
+        let entry = st.keys.entry(key.to_owned()).or_default();
+        entry.waiters += 1;
+        if let Some(alike) = alike {
+            entry.alike.entry(alike.to_owned()).or_default().waiters += 1;
+        }
+        let seen = entry.version;
         st.waiters += 1;
         if !st.running && st.stream != StreamState::Unsupported {
             self.start(&mut st);
@@ -146,6 +193,8 @@ impl Hub {
             hub: self.clone(),
             key: key.to_owned(),
             seen,
+            alike: alike.map(str::to_owned),
+            turn: false,
         }
     }
 
@@ -207,6 +256,15 @@ impl Hub {
         true
     }
 
+    /// `key` changed: its waiters wake.
+    fn changed_key(&self, key: &str) {
+        let mut st = self.state.lock();
+        if let Some(entry) = st.keys.get_mut(key) {
+            entry.version += 1;
+            self.changed.notify_all();
+        }
+    }
+
     fn wanted(&self) -> bool {
         self.state.lock().waiters > 0
     }
@@ -228,6 +286,12 @@ pub(crate) struct Interest {
     hub: Arc<Hub>,
     key: String,
     seen: u64,
+    /// What makes this waiter alike to others of its key (see
+    /// [`Hub::interest_alike`]).
+    alike: Option<String>,
+    /// Whether it holds its alike waiters' turn: the attempt for a change
+    /// is its to make.
+    turn: bool,
 }
 
 impl Interest {
@@ -243,7 +307,7 @@ impl Interest {
         let hub = &self.hub;
         let mut st = hub.state.lock();
         loop {
-            let version = st.keys.get(&self.key).map_or(self.seen, |k| k.0);
+            let version = st.keys.get(&self.key).map_or(self.seen, |k| k.version);
             if version != self.seen {
                 self.seen = version;
                 return true;
@@ -264,6 +328,73 @@ impl Interest {
         self.wait(until, cancelled, true)
     }
 
+    /// For an acquire's waiter: waits until the key changes after the last
+    /// [`rearm`](Self::rearm), or until `until` (false). True when this
+    /// waiter is to attempt for the change. Among alike waiters (see
+    /// [`Hub::interest_alike`]) only one is, at a time: it holds the turn
+    /// until its [`attempted`](Self::attempted); the others wait for that,
+    /// and pass over a change that its answer answered.
+    pub fn wait_turn(&mut self, until: Instant) -> bool {
+        let Some(alike) = &self.alike else {
+            return self.wait_until(until, || false);
+        };
+        let hub = &self.hub;
+        let mut st = hub.state.lock();
+        loop {
+            let seen = self.seen;
+            if let Some(k) = st.keys.get_mut(&self.key).filter(|k| k.version != seen) {
+                let version = k.version;
+                match k.alike.get_mut(alike) {
+                    // An alike waiter's attempt, sent after this change,
+                    // answered it: wait for the next.
+                    Some(turns) if version <= turns.answered => self.seen = version,
+                    Some(turns) if !turns.taken || self.turn => {
+                        turns.taken = true;
+                        self.turn = true;
+                        self.seen = version;
+                        return true;
+                    }
+                    // Another's attempt is on its way: wait for its answer.
+                    Some(_) => {}
+                    None => {
+                        self.seen = version;
+                        return true;
+                    }
+                }
+            }
+            if hub.changed.wait_until(&mut st, until).timed_out() {
+                return false;
+            }
+        }
+    }
+
+    /// After an attempt sent since the last [`rearm`](Self::rearm): ends
+    /// this waiter's turn, if it holds it. With `answered` (a grant or a
+    /// refusal, which any alike waiter would have had; not an error), the
+    /// changes seen up to that rearm are answered for its alike waiters.
+    pub fn attempted(&mut self, answered: bool) {
+        let Some(alike) = &self.alike else {
+            return;
+        };
+        let mut st = self.hub.state.lock();
+        if let Some(turns) = st
+            .keys
+            .get_mut(&self.key)
+            .and_then(|k| k.alike.get_mut(alike))
+        {
+            if answered {
+                turns.answered = turns.answered.max(self.seen);
+            }
+            if self.turn {
+                turns.taken = false;
+            }
+        }
+        if std::mem::take(&mut self.turn) {
+            // Its alike waiters wait for the turn: one may take it now.
+            self.hub.changed.notify_all();
+        }
+    }
+
     /// Whether the stream is delivering events now.
     pub fn stream_live(&self) -> bool {
         self.hub.stream_state() == StreamState::Live
@@ -272,7 +403,7 @@ impl Interest {
     /// Forgets changes seen so far: the next wait is for a newer one.
     pub fn rearm(&mut self) {
         let st = self.hub.state.lock();
-        self.seen = st.keys.get(&self.key).map_or(self.seen, |k| k.0);
+        self.seen = st.keys.get(&self.key).map_or(self.seen, |k| k.version);
     }
 }
 
@@ -281,10 +412,22 @@ impl Drop for Interest {
         let mut st = self.hub.state.lock();
         st.waiters -= 1;
         if let Some(entry) = st.keys.get_mut(&self.key) {
-            entry.1 -= 1;
-            if entry.1 == 0 {
+            if let Some(alike) = &self.alike {
+                if let Some(turns) = entry.alike.get_mut(alike) {
+                    turns.waiters -= 1;
+                    turns.taken &= !self.turn;
+                    if turns.waiters == 0 {
+                        entry.alike.remove(alike);
+                    }
+                }
+            }
+            entry.waiters -= 1;
+            if entry.waiters == 0 {
                 st.keys.remove(&self.key);
             }
+        }
+        if self.turn {
+            self.hub.changed.notify_all();
         }
     }
 }
@@ -391,8 +534,8 @@ fn run(hub: &Hub) {
             // seen: wake every waiter for one more look.
             let mut st = hub.state.lock();
             st.stream = StreamState::Live;
-            for (version, _) in st.keys.values_mut() {
-                *version += 1;
+            for k in st.keys.values_mut() {
+                k.version += 1;
             }
             hub.changed.notify_all();
         }
@@ -412,13 +555,8 @@ fn run(hub: &Hub) {
                     break;
                 }
                 Ok(Some(event)) => {
-                    let Some(key) = key_of(&event).filter(|_| relevant(&event)) else {
-                        continue;
-                    };
-                    let mut st = hub.state.lock();
-                    if let Some(entry) = st.keys.get_mut(&key) {
-                        entry.0 += 1;
-                        hub.changed.notify_all();
+                    if let Some(key) = key_of(&event).filter(|_| relevant(&event)) {
+                        hub.changed_key(&key);
                     }
                 }
                 Ok(None) => {}
@@ -458,6 +596,86 @@ mod tests {
             );
         }
         mongodb::bson::from_document(d).unwrap()
+    }
+
+    /// A hub of a client that never connects, its stream thread marked as
+    /// running so that none starts: changes come from `changed_key`.
+    fn quiet_hub() -> Arc<Hub> {
+        let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:1/")
+            .unwrap()
+            .database("turns");
+        let hub = Hub::for_collection(&Deployment::of(&db), "locks");
+        hub.state.lock().running = true;
+        hub
+    }
+
+    fn soon() -> Instant {
+        Instant::now() + Duration::from_millis(50)
+    }
+
+    #[test]
+    fn a_change_calls_for_one_attempt_among_alike_waiters() {
+        let hub = quiet_hub();
+        let mut a = hub.interest_alike("k", Some("lock"));
+        let mut b = hub.interest_alike("k", Some("lock"));
+        let mut writer = hub.interest_alike("k", None);
+        let mut elsewhere = hub.interest_alike("other", Some("lock"));
+        hub.changed_key("k");
+        assert!(a.wait_turn(soon()), "the first to look attempts");
+        assert!(!b.wait_turn(soon()), "the other waits for its answer");
+        assert!(
+            writer.wait_turn(soon()),
+            "an unalike waiter attempts anyway"
+        );
+        assert!(!elsewhere.wait_turn(soon()), "another key did not change");
+        // A refusal answers the change for both.
+        a.rearm();
+        a.attempted(true);
+        assert!(!b.wait_turn(soon()));
+        assert!(!a.wait_turn(soon()));
+        // An error answers nothing: the next change is still the other's to try.
+        hub.changed_key("k");
+        assert!(b.wait_turn(soon()));
+        b.rearm();
+        b.attempted(false);
+        assert!(a.wait_turn(soon()), "not answered: its turn");
+        // A waiter that leaves with the turn hands it on.
+        drop(a);
+        hub.changed_key("k");
+        assert!(b.wait_turn(soon()));
+        let mut c = hub.interest_alike("k", Some("lock"));
+        hub.changed_key("k");
+        assert!(!c.wait_turn(soon()), "b's turn");
+        drop(b);
+        assert!(c.wait_turn(soon()), "handed on");
+        c.rearm();
+        c.attempted(true);
+        // Other kinds of waiters of one key take turns of their own.
+        let mut reader = hub.interest_alike("k", Some("read"));
+        hub.changed_key("k");
+        assert!(c.wait_turn(soon()));
+        assert!(reader.wait_turn(soon()));
+    }
+
+    #[test]
+    fn a_waiter_for_the_turn_takes_it_once_the_attempt_fails() {
+        let hub = quiet_hub();
+        let mut a = hub.interest_alike("k", Some("lock"));
+        let mut b = hub.interest_alike("k", Some("lock"));
+        hub.changed_key("k");
+        assert!(a.wait_turn(soon()));
+        let started = Instant::now();
+        let waiting = std::thread::spawn(move || {
+            let took = b.wait_turn(Instant::now() + Duration::from_secs(10));
+            (took, Instant::now())
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        a.rearm();
+        let failed = Instant::now();
+        a.attempted(false);
+        let (took, at) = waiting.join().unwrap();
+        assert!(took, "its turn");
+        assert!(at >= failed && at - started < Duration::from_secs(5));
     }
 
     #[test]

@@ -123,11 +123,22 @@ impl ShareCore {
     ) -> Result<R> {
         let token = uuid::Uuid::new_v4().to_string();
         let hub = || self.change_streams.then(|| self.store.hub());
+        // A permit of one count, or a read share, is granted or refused
+        // alike to every handle of the process that asks (the grace
+        // deciding which holders still count): one attempt per change
+        // does. A writer's answer may be its own (its intent).
+        let grace = self.store.grace();
+        let alike = match ask {
+            Ask::Permit { permits } => Some(format!("{permits} permits, grace {grace:?}")),
+            Ask::Read => Some(format!("read, grace {grace:?}")),
+            Ask::Write { .. } => None,
+        };
         let how = Waiting {
             key: &self.key,
             step: self.step,
-            grace: self.store.grace(),
+            grace,
             hub: &hub,
+            alike: alike.as_deref(),
         };
         // Whether the document may hold something of this call's.
         let mut left = matches!(ask, Ask::Write { intent: true });

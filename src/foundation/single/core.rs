@@ -157,11 +157,16 @@ impl LockCore {
     ) -> Result<R> {
         self.refuse_if_held()?;
         let hub = || self.hub();
+        // Unforced attempts on one key get one answer (taken or refused),
+        // whichever locker of the process makes them: one per change does.
+        // The grace is part of it: it decides when a holder has expired.
+        let alike = (!force).then(|| format!("lock, grace {:?}", self.store.grace()));
         let how = Waiting {
             key: &self.key,
             step,
             grace: self.store.grace(),
             hub: &hub,
+            alike: alike.as_deref(),
         };
         // A token of this call, written into the document by its attempts
         // (the `run` field), so that its take-back frees only what one of
