@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::{has_change_streams, monitored_client, PrivateServer};
 use mongodb::sync::Database;
-use mongoelector::{MongoElector, MongoLocker};
+use mongoelector::{MongoElector, MongoLocker, MongoSemaphore};
 
 fn locker(db: &Database, key: &str, streams: bool) -> MongoLocker {
     MongoLocker::builder(key, db)
@@ -250,4 +250,146 @@ fn a_dropped_collection_closes_the_stream_which_is_reopened() {
     std::thread::sleep(Duration::from_millis(1500));
     let took = release_to_acquire(&db, "after-drop", true, step);
     assert!(took < Duration::from_secs(1), "{took:?} after the drop");
+}
+
+/// The acquire attempts (`findAndModify` on `collection`) among `commands`.
+fn attempts(commands: &common::Commands, collection: &str) -> usize {
+    commands
+        .take()
+        .iter()
+        .filter(|(name, cmd)| name == "findAndModify" && cmd.get_str(name).ok() == Some(collection))
+        .count()
+}
+
+const WAITERS: usize = 7;
+const CHANGES: usize = 5;
+
+/// `WAITERS` blocked acquires of one process on a key held elsewhere
+/// (`wait`, each on a handle of its own, with a step far longer than the
+/// test), then `CHANGES` changes of the key that free nothing (the
+/// document's fence counter moved on, as a grant moves it): the attempts
+/// they make for them. `free` then lets them through.
+fn attempts_for_changes(
+    db: &Database,
+    collection: &str,
+    wait: impl Fn() -> bool + Send + Sync + 'static,
+    commands: &common::Commands,
+    free: impl FnOnce(),
+) -> usize {
+    let wait = std::sync::Arc::new(wait);
+    let waiters: Vec<_> = (0..WAITERS)
+        .map(|_| {
+            let wait = wait.clone();
+            std::thread::spawn(move || wait())
+        })
+        .collect();
+    // Each made its first attempt and waits; the stream is open.
+    std::thread::sleep(Duration::from_millis(2000));
+    let _ = commands.take();
+    let raw = db.collection::<mongodb::bson::Document>(collection);
+    for _ in 0..CHANGES {
+        let done = raw
+            .update_one(
+                mongodb::bson::doc! { "_id": "herd" },
+                mongodb::bson::doc! { "$inc": { "fence": 1_i64 } },
+            )
+            .run()
+            .unwrap();
+        assert_eq!(done.modified_count, 1);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let n = attempts(commands, collection);
+    free();
+    for w in waiters {
+        assert!(w.join().unwrap(), "each waiter got its turn once freed");
+    }
+    n
+}
+
+/// A change of a key calls for one attempt by the process's waiters on
+/// it, not one each: the first to see it attempts, and its refusal
+/// answers the change for the others, which go on waiting for the next.
+/// (One attempt each kept the server busy with refusals enough to delay
+/// the release and the grant they waited for: 8 threads of one process
+/// were several times slower than 8 processes.)
+#[test]
+fn a_change_calls_for_one_attempt_of_a_process_not_one_per_waiter() {
+    let (client, commands) = monitored_client();
+    let db = common::fresh_db(&client);
+    if !has_change_streams(&db) {
+        return; // no changes pushed: each waiter polls at its own step
+    }
+    // Held from another client, whose commands are not counted.
+    let elsewhere = common::client().database(db.name());
+    let step = Duration::from_secs(60);
+    let holder = locker(&elsewhere, "herd", true);
+    assert!(holder.acquire(false, None, step, false).unwrap());
+    let waiting_db = db.clone();
+    let lock_attempts = attempts_for_changes(
+        &db,
+        "mongolocker",
+        move || {
+            let waiter = MongoLocker::builder("herd", &waiting_db)
+                .ttl(Duration::from_secs(30))
+                .step(step)
+                .timeparanoid(false)
+                .build()
+                .unwrap();
+            match waiter.try_lock_for(Duration::from_secs(25)).unwrap() {
+                Some(guard) => {
+                    guard.release().unwrap();
+                    true
+                }
+                None => false,
+            }
+        },
+        &commands,
+        || assert!(holder.release(true).unwrap()),
+    );
+
+    let permits: Vec<_> = {
+        let sem = MongoSemaphore::builder("herd", &elsewhere, 3)
+            .ttl(Duration::from_secs(30))
+            .timeparanoid(false)
+            .build()
+            .unwrap();
+        (0..3)
+            .map(|_| sem.try_acquire().unwrap().unwrap())
+            .collect()
+    };
+    let waiting_db = db.clone();
+    let permit_attempts = attempts_for_changes(
+        &db,
+        "mongosemaphore",
+        move || {
+            let waiter = MongoSemaphore::builder("herd", &waiting_db, 3)
+                .ttl(Duration::from_secs(30))
+                .step(step)
+                .timeparanoid(false)
+                .build()
+                .unwrap();
+            match waiter.try_acquire_for(Duration::from_secs(25)).unwrap() {
+                Some(permit) => {
+                    permit.release().unwrap();
+                    true
+                }
+                None => false,
+            }
+        },
+        &commands,
+        || {
+            for p in permits {
+                p.release().unwrap();
+            }
+        },
+    );
+    // One each would be WAITERS * CHANGES (35); one per change, CHANGES,
+    // and a reopened stream (one more look) may add one.
+    for (what, n) in [("lock", lock_attempts), ("semaphore", permit_attempts)] {
+        eprintln!("{what}: {n} attempts by {WAITERS} waiters for {CHANGES} changes");
+        assert!(
+            (1..=2 * CHANGES).contains(&n),
+            "{what}: {n} attempts by {WAITERS} waiters of one process for {CHANGES} changes"
+        );
+    }
 }
