@@ -67,6 +67,11 @@ pub(crate) struct Waiting<'a> {
     /// (see [`Hub::interest_alike`]): `None` when its answer may be its
     /// own (a forced take-over, a writer's intent).
     pub alike: Option<&'a str>,
+    /// Whether a grant leaves nothing for the alike waits (a lock has one
+    /// holder): then it answers the change for them, as a refusal does.
+    /// A permit or a read share may leave room for the next: the turn
+    /// passes on at once.
+    pub exclusive: bool,
 }
 
 /// Runs `attempt` as `wait` says: the grant, or `None` when one attempt
@@ -158,7 +163,11 @@ impl<'a> Waiter<'a> {
         }
         let answer = attempt();
         if let Some(i) = &mut self.interest {
-            i.attempted(answer.is_ok());
+            i.attempted(match &answer {
+                Ok(Attempt::Won(_)) => self.how.exclusive,
+                Ok(Attempt::Held { .. }) => true,
+                Err(_) => false,
+            });
         }
         let (expires, failed) = match answer {
             Ok(Attempt::Won(won)) => return Ok(Turn::Won(won)),
@@ -207,6 +216,7 @@ mod tests {
             grace: Duration::ZERO,
             hub: &|| None,
             alike: None,
+            exclusive: false,
         }
     }
 

@@ -13,12 +13,14 @@
 //! attempt (the lock's waiters, a semaphore's, a read-write lock's readers:
 //! see [`Hub::interest_alike`]) share what a change calls for: one attempt,
 //! not one each. Their first waiter to see the change makes it (it holds
-//! the key's turn); the others wait for its answer, and a refusal or a
-//! grant answers the change for all of them: they go on waiting for the
-//! next one (the grant's own write is one). Without that, every change
-//! woke every waiter of the process into a round trip of its own, all but
-//! one refused, and they kept the server busy enough to delay the release
-//! and the grant they were waiting for.
+//! the key's turn); the others wait for its answer. A refusal answers the
+//! change for all of them, and so does a lock's grant (one holder): they
+//! go on waiting for the next change (the grant's own write is one). A
+//! permit's or a read share's grant may leave room: the turn passes on to
+//! the next at once. Without that, every change woke every waiter of the
+//! process into a round trip of its own, all but one refused, and they
+//! kept the server busy enough to delay the release and the grant they
+//! were waiting for.
 //!
 //! A hub has at most one thread, which holds at most one open cursor. The
 //! thread outlives the last waiter by up to one `getMore` ([`AWAIT`]), and a
@@ -173,10 +175,10 @@ impl Hub {
     }
 
     /// As [`interest`](Self::interest), for an acquire's waiter. With
-    /// `alike`, what makes waiters alike: any of them, attempting after a
-    /// change, would get the answer the others would (refused or granted);
-    /// so a change calls for one attempt among them
-    /// ([`Interest::wait_turn`]), not one each.
+    /// `alike`, what makes waiters alike: a refusal of any of them,
+    /// attempting after a change, would be the others' answer too; so a
+    /// change calls for one attempt among them at a time
+    /// ([`Interest::wait_turn`]), not one each at once.
     pub fn interest_alike(self: &Arc<Hub>, key: &str, alike: Option<&str>) -> Interest {
         let mut st = self.state.lock();
         let entry = st.keys.entry(key.to_owned()).or_default();
@@ -369,9 +371,11 @@ impl Interest {
     }
 
     /// After an attempt sent since the last [`rearm`](Self::rearm): ends
-    /// this waiter's turn, if it holds it. With `answered` (a grant or a
-    /// refusal, which any alike waiter would have had; not an error), the
-    /// changes seen up to that rearm are answered for its alike waiters.
+    /// this waiter's turn, if it holds it. With `answered` (a refusal, or
+    /// a grant that leaves nothing for the others: what any alike waiter
+    /// would have had; not an error), the changes seen up to that rearm
+    /// are answered for its alike waiters; without, the next of them
+    /// attempts for them.
     pub fn attempted(&mut self, answered: bool) {
         let Some(alike) = &self.alike else {
             return;

@@ -123,10 +123,11 @@ impl ShareCore {
     ) -> Result<R> {
         let token = uuid::Uuid::new_v4().to_string();
         let hub = || self.change_streams.then(|| self.store.hub());
-        // A permit of one count, or a read share, is granted or refused
-        // alike to every handle of the process that asks (the grace
-        // deciding which holders still count): one attempt per change
-        // does. A writer's answer may be its own (its intent).
+        // A permit of one count, or a read share, is refused alike to
+        // every handle of the process that asks (the grace deciding which
+        // holders still count): one refusal per change does. A grant may
+        // leave room for the next, which then tries at once. A writer's
+        // answer may be its own (its intent).
         let grace = self.store.grace();
         let alike = match ask {
             Ask::Permit { permits } => Some(format!("{permits} permits, grace {grace:?}")),
@@ -139,6 +140,7 @@ impl ShareCore {
             grace,
             hub: &hub,
             alike: alike.as_deref(),
+            exclusive: false,
         };
         // Whether the document may hold something of this call's.
         let mut left = matches!(ask, Ask::Write { intent: true });

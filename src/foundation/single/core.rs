@@ -167,6 +167,7 @@ impl LockCore {
             grace: self.store.grace(),
             hub: &hub,
             alike: alike.as_deref(),
+            exclusive: true,
         };
         // A token of this call, written into the document by its attempts
         // (the `run` field), so that its take-back frees only what one of
