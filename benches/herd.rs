@@ -22,7 +22,8 @@
 //! subset of `lock-1`, `lock-threads`, `lock-processes`, `sem-1`,
 //! `sem-threads`, `sem-processes`), `HERD_COMMANDS=1` (count the commands
 //! every client starts, with the driver's command monitoring, and print
-//! them per grant).
+//! them per grant), `HERD_STREAMS=0` (change streams off: every waiter
+//! polls at its step).
 //!
 //! Per case: grants a second, the longest wait of one call (from the call
 //! to its grant), and each contender's grants.
@@ -81,11 +82,20 @@ enum Handle {
 
 impl Handle {
     fn new(primitive: Primitive, db: &Database, key: &str) -> Handle {
+        let streams = std::env::var("HERD_STREAMS").map_or(true, |v| v != "0");
         match primitive {
-            Primitive::Lock => Handle::Lock(MongoLocker::builder(key, db).build().unwrap()),
-            Primitive::Semaphore => {
-                Handle::Semaphore(MongoSemaphore::builder(key, db, PERMITS).build().unwrap())
-            }
+            Primitive::Lock => Handle::Lock(
+                MongoLocker::builder(key, db)
+                    .change_streams(streams)
+                    .build()
+                    .unwrap(),
+            ),
+            Primitive::Semaphore => Handle::Semaphore(
+                MongoSemaphore::builder(key, db, PERMITS)
+                    .change_streams(streams)
+                    .build()
+                    .unwrap(),
+            ),
         }
     }
 
