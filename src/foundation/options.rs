@@ -89,7 +89,10 @@ macro_rules! lease_options {
         /// serves every waiter of the handles made from one `Database`
         /// handle (or its clones): at most one thread and one open cursor,
         /// kept for up to 30 s after the last waiter and reused by the
-        /// next. A process that never waits opens none. The first-use
+        /// next. A process that never waits opens none. A change of a key
+        /// makes one attempt among the process's waiters on it that would
+        /// get the same answer (a lock's, a semaphore's, a read-write
+        /// lock's readers), not one each. The first-use
         /// checks of a collection (`buildInfo`, `listIndexes`) are shared
         /// the same way: a daemon that makes a handle per job from one
         /// `Database` sends them once, then one round trip per operation.
