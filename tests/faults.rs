@@ -4,13 +4,15 @@
 //! them cleanly, and checks the history they logged with
 //! `tests/faults/checker.rs`.
 
-#[path = "faults/checker.rs"]
+#[path = "faults/checker/mod.rs"]
 mod checker;
 #[path = "faults/clock.rs"]
 mod clock;
 mod common;
 #[path = "faults/proxy.rs"]
 mod proxy;
+#[path = "faults/recorder.rs"]
+mod recorder;
 #[path = "faults/run.rs"]
 mod run;
 
@@ -88,6 +90,7 @@ fn wait_holder(
 fn sigkill_of_the_holder_and_of_the_master_is_survived_within_the_bound() {
     let uri = common::uri();
     let mut run = Run::new();
+    run.record(&uri);
     let ttl = Duration::from_secs(1);
     let (lock_retry, elector_retry) = (Duration::from_millis(50), Duration::from_millis(100));
     for i in 0..3 {
@@ -140,6 +143,7 @@ fn sigkill_of_the_holder_and_of_the_master_is_survived_within_the_bound() {
 fn sigstop_of_the_holder_for_two_ttls_makes_its_late_write_bounce() {
     let uri = common::uri();
     let mut run = Run::new();
+    run.record(&uri);
     let ttl = Duration::from_secs(1);
     let args = lock_args("S", "1000", &["--hold-ms", "150", "--acts", "5"]);
     let a = run.spawn("a", &uri, &args, None);
@@ -177,6 +181,7 @@ fn sigstop_of_the_holder_for_two_ttls_makes_its_late_write_bounce() {
 fn a_sigstopped_holders_late_fenced_writes_are_all_refused() {
     let uri = common::uri();
     let mut run = Run::new();
+    run.record(&uri);
     let ttl = Duration::from_secs(1);
     let blind = lock_args(
         "P",
@@ -228,6 +233,7 @@ fn partitioned_master_steps_down_before_anyone_takes_over() {
     let proxy = Proxy::start(format!("127.0.0.1:{}", server.port).parse().unwrap()).unwrap();
     let mut run = Run::new();
     let direct = uri_of(server.port);
+    run.record(&direct);
     let args = elector_args(
         "P",
         "2000",
@@ -285,6 +291,7 @@ fn latency_spikes_near_the_renewal_interval_cause_no_overlap_and_no_flapping() {
     let server = PrivateServer::start(&[]);
     let proxy = Proxy::start(format!("127.0.0.1:{}", server.port).parse().unwrap()).unwrap();
     let mut run = Run::new();
+    run.record(&uri_of(server.port));
     let uri = uri_of(proxy.port());
     // ttl 1.5 s: a master renews every 500 ms; spikes add 300 ms of round trip.
     let args = elector_args(
@@ -322,6 +329,7 @@ fn latency_spikes_near_the_renewal_interval_cause_no_overlap_and_no_flapping() {
 fn clients_an_hour_off_never_overlap_and_paranoid_ones_refuse() {
     let uri = common::uri();
     let mut run = Run::new();
+    run.record(&uri);
     for (name, skew) in [("fast", Some("+1h")), ("slow", Some("-1h")), ("true", None)] {
         run.spawn(
             &format!("lock-{name}"),
@@ -376,6 +384,7 @@ fn a_server_restart_is_survived_with_one_master_and_growing_fences() {
     let mut run = Run::new();
     let (mut server, store) = on_disk_server(&run.db);
     let uri = uri_of(server.port);
+    run.record(&uri);
     let (ttl, retry) = (Duration::from_millis(1500), Duration::from_millis(150));
     for i in 0..3 {
         run.spawn(
@@ -447,6 +456,7 @@ fn a_primary_back_with_its_clock_ahead_causes_no_overlap_within_the_grace() {
     let mut run = Run::new();
     let (mut server, store) = on_disk_server(&run.db);
     let uri = uri_of(server.port);
+    run.record(&uri);
     // Leases of 10 s outlive the restart; masters hold until they lose
     // (1000 acts); the grace (6 s) exceeds the clock step (3 s).
     for i in 0..3 {
@@ -502,6 +512,7 @@ fn a_primary_back_with_its_clock_ahead_causes_no_overlap_within_the_grace() {
 fn an_observer_sees_a_killed_masters_successor_within_the_bound() {
     let uri = common::uri();
     let mut run = Run::new();
+    run.record(&uri);
     let (ttl, retry) = (Duration::from_secs(1), Duration::from_millis(100));
     for i in 0..3 {
         run.spawn(

@@ -8,9 +8,11 @@
 //! `tests/faults/checker.rs` (Python holders are unfenced sections, ordered
 //! by their start).
 
-#[path = "faults/checker.rs"]
+#[path = "faults/checker/mod.rs"]
 mod checker;
 mod common;
+#[path = "faults/recorder.rs"]
+mod recorder;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -77,6 +79,7 @@ struct Fleet {
     mode: &'static str,
     dir: PathBuf,
     children: Vec<(String, Child)>,
+    recorder: Option<recorder::Recorder>,
 }
 
 impl Fleet {
@@ -84,12 +87,17 @@ impl Fleet {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let dir = std::env::temp_dir().join(format!("mongoelector-pyfleet-{id}"));
         std::fs::create_dir_all(&dir).unwrap();
+        let db = format!("py_{}", &id[..12]);
+        // The server's view (commit order, the resource's write log),
+        // watched from before any worker starts.
+        let recorder = Some(recorder::Recorder::start(&common::uri(), &db, &dir));
         Fleet {
-            db: format!("py_{}", &id[..12]),
+            db,
             key: format!("{mode}-{}", &id[..6]),
             mode,
             dir,
             children: Vec::new(),
+            recorder,
         }
     }
 
@@ -208,6 +216,9 @@ impl Fleet {
                 );
                 std::thread::sleep(Duration::from_millis(20));
             }
+        }
+        if let Some(r) = self.recorder.take() {
+            r.stop();
         }
         let (history, _) = History::read_checked(&self.dir);
         assert!(
