@@ -17,6 +17,8 @@
 
 #[path = "../../tests/faults/checker/mod.rs"]
 mod checker;
+#[path = "../../tests/faults/clock.rs"]
+mod clock;
 #[path = "../../tests/common/mod.rs"]
 mod common;
 #[path = "../../tests/faults/proxy.rs"]
@@ -176,9 +178,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "{:>5.1} s  restart   the server",
             t.began.elapsed().as_secs_f64()
         );
+        let down = clock::mono_ns();
         server.stop();
         std::thread::sleep(Duration::from_secs(1));
         server.restart();
+        // For the checker: the test server forgets retryable writes across
+        // a restart, so a write in flight then may run twice.
+        let line = format!("restart down={down} up={}\n", clock::mono_ns());
+        let _ = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("restarts.log"))
+            .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
         std::thread::sleep(Duration::from_secs(2)); // the workers reconnect
         true
     };

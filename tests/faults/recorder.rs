@@ -36,8 +36,8 @@
 //!   audit polls=N
 //!   ```
 //!
-//!   `audit gap` means a poll no longer found the last entry the previous
-//!   one had seen, with the array full: writes may have gone unseen.
+//!   `audit gap` means a poll found none of the entries the previous one
+//!   had seen: writes may have come and gone between them.
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -55,8 +55,6 @@ use mongodb::change_stream::event::{
 };
 use mongodb::sync::{Client, Database};
 
-/// How many entries a resource document's log keeps (the worker's cap).
-const KEPT: usize = 64;
 /// Collections that hold no lock or share.
 const NOT_HOLDINGS: [&str; 3] = ["resource", "elector.status", "elector.leader_status"];
 
@@ -501,6 +499,21 @@ fn audit(db: &Database, stop: &AtomicBool, mut out: File) {
     }
 }
 
+/// Where the new entries of a write log start, given the last poll's
+/// entries: the array only grows at its end and drops its oldest entries,
+/// so it is the last one minus some first entries plus new ones. Entries
+/// are told apart by position, so a write applied twice counts twice.
+/// None: none of the last poll's entries is left.
+fn first_new(previous: &[String], now: &[String]) -> Option<usize> {
+    if previous.is_empty() {
+        return Some(0);
+    }
+    (0..previous.len()).find_map(|d| {
+        let rest = &previous[d..];
+        (now.len() >= rest.len() && now[..rest.len()] == *rest).then_some(rest.len())
+    })
+}
+
 fn poll_resource(db: &Database, a: &mut Audit, out: &mut File) -> mongodb::error::Result<()> {
     let docs: Vec<Document> = db
         .collection::<Document>("resource")
@@ -515,15 +528,19 @@ fn poll_resource(db: &Database, a: &mut Audit, out: &mut File) -> mongodb::error
             .unwrap_or_default();
         let (seen, previous, n) = a.seen.entry(key.clone()).or_default();
         let wids: Vec<String> = entries.iter().map(|e| text(e.get("wid"))).collect();
-        // The array only grows at its end (and drops its oldest): a poll
-        // that no longer finds the last entry seen, array full, missed some.
-        if let Some(last) = previous.last() {
-            if !wids.contains(last) && wids.len() >= KEPT {
+        let kept = first_new(previous, &wids);
+        let first_new = match kept {
+            Some(i) => i,
+            None => {
+                // Not one of the last entries seen is left: some may have
+                // come and gone between the polls.
                 let _ = writeln!(out, "audit gap={key}");
+                0
             }
-        }
-        for (e, wid) in entries.iter().zip(&wids) {
-            if seen.insert(wid.clone()) {
+        };
+        for (e, wid) in entries.iter().zip(&wids).skip(first_new) {
+            if kept.is_some() || seen.insert(wid.clone()) {
+                seen.insert(wid.clone());
                 *n += 1;
                 let _ = writeln!(
                     out,
@@ -576,6 +593,26 @@ mod tests {
             "truncatedArrays": truncated,
         })
         .unwrap()
+    }
+
+    #[test]
+    fn polls_of_a_write_log_merge_by_position() {
+        let v = |s: &str| {
+            s.split(' ')
+                .filter(|w| !w.is_empty())
+                .map(String::from)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(first_new(&v(""), &v("a b")), Some(0));
+        assert_eq!(first_new(&v("a b"), &v("a b c")), Some(2));
+        assert_eq!(first_new(&v("a b c"), &v("b c d e")), Some(2), "a dropped");
+        assert_eq!(
+            first_new(&v("a b"), &v("a b a")),
+            Some(2),
+            "a applied twice"
+        );
+        assert_eq!(first_new(&v("a b"), &v("c d")), None, "a hole");
+        assert_eq!(first_new(&v("a b"), &v("a b")), Some(2), "nothing new");
     }
 
     /// The deltas the test server sends for pipeline updates: an entry

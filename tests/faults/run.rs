@@ -92,6 +92,21 @@ impl Run {
         pid
     }
 
+    /// Restarts the server through `restart`, noting when it went down and
+    /// came back for the checker (the test server forgets retryable writes
+    /// across a restart: a write in flight then may run twice).
+    pub fn restart_server(&self, restart: impl FnOnce()) {
+        let down = crate::clock::mono_ns();
+        restart();
+        let up = crate::clock::mono_ns();
+        let line = format!("restart down={down} up={up}\n");
+        let _ = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("restarts.log"))
+            .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
+    }
+
     pub fn signal(&self, pid: u32, sig: &str) {
         crate::common::signal(pid, sig);
     }

@@ -76,6 +76,9 @@ pub struct Report {
     pub audited: bool,
     pub logged_writes: usize,
     pub unanswered_applied: usize,
+    /// Writes in flight across a server restart that the test server ran
+    /// again (applied twice, or answered refused though applied).
+    pub retried_across_restart: usize,
     /// Change events recorded, and holes in the stream.
     pub commit_events: usize,
     pub commit_gaps: usize,

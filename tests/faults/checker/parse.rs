@@ -191,8 +191,11 @@ pub struct History {
     pub seen: Vec<Seen>,
     /// Keys whose write log the auditor could not follow without a hole.
     pub audit_gaps: Vec<String>,
-    /// The auditor's polls (`audit end polls=N`); None: no audit.
+    /// The auditor's polls (`audit polls=N`); None: no audit.
     pub audit_polls: Option<u64>,
+    /// Server restarts the harness made: from just before it stopped the
+    /// server to when the server listened again (shared monotonic clock).
+    pub restarts: Vec<(i64, i64)>,
     /// `kind` of each error line, with its count.
     pub errors: BTreeMap<String, usize>,
 }
@@ -368,6 +371,7 @@ impl History {
                         *h.audit_polls.get_or_insert(0) += l.get::<u64>("polls")?;
                     }
                 }
+                Some("restart") => h.restarts.push((l.get("down")?, l.get("up")?)),
                 Some("error") => *h.errors.entry(l.word("kind")?).or_default() += 1,
                 _ => return Err(format!("unknown log line: {text}")),
             }

@@ -43,15 +43,34 @@ pub struct Applied<'a> {
     pub answered: bool,
 }
 
-/// Every applied write once: the workers' accepted ones, then the log's
-/// entries no worker saw accepted.
+/// Every applied write: each entry of the resource's own log (a write
+/// applied twice, twice), then the workers' accepted writes the log does
+/// not have (a run with no audit).
 pub fn applied(h: &History) -> Vec<Applied<'_>> {
-    let mut out = Vec::new();
-    let mut answered = BTreeSet::new();
-    for w in h.writes.iter().filter(|w| w.accepted) {
-        if !w.wid.is_empty() {
-            answered.insert(w.wid.as_str());
-        }
+    let accepted: BTreeSet<&str> = h
+        .writes
+        .iter()
+        .filter(|w| w.accepted && !w.wid.is_empty())
+        .map(|w| w.wid.as_str())
+        .collect();
+    let logged: BTreeSet<&str> = h.logged.iter().map(|e| e.wid.as_str()).collect();
+    let mut out: Vec<Applied<'_>> = h
+        .logged
+        .iter()
+        .map(|e| Applied {
+            worker: &e.worker,
+            key: &e.key,
+            fence: e.fence,
+            server: e.at,
+            wid: &e.wid,
+            answered: accepted.contains(e.wid.as_str()),
+        })
+        .collect();
+    for w in h
+        .writes
+        .iter()
+        .filter(|w| w.accepted && !logged.contains(w.wid.as_str()))
+    {
         out.push(Applied {
             worker: &w.worker,
             key: &w.key,
@@ -59,20 +78,6 @@ pub fn applied(h: &History) -> Vec<Applied<'_>> {
             server: w.server,
             wid: &w.wid,
             answered: true,
-        });
-    }
-    for e in h
-        .logged
-        .iter()
-        .filter(|e| !answered.contains(e.wid.as_str()))
-    {
-        out.push(Applied {
-            worker: &e.worker,
-            key: &e.key,
-            fence: e.fence,
-            server: e.at,
-            wid: &e.wid,
-            answered: false,
         });
     }
     out

@@ -46,6 +46,35 @@ fn the_workers_answers_must_match_the_log() {
 }
 
 #[test]
+fn a_write_applied_twice_fails_unless_in_flight_across_a_restart() {
+    let twice = [
+        write_wid("x", 1, "applied"),
+        logged(1, "x", 1, 100),
+        logged(2, "x", 1, 130),
+    ];
+    let r = check(&twice);
+    assert!(
+        fails(&r, "a write was applied 2 times"),
+        "{:?}",
+        r.violations
+    );
+    let refused = [write_wid("y", 1, "expired"), logged(1, "y", 1, 100)];
+    // The write (sent 11, answered 15) was in flight while the server was
+    // restarted (down 12, up 14): the test server ran its retry again.
+    for lines in [&twice[..], &refused[..]] {
+        let mut lines = lines.to_vec();
+        lines.push("restart down=12 up=14".to_owned());
+        let r = check(&lines);
+        assert!(r.violations.is_empty(), "{:?}", r.violations);
+        assert_eq!(r.retried_across_restart, 1);
+        // A restart before it was sent excuses nothing.
+        let n = lines.len() - 1;
+        lines[n] = "restart down=2 up=5".to_owned();
+        assert!(!check(&lines).violations.is_empty());
+    }
+}
+
+#[test]
 fn a_hole_in_the_audit_or_no_audit_fails() {
     let r = check(&["audit gap=k".to_owned()]);
     assert!(
