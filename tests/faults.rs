@@ -15,6 +15,8 @@ mod proxy;
 mod recorder;
 #[path = "faults/run.rs"]
 mod run;
+#[path = "faults/share_scenarios.rs"]
+mod share_scenarios;
 
 use std::time::{Duration, Instant};
 
@@ -409,9 +411,11 @@ fn a_server_restart_is_survived_with_one_master_and_growing_fences() {
     wait_holder(&uri, &run.db, "R", Duration::from_secs(15), |_| true).expect("a master");
     std::thread::sleep(Duration::from_secs(2));
     let before = holder(&uri, &run.db, "R").map_or(0, |i| i.fence);
-    server.stop();
-    std::thread::sleep(Duration::from_secs(1));
-    server.restart();
+    run.restart_server(|| {
+        server.stop();
+        std::thread::sleep(Duration::from_secs(1));
+        server.restart();
+    });
     let back = Instant::now();
     let after = wait_holder(
         &uri,
@@ -482,9 +486,18 @@ fn a_primary_back_with_its_clock_ahead_causes_no_overlap_within_the_grace() {
     }
     wait_holder(&uri, &run.db, "G", Duration::from_secs(15), |_| true).expect("a master");
     std::thread::sleep(Duration::from_secs(2));
-    let before = holder(&uri, &run.db, "G").map_or(0, |i| i.fence);
-    server.stop();
-    server.restart_with_clock(run::libfaketime(), "+3s");
+    // The master can no longer renew (SIGSTOP): its lease, as last
+    // renewed in the old clock, must be taken over only once the new
+    // clock reads its expiry plus the grace.
+    let master = holder(&uri, &run.db, "G").expect("a master");
+    run.signal(master.pid, "-STOP");
+    std::thread::sleep(Duration::from_millis(300)); // a renewal in flight lands
+    let before = holder(&uri, &run.db, "G").expect("still its lease");
+    assert_eq!(before.pid, master.pid);
+    run.restart_server(|| {
+        server.stop();
+        server.restart_with_clock(run::libfaketime(), "+3s");
+    });
     // The server's clock is ahead now (by about 3 s).
     let client = mongodb::sync::Client::with_uri_str(&uri).unwrap();
     let reply = client
@@ -495,17 +508,34 @@ fn a_primary_back_with_its_clock_ahead_causes_no_overlap_within_the_grace() {
     let ahead = reply.get_datetime("localTime").unwrap().timestamp_millis()
         - chrono::Utc::now().timestamp_millis();
     assert!(ahead >= 2_500, "the server's clock is {ahead} ms ahead");
-    // Whoever is master after the step (the same or a successor) ...
-    let after = wait_holder(&uri, &run.db, "G", Duration::from_secs(30), |_| true)
-        .expect("a master after the restart");
-    assert!(after.fence >= before);
+    // Another node takes over, at the old expiry plus the grace in the new
+    // clock (about 3 s after that expiry in real time), not before.
+    let after = wait_holder(&uri, &run.db, "G", Duration::from_secs(30), |i| {
+        i.pid != before.pid
+    })
+    .expect("a takeover after the restart");
+    let late = (after.created - before.expires).num_milliseconds() - 6_000;
+    eprintln!("taken over {late} ms after the old expiry plus the grace (server time)");
+    assert!(after.fence > before.fence);
+    assert!(
+        (0..5_000).contains(&late),
+        "taken over {late} ms after the old expiry plus the grace (server time)"
+    );
+    run.signal(master.pid, "-CONT");
     std::thread::sleep(Duration::from_secs(3));
-    // ... never overlapped with the one before: the checker fails on any
-    // term that could still act when a later one began.
-    let (_history, report) = run.finish();
+    // The old master's term could no longer act when the new one began:
+    // the checker fails on any term that could still act when a later one
+    // began (with no grace the same run overlapped in 1 of 3 tries).
+    let (history, report) = run.finish();
     drop(server);
     drop(store);
-    assert!(report.master_terms >= 1, "{report:?}");
+    let old = history
+        .sections
+        .iter()
+        .find(|s| s.fence == before.fence)
+        .expect("the old master logged its term");
+    assert!(!old.valid, "the old master woke still master: {old:?}");
+    assert!(report.master_terms >= 2, "{report:?}");
 }
 
 #[test]
