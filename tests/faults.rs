@@ -1,8 +1,8 @@
 //! Fault injection against real processes and the real server: crashes,
 //! pauses, partitions, latency, clock skew and server restarts. Every
-//! scenario runs `examples/worker.rs` processes, injects its fault, stops
+//! scenario runs `examples/worker/` processes, injects its fault, stops
 //! them cleanly, and checks the history they logged with
-//! `tests/faults/checker.rs`.
+//! `tests/faults/checker/`.
 
 #[path = "faults/checker/mod.rs"]
 mod checker;

@@ -1,11 +1,11 @@
 //! A fleet mixing nodes of the Python package `mongoelector` 1.0.2 (the
 //! real one, installed beside the test server by `scripts/server.sh
 //! install`, driven through `tests/python/worker.py`) and nodes of this
-//! crate (`examples/worker.rs`, built `python_compatible`) on one key:
+//! crate (`examples/worker/`, built `python_compatible`) on one key:
 //! never two holders or masters, and each side takes over from the other,
 //! after a release and after a SIGKILL, within the bounds the migration
 //! guide states. Every scenario checks the history all workers logged with
-//! `tests/faults/checker.rs` (Python holders are unfenced sections, ordered
+//! `tests/faults/checker/` (Python holders are unfenced sections, ordered
 //! by their start).
 
 #[path = "faults/checker/mod.rs"]

@@ -1,6 +1,6 @@
 //! The read-write lock across processes, against the real server: readers
 //! that overlap, writers that overlap nobody (worker histories checked by
-//! `tests/faults/checker.rs`), a writer that is not starved by a stream of
+//! `tests/faults/checker/`), a writer that is not starved by a stream of
 //! readers, crashed writers and waiting writers, round trips, wake-ups,
 //! keep-alive and `lost()`.
 

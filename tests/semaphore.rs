@@ -1,8 +1,8 @@
 //! The semaphore across processes, against the real server: worker
-//! processes (`examples/worker.rs`) taking and releasing permits, crashed
+//! processes (`examples/worker/`) taking and releasing permits, crashed
 //! and paused holders, holders that disagree on the count, round trips,
 //! wake-ups, keep-alive and `lost()`. Histories are checked by
-//! `tests/faults/checker.rs` (at most N valid permits at any instant,
+//! `tests/faults/checker/` (at most N valid permits at any instant,
 //! fences unique and growing in grant order).
 
 #[path = "faults/checker/mod.rs"]
