@@ -17,7 +17,7 @@
 //! committed before the grant; one whose grant took the holding over (no
 //! release before it) would be a true violation.
 //!
-//! Replica-set mode only (it needs a change stream); about 65 s
+//! Replica-set mode only (it needs a change stream); about 45 s
 //! (`COMMIT_ORDER_SECONDS=N` runs it longer).
 
 #[path = "faults/checker/mod.rs"]
@@ -121,7 +121,7 @@ fn server_time_flags_only_grants_that_followed_a_release() {
     let secs: u64 = std::env::var("COMMIT_ORDER_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(60);
+        .unwrap_or(40);
     std::thread::sleep(Duration::from_secs(secs));
     busy.0.store(true, Ordering::SeqCst);
     busy.1.join().unwrap();
