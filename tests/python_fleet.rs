@@ -11,7 +11,7 @@
 #[path = "faults/checker/mod.rs"]
 mod checker;
 mod common;
-#[path = "faults/recorder.rs"]
+#[path = "faults/recorder/mod.rs"]
 mod recorder;
 
 use std::collections::BTreeSet;

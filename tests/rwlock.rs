@@ -9,7 +9,7 @@ mod checker;
 #[path = "faults/clock.rs"]
 mod clock;
 mod common;
-#[path = "faults/recorder.rs"]
+#[path = "faults/recorder/mod.rs"]
 mod recorder;
 #[path = "faults/run.rs"]
 mod run;

@@ -23,7 +23,7 @@ mod clock;
 mod common;
 #[path = "../../tests/faults/proxy.rs"]
 mod proxy;
-#[path = "../../tests/faults/recorder.rs"]
+#[path = "../../tests/faults/recorder/mod.rs"]
 mod recorder;
 mod schedule;
 mod table;

@@ -21,7 +21,7 @@
 //! when a greater fence is stored or the lease has expired in server time),
 //! checking validity before each, and `--hold-ms` apart. Each write appends
 //! `{wid, fence, at: $$NOW, w}` to the document's `log` (its last 64
-//! writes; the auditor of `tests/faults/recorder.rs` merges them over the
+//! writes; the auditor of `tests/faults/recorder/` merges them over the
 //! run, and the checker takes each write's server time from there).
 //! `--mode semaphore` (one `MongoSemaphore` of `--permits` permits shared
 //! by the process's threads), `--mode read` and `--mode write` (one

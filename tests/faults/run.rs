@@ -1,6 +1,6 @@
 //! Worker processes (`examples/worker/`) for the fault tests: a set of
 //! them sharing a database and a log directory, with the recorder and the
-//! auditor of `recorder.rs` watching the server, stopped cleanly and their
+//! auditor of `recorder/` watching the server, stopped cleanly and their
 //! history checked at the end.
 #![allow(dead_code)]
 

@@ -1,166 +1,23 @@
-//! What the server saw, for the history checker: a recorder and an
-//! auditor, threads of the test (or soak) process that connect to the
-//! server directly (never through a fault proxy), started before the
-//! workers and stopped after them.
-//!
-//! - The recorder (a replica set only: it needs a change stream) watches
-//!   the run's database and logs every event in commit order, resuming
-//!   after a server restart from its resume token (`op=gap` when it could
-//!   not), into `recorder.log`:
-//!
-//!   ```text
-//!   commit seq=N coll=C key=K op=insert|replace|update|delete held=F:CREATED:UUID,..|- released=MS wall=MS
-//!   commit seq=N coll=resource key=K op=.. wid=W wall=MS
-//!   commit seq=N op=gap
-//!   ```
-//!
-//!   `held` lists the live holdings of a lock document (its fence when
-//!   `locked`; 0 for the Python package's, which has none) or of a share
-//!   document (its `holders`), after the event; `released` its
-//!   `ts_released`, `wall` the commit's wall time on the server. An
-//!   update arrives as a `replace` event with the whole document or, as
-//!   the test server often sends pipeline updates, as an `update` event
-//!   with a delta, applied here to the last document seen (`op=gap` when
-//!   it cannot be).
-//! - The auditor polls, every 100 ms, the resource documents' own write
-//!   log (the last 64 writes each keeps) and merges it by write id into
-//!   one log per key in the order the server appended it; every 300 ms it
-//!   notes the holdings of the lock and share documents (grants whose
-//!   worker could not read their time, or was killed before logging
-//!   them). Into `audit.log`:
-//!
-//!   ```text
-//!   logged key=K n=N wid=W fence=F at=MS w=WORKER
-//!   seen key=K fence=F created=MS uuid=U
-//!   audit gap=K
-//!   audit polls=N
-//!   ```
-//!
-//!   `audit gap` means a poll found none of the entries the previous one
-//!   had seen: writes may have come and gone between them.
-#![allow(dead_code)]
+//! The recorder's change stream: every event in commit order, each
+//! document rebuilt event by event (a delta applied to the document before
+//! it), resumed after a server restart or, when that fails, the documents
+//! read again.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write as _;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::change_stream::event::{
     ChangeStreamEvent, OperationType, ResumeToken, UpdateDescription,
 };
-use mongodb::sync::{Client, Database};
+use mongodb::sync::Database;
 
-/// Collections that hold no lock or share.
-const NOT_HOLDINGS: [&str; 3] = ["resource", "elector.status", "elector.leader_status"];
+use super::{holdings, ms, text, NOT_HOLDINGS};
 
-pub struct Recorder {
-    stop: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<()>>,
-}
-
-fn open(dir: &Path, name: &str) -> File {
-    File::create(dir.join(name)).expect("create a recorder log")
-}
-
-fn ms(d: Option<&Bson>) -> i64 {
-    match d {
-        Some(Bson::DateTime(t)) => t.timestamp_millis(),
-        _ => -1,
-    }
-}
-
-fn int(d: Option<&Bson>) -> Option<i64> {
-    match d {
-        Some(Bson::Int64(n)) => Some(*n),
-        Some(Bson::Int32(n)) => Some(i64::from(*n)),
-        _ => None,
-    }
-}
-
-fn text(d: Option<&Bson>) -> String {
-    match d {
-        Some(Bson::String(s)) => s.clone(),
-        _ => "-".to_owned(),
-    }
-}
-
-/// The live holdings of a lock or share document: (fence, created, uuid).
-fn holdings(d: &Document) -> Vec<(i64, i64, String)> {
-    if let Ok(holders) = d.get_array("holders") {
-        return holders
-            .iter()
-            .filter_map(Bson::as_document)
-            .filter_map(|h| {
-                Some((
-                    int(h.get("fence"))?,
-                    ms(h.get("ts_created")),
-                    text(h.get("uuid")),
-                ))
-            })
-            .collect();
-    }
-    if d.get_bool("locked") == Ok(true) {
-        let fence = int(d.get("fence")).unwrap_or(0);
-        return vec![(fence, ms(d.get("ts_created")), text(d.get("uuid")))];
-    }
-    Vec::new()
-}
-
-impl Recorder {
-    /// Starts recording database `db` of the server at `uri` (a URI that
-    /// reaches it directly) into `dir`.
-    pub fn start(uri: &str, db: &str, dir: &Path) -> Recorder {
-        let stop = Arc::new(AtomicBool::new(false));
-        let client = Client::with_uri_str(uri).expect("a client for the recorder");
-        let db = client.database(db);
-        let replica_set = db
-            .run_command(doc! { "hello": 1 })
-            .run()
-            .is_ok_and(|r| r.contains_key("setName"));
-        let mut threads = Vec::new();
-        if replica_set {
-            let (db, stop) = (db.clone(), stop.clone());
-            let mut out = open(dir, "recorder.log");
-            // Opened before the workers start: nothing is missed.
-            let first = db
-                .watch()
-                .max_await_time(Duration::from_millis(200))
-                .run()
-                .ok();
-            threads.push(std::thread::spawn(move || {
-                record(&db, first, &stop, &mut out)
-            }));
-        }
-        let (out, stop2) = (open(dir, "audit.log"), stop.clone());
-        threads.push(std::thread::spawn(move || audit(&db, &stop2, out)));
-        Recorder { stop, threads }
-    }
-
-    /// Stops both after a last poll.
-    pub fn stop(mut self) {
-        self.halt();
-    }
-
-    fn halt(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for Recorder {
-    fn drop(&mut self) {
-        self.halt();
-    }
-}
-
-type Stream = mongodb::sync::ChangeStream<ChangeStreamEvent<Document>>;
+pub(crate) type Stream = mongodb::sync::ChangeStream<ChangeStreamEvent<Document>>;
 
 /// The recorder's view of the documents, rebuilt event by event.
 struct View<'a> {
@@ -230,7 +87,7 @@ impl View<'_> {
     }
 }
 
-fn record(db: &Database, first: Option<Stream>, stop: &AtomicBool, out: &mut File) {
+pub(crate) fn record(db: &Database, first: Option<Stream>, stop: &AtomicBool, out: &mut File) {
     let mut seq = 0u64;
     let mut token: Option<ResumeToken> = None;
     let mut view = View {
@@ -469,114 +326,6 @@ fn walk<'a>(d: &'a mut Document, path: &str) -> Option<&'a mut Bson> {
     Some(at)
 }
 
-/// The resource documents' logs, merged; the holdings seen.
-#[derive(Default)]
-struct Audit {
-    /// Per key: every write id logged, the last poll's array, the count.
-    seen: BTreeMap<String, (BTreeSet<String>, Vec<String>, u64)>,
-    holdings: BTreeSet<(String, i64)>,
-    polls: u64,
-}
-
-fn audit(db: &Database, stop: &AtomicBool, mut out: File) {
-    let mut a = Audit::default();
-    let mut round = 0u64;
-    loop {
-        // The last poll comes after `stop`: the workers have stopped.
-        let last = stop.load(Ordering::SeqCst);
-        if poll_resource(db, &mut a, &mut out).is_ok() {
-            a.polls += 1;
-        }
-        if last || round.is_multiple_of(3) {
-            let _ = poll_holdings(db, &mut a, &mut out);
-        }
-        if last {
-            let _ = writeln!(out, "audit polls={}", a.polls);
-            return;
-        }
-        round += 1;
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Where the new entries of a write log start, given the last poll's
-/// entries: the array only grows at its end and drops its oldest entries,
-/// so it is the last one minus some first entries plus new ones. Entries
-/// are told apart by position, so a write applied twice counts twice.
-/// None: none of the last poll's entries is left.
-fn first_new(previous: &[String], now: &[String]) -> Option<usize> {
-    if previous.is_empty() {
-        return Some(0);
-    }
-    (0..previous.len()).find_map(|d| {
-        let rest = &previous[d..];
-        (now.len() >= rest.len() && now[..rest.len()] == *rest).then_some(rest.len())
-    })
-}
-
-fn poll_resource(db: &Database, a: &mut Audit, out: &mut File) -> mongodb::error::Result<()> {
-    let docs: Vec<Document> = db
-        .collection::<Document>("resource")
-        .find(doc! {})
-        .run()?
-        .collect::<mongodb::error::Result<_>>()?;
-    for d in docs {
-        let key = text(d.get("_id"));
-        let entries: Vec<&Document> = d
-            .get_array("log")
-            .map(|l| l.iter().filter_map(Bson::as_document).collect())
-            .unwrap_or_default();
-        let (seen, previous, n) = a.seen.entry(key.clone()).or_default();
-        let wids: Vec<String> = entries.iter().map(|e| text(e.get("wid"))).collect();
-        let kept = first_new(previous, &wids);
-        let first_new = match kept {
-            Some(i) => i,
-            None => {
-                // Not one of the last entries seen is left: some may have
-                // come and gone between the polls.
-                let _ = writeln!(out, "audit gap={key}");
-                0
-            }
-        };
-        for (e, wid) in entries.iter().zip(&wids).skip(first_new) {
-            if kept.is_some() || seen.insert(wid.clone()) {
-                seen.insert(wid.clone());
-                *n += 1;
-                let _ = writeln!(
-                    out,
-                    "logged key={key} n={n} wid={wid} fence={} at={} w={}",
-                    int(e.get("fence")).unwrap_or(-1),
-                    ms(e.get("at")),
-                    text(e.get("w"))
-                );
-            }
-        }
-        *previous = wids;
-    }
-    Ok(())
-}
-
-fn poll_holdings(db: &Database, a: &mut Audit, out: &mut File) -> mongodb::error::Result<()> {
-    for name in db.list_collection_names().run()? {
-        if NOT_HOLDINGS.contains(&name.as_str()) {
-            continue;
-        }
-        for d in db.collection::<Document>(&name).find(doc! {}).run()? {
-            let d = d?;
-            let key = text(d.get("_id"));
-            for (fence, created, uuid) in holdings(&d) {
-                if fence != 0 && a.holdings.insert((key.clone(), fence)) {
-                    let _ = writeln!(
-                        out,
-                        "seen key={key} fence={fence} created={created} uuid={uuid}"
-                    );
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -593,26 +342,6 @@ mod tests {
             "truncatedArrays": truncated,
         })
         .unwrap()
-    }
-
-    #[test]
-    fn polls_of_a_write_log_merge_by_position() {
-        let v = |s: &str| {
-            s.split(' ')
-                .filter(|w| !w.is_empty())
-                .map(String::from)
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(first_new(&v(""), &v("a b")), Some(0));
-        assert_eq!(first_new(&v("a b"), &v("a b c")), Some(2));
-        assert_eq!(first_new(&v("a b c"), &v("b c d e")), Some(2), "a dropped");
-        assert_eq!(
-            first_new(&v("a b"), &v("a b a")),
-            Some(2),
-            "a applied twice"
-        );
-        assert_eq!(first_new(&v("a b"), &v("c d")), None, "a hole");
-        assert_eq!(first_new(&v("a b"), &v("a b")), Some(2), "nothing new");
     }
 
     /// The deltas the test server sends for pipeline updates: an entry
