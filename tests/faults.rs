@@ -195,6 +195,15 @@ fn a_sigstopped_holders_late_fenced_writes_are_all_refused() {
     let a = run.spawn("a", &uri, &blind, None);
     let paused = wait_holder(&uri, &run.db, "P", Duration::from_secs(10), |h| h.pid == a)
         .expect("a holds the lock");
+    // Stopped once it knows it holds (its grant logged), not while the
+    // answer is still on its way: one that arrives after the lease's
+    // deadline is no grant, and a would never write under this fence.
+    let known = format!("fence={} ", paused.fence);
+    assert!(
+        common::wait_until(Duration::from_secs(5), || run
+            .logged("a", |l| l.starts_with("grant") && l.contains(&known))),
+        "a did not learn of its grant"
+    );
     run.signal(a, "-STOP");
     let b = run.spawn(
         "b",

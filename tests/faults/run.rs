@@ -107,6 +107,12 @@ impl Run {
             .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
     }
 
+    /// Whether worker `name` has logged a line that `f` accepts.
+    pub fn logged(&self, name: &str, f: impl Fn(&str) -> bool) -> bool {
+        std::fs::read_to_string(self.dir.join(format!("{name}.log")))
+            .is_ok_and(|text| text.lines().any(f))
+    }
+
     pub fn signal(&self, pid: u32, sig: &str) {
         crate::common::signal(pid, sig);
     }

@@ -48,8 +48,16 @@ fn wait_for(mut list: impl FnMut() -> Vec<LockInfo>, pick: impl Fn(&LockInfo) ->
     found.unwrap()
 }
 
-/// SIGSTOPs `pid` for 2 × ttl; the instant it was resumed.
-fn pause(run: &Run, pid: u32) -> i64 {
+/// SIGSTOPs `pid` for 2 × ttl once it knows it holds `fence` (its grant
+/// logged: an answer still on its way when it stops would arrive after the
+/// deadline, which is no grant); the instant it was resumed.
+fn pause(run: &Run, pid: u32, fence: i64) -> i64 {
+    let name = run.name_of(pid).unwrap().to_owned();
+    let known = format!("fence={fence} ");
+    let learned = wait_until(Duration::from_secs(5), || {
+        run.logged(&name, |l| l.starts_with("grant") && l.contains(&known))
+    });
+    assert!(learned, "{name} did not learn of its grant {fence}");
     run.signal(pid, "-STOP");
     std::thread::sleep(TTL * 2);
     let resumed = crate::clock::mono_ns();
@@ -98,7 +106,7 @@ fn a_killed_or_paused_permit_holder_never_makes_more_than_n() {
     );
     // SIGSTOP another holder past its lease.
     let paused = wait_for(holders, |h| pids.contains(&h.pid) && h.pid != victim.pid);
-    let resumed = pause(&run, paused.pid);
+    let resumed = pause(&run, paused.pid, paused.fence);
     std::thread::sleep(Duration::from_millis(1500));
     let name = run.name_of(paused.pid).unwrap().to_owned();
     let (history, report) = run.finish();
@@ -143,7 +151,7 @@ fn a_killed_or_paused_writer_blocks_nobody_and_overlaps_nobody() {
         |h| h.pid == w2,
     );
     assert!(paused.fence > victim.fence);
-    let resumed = pause(&run, w2);
+    let resumed = pause(&run, w2, paused.fence);
     std::thread::sleep(Duration::from_millis(1500));
     let (history, report) = run.finish();
     assert!(
