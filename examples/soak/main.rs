@@ -182,8 +182,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         server.stop();
         std::thread::sleep(Duration::from_secs(1));
         server.restart();
-        // For the checker: the test server forgets retryable writes across
-        // a restart, so a write in flight then may run twice.
+        // Noted in the history, for its reader.
         let line = format!("restart down={down} up={}\n", clock::mono_ns());
         let _ = std::fs::OpenOptions::new()
             .create(true)

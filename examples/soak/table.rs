@@ -33,8 +33,8 @@ pub fn print(secs: u64, seed: u64, r: &Report, cov: &Coverage) {
         r.late_sends_rejected, r.late_sends
     );
     println!(
-        "| resource log audited: entries / applied with no answer / run again across a restart | {} / {} / {} |",
-        r.logged_writes, r.unanswered_applied, r.retried_across_restart
+        "| resource log audited: entries / applied with no answer / retries the server ran again | {} / {} / {} |",
+        r.logged_writes, r.unanswered_applied, r.retries_run_again
     );
     println!(
         "| commit order recorded: events / holes | {} / {} |",

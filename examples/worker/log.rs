@@ -1,6 +1,7 @@
 //! The worker's history lines (see the crate docs of `main.rs`) and the
 //! reads and writes they report on.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,6 +16,48 @@ use parking_lot::Mutex;
 
 use crate::clock::{instant_ns, mono_ns};
 use crate::{Config, Shared, KEPT_WRITES};
+
+/// How many times the driver sent each write (by its id), from command
+/// monitoring: the driver retries a write once after a network error, and
+/// the answer is then the retry's.
+static ATTEMPTS: std::sync::OnceLock<Mutex<HashMap<String, u32>>> = std::sync::OnceLock::new();
+
+fn attempts() -> &'static Mutex<HashMap<String, u32>> {
+    ATTEMPTS.get_or_init(Default::default)
+}
+
+/// The write id in a fenced `update` command, wherever the library put
+/// our pipeline in it.
+fn wid_in(command: &Document) -> Option<String> {
+    fn find(b: &Bson) -> Option<String> {
+        match b {
+            Bson::Document(d) => match d.get("wid") {
+                Some(Bson::String(w)) => Some(w.clone()),
+                _ => d.values().find_map(find),
+            },
+            Bson::Array(a) => a.iter().find_map(find),
+            _ => None,
+        }
+    }
+    find(command.get("updates")?)
+}
+
+/// A client that counts the attempts of each fenced write.
+pub fn counting_client(uri: &str) -> mongodb::error::Result<mongodb::sync::Client> {
+    let mut options = mongodb::options::ClientOptions::parse(uri).run()?;
+    options.command_event_handler = Some(mongodb::event::EventHandler::callback(
+        |ev: mongodb::event::command::CommandEvent| {
+            if let mongodb::event::command::CommandEvent::Started(started) = ev {
+                if started.command_name == "update" {
+                    if let Some(wid) = wid_in(&started.command) {
+                        *attempts().lock().entry(wid).or_default() += 1;
+                    }
+                }
+            }
+        },
+    ));
+    mongodb::sync::Client::with_options(options)
+}
 
 pub struct Worker {
     pub name: String,
@@ -144,8 +187,9 @@ impl Worker {
             // No answer: the outcome is unknown (the audit finds out).
             Err(_) => ("error", false),
         };
+        let sends = attempts().lock().remove(&wid).unwrap_or(0);
         self.line(format!(
-            "write w={} key={} fence={} wid={wid} checked={checked} sent={sent} done={done} deadline={deadline} valid={} accepted={} probe={} result={name} server=-1",
+            "write w={} key={} fence={} wid={wid} checked={checked} sent={sent} done={done} deadline={deadline} valid={} accepted={} probe={} result={name} server=-1 attempts={sends}",
             self.name,
             self.cfg.key,
             fenced.fence(),

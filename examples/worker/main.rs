@@ -38,7 +38,7 @@
 //! ```text
 //! grant   w=.. key=.. kind=.. fence=.. uuid=.. granted=MS start=NS
 //! check   w=.. key=.. kind=.. fence=.. at=NS deadline=NS valid=0|1
-//! write   w=.. key=.. fence=.. wid=.. checked=NS sent=NS done=NS deadline=NS valid=0|1 accepted=0|1 probe=0|1 result=.. server=MS
+//! write   w=.. key=.. fence=.. wid=.. checked=NS sent=NS done=NS deadline=NS valid=0|1 accepted=0|1 probe=0|1 result=.. server=MS attempts=N
 //! lost    w=.. key=.. fence=.. at=NS reason=..
 //! section kind=lock|master w=.. key=.. fence=.. start=NS end=NS deadline=NS valid=0|1
 //! section kind=permit|read|write w=.. key=.. fence=.. start=NS end=NS deadline=NS valid=0|1 permits=N expires=MS asked=NS
@@ -54,7 +54,9 @@
 //!   taken before the call and `deadline`, the local deadline, read
 //!   between the two (a master's only while the event's term is current).
 //! - `write`: every attempt, `result=error` when no answer came (the
-//!   outcome is unknown); `valid` is the answer of the check at `checked`.
+//!   outcome is unknown); `valid` is the answer of the check at `checked`;
+//!   `attempts` how many times the driver sent it (2: it retried after a
+//!   network error, the answer being the retry's).
 //! - `lost`: the holding's `lost()` receiver reported a loss, seen at `at`.
 //! - `section`: from `start` to `end`, the last validity check (just
 //!   before the release is sent: the holder stops acting there), `valid`
@@ -217,7 +219,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .open(log_path)?,
     ));
     let uri = std::env::var("MONGODB_URI").map_err(|_| "MONGODB_URI is not set")?;
-    let client = mongodb::sync::Client::with_uri_str(&uri)?;
+    let client = log::counting_client(&uri)?;
     let db = client.database(&cfg.db);
     let stop = Arc::new(AtomicBool::new(false));
     {

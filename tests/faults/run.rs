@@ -92,9 +92,8 @@ impl Run {
         pid
     }
 
-    /// Restarts the server through `restart`, noting when it went down and
-    /// came back for the checker (the test server forgets retryable writes
-    /// across a restart: a write in flight then may run twice).
+    /// Restarts the server through `restart`, noting in the history when it
+    /// went down and when it came back.
     pub fn restart_server(&self, restart: impl FnOnce()) {
         let down = crate::clock::mono_ns();
         restart();

@@ -76,9 +76,9 @@ pub struct Report {
     pub audited: bool,
     pub logged_writes: usize,
     pub unanswered_applied: usize,
-    /// Writes in flight across a server restart that the test server ran
-    /// again (applied twice, or answered refused though applied).
-    pub retried_across_restart: usize,
+    /// Writes the driver retried that the test server ran again (applied
+    /// twice, or answered refused though the first attempt was applied).
+    pub retries_run_again: usize,
     /// Change events recorded, and holes in the stream.
     pub commit_events: usize,
     pub commit_gaps: usize,

@@ -68,6 +68,9 @@ pub struct Write {
     pub result: String,
     /// The write's server time (`$$NOW`, ms) when accepted; -1 unknown.
     pub server: i64,
+    /// How many times the driver sent it (2: retried after a network
+    /// error; the answer is the retry's).
+    pub attempts: u32,
 }
 
 /// The server time (ms) a fence was granted on a key; -1 unknown.
@@ -194,7 +197,8 @@ pub struct History {
     /// The auditor's polls (`audit polls=N`); None: no audit.
     pub audit_polls: Option<u64>,
     /// Server restarts the harness made: from just before it stopped the
-    /// server to when the server listened again (shared monotonic clock).
+    /// server to when the server listened again (shared monotonic clock;
+    /// for the reader of a history).
     pub restarts: Vec<(i64, i64)>,
     /// `kind` of each error line, with its count.
     pub errors: BTreeMap<String, usize>,
@@ -303,6 +307,7 @@ impl History {
                     probe: l.flag("probe")?,
                     result: l.or("result", String::new())?,
                     server: l.get("server")?,
+                    attempts: l.or("attempts", 1)?,
                 }),
                 Some("grant") => h.grants.push(Grant {
                     worker: l.word("w")?,
