@@ -20,16 +20,10 @@
 //! Replica-set mode only (it needs a change stream); about 45 s
 //! (`COMMIT_ORDER_SECONDS=N` runs it longer).
 
-#[path = "faults/checker/mod.rs"]
-mod checker;
-#[path = "faults/clock.rs"]
-mod clock;
 mod common;
-#[path = "faults/recorder/mod.rs"]
-mod recorder;
-#[path = "faults/run.rs"]
-mod run;
+mod harness;
 
+use harness::{checker, run};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -2,24 +2,13 @@
 //! pauses, partitions, latency, clock skew and server restarts. Every
 //! scenario runs `examples/worker/` processes, injects its fault, stops
 //! them cleanly, and checks the history they logged with
-//! `tests/faults/checker/`.
+//! `tests/harness/checker/`.
 
-#[path = "faults/checker/mod.rs"]
-mod checker;
-#[path = "faults/clock.rs"]
-mod clock;
 mod common;
-#[path = "faults/proxy.rs"]
-mod proxy;
-#[path = "faults/recorder/mod.rs"]
-mod recorder;
-#[path = "faults/restart_scenarios.rs"]
-mod restart_scenarios;
-#[path = "faults/run.rs"]
-mod run;
-#[path = "faults/share_scenarios.rs"]
-mod share_scenarios;
+mod fault_scenarios;
+mod harness;
 
+use harness::{clock, proxy, run};
 use std::time::{Duration, Instant};
 
 use common::PrivateServer;

@@ -5,15 +5,13 @@
 //! never two holders or masters, and each side takes over from the other,
 //! after a release and after a SIGKILL, within the bounds the migration
 //! guide states. Every scenario checks the history all workers logged with
-//! `tests/faults/checker/` (Python holders are unfenced sections, ordered
+//! `tests/harness/checker/` (Python holders are unfenced sections, ordered
 //! by their start).
 
-#[path = "faults/checker/mod.rs"]
-mod checker;
 mod common;
-#[path = "faults/recorder/mod.rs"]
-mod recorder;
+mod harness;
 
+use harness::{checker, recorder};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -15,23 +15,18 @@
 //! SECONDS is. A failed run keeps its logs; `soak --check DIR` runs the
 //! checker on them again.
 
-#[path = "../../tests/faults/checker/mod.rs"]
-mod checker;
-#[path = "../../tests/faults/clock.rs"]
-mod clock;
 #[path = "../../tests/common/mod.rs"]
 mod common;
-#[path = "../../tests/faults/proxy.rs"]
-mod proxy;
-#[path = "../../tests/faults/recorder/mod.rs"]
-mod recorder;
+#[path = "../../tests/harness/mod.rs"]
+mod harness;
 mod schedule;
 mod table;
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use proxy::Proxy;
+use harness::proxy::Proxy;
+use harness::{checker, clock, recorder};
 use schedule::{kill, Coverage, Proc, Rng, Site, Timeline};
 
 pub const TTL_MS: u64 = 1000;

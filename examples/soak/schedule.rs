@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::proxy::Proxy;
+use crate::harness::proxy::Proxy;
 use crate::TTL_MS;
 
 /// The primitives, as the coverage table names them.

@@ -1,7 +1,7 @@
 //! The soak's tables: what ran and what the checker judged, and the faults
 //! per primitive.
 
-use crate::checker::Report;
+use crate::harness::checker::Report;
 use crate::schedule::{Coverage, KINDS};
 
 pub fn print(secs: u64, seed: u64, r: &Report, cov: &Coverage) {

@@ -1,6 +1,6 @@
 //! A fault-injection worker: contends for a lock, a semaphore's permits or
 //! a read-write lock, or runs an elector, on a key, and appends what it did
-//! to a history log that `tests/faults/checker/` checks. Used by
+//! to a history log that `tests/harness/checker/` checks. Used by
 //! `tests/faults.rs`, the semaphore, read-write lock and Python-fleet
 //! tests and `examples/soak/`; not an example of good application code.
 //!
@@ -21,7 +21,7 @@
 //! when a greater fence is stored or the lease has expired in server time),
 //! checking validity before each, and `--hold-ms` apart. Each write appends
 //! `{wid, fence, at: $$NOW, w}` to the document's `log` (its last 64
-//! writes; the auditor of `tests/faults/recorder/` merges them over the
+//! writes; the auditor of `tests/harness/recorder/` merges them over the
 //! run, and the checker takes each write's server time from there).
 //! `--mode semaphore` (one `MongoSemaphore` of `--permits` permits shared
 //! by the process's threads), `--mode read` and `--mode write` (one
@@ -76,7 +76,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-#[path = "../../tests/faults/clock.rs"]
+#[path = "../../tests/harness/clock.rs"]
 mod clock;
 mod log;
 mod roles;

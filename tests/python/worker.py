@@ -1,6 +1,6 @@
 """A mixed-fleet worker on the Python package `mongoelector` (1.0.2): holds a
 lock or runs an elector on a key, and appends what it held to a history log
-in the format of `examples/worker/`, which `tests/faults/checker/` reads.
+in the format of `examples/worker/`, which `tests/harness/checker/` reads.
 Driven by `tests/python_fleet.rs`; not an example of good application code.
 
     MONGODB_URI=... python worker.py --mode lock|elector --name NAME --key KEY

@@ -2,19 +2,13 @@
 //! processes (`examples/worker/`) taking and releasing permits, crashed
 //! and paused holders, holders that disagree on the count, round trips,
 //! wake-ups, keep-alive and `lost()`. Histories are checked by
-//! `tests/faults/checker/` (at most N valid permits at any instant,
+//! `tests/harness/checker/` (at most N valid permits at any instant,
 //! fences unique and growing in grant order).
 
-#[path = "faults/checker/mod.rs"]
-mod checker;
-#[path = "faults/clock.rs"]
-mod clock;
 mod common;
-#[path = "faults/recorder/mod.rs"]
-mod recorder;
-#[path = "faults/run.rs"]
-mod run;
+mod harness;
 
+use harness::{clock, run};
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 

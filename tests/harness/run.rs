@@ -41,7 +41,7 @@ pub struct Run {
     pub db: String,
     pub dir: PathBuf,
     pub workers: Vec<Worker>,
-    recorder: Option<crate::recorder::Recorder>,
+    recorder: Option<crate::harness::recorder::Recorder>,
 }
 
 impl Run {
@@ -61,7 +61,9 @@ impl Run {
     /// that reaches it directly), before any worker: the checker needs
     /// the audit of every run whose workers write.
     pub fn record(&mut self, uri: &str) {
-        self.recorder = Some(crate::recorder::Recorder::start(uri, &self.db, &self.dir));
+        self.recorder = Some(crate::harness::recorder::Recorder::start(
+            uri, &self.db, &self.dir,
+        ));
     }
 
     /// Starts a worker; `faketime` runs it under libfaketime with that offset.
@@ -95,9 +97,9 @@ impl Run {
     /// Restarts the server through `restart`, noting in the history when it
     /// went down and when it came back.
     pub fn restart_server(&self, restart: impl FnOnce()) {
-        let down = crate::clock::mono_ns();
+        let down = crate::harness::clock::mono_ns();
         restart();
-        let up = crate::clock::mono_ns();
+        let up = crate::harness::clock::mono_ns();
         let line = format!("restart down={down} up={up}\n");
         let _ = std::fs::OpenOptions::new()
             .create(true)
@@ -152,12 +154,17 @@ impl Run {
     }
 
     /// Stops everything and fails on any violation; the report otherwise.
-    pub fn finish(mut self) -> (crate::checker::History, crate::checker::Report) {
+    pub fn finish(
+        mut self,
+    ) -> (
+        crate::harness::checker::History,
+        crate::harness::checker::Report,
+    ) {
         self.stop_all();
         if let Some(r) = self.recorder.take() {
             r.stop();
         }
-        let (history, report) = crate::checker::History::read_checked(&self.dir);
+        let (history, report) = crate::harness::checker::History::read_checked(&self.dir);
         // KEEP_HISTORY=1 keeps a passing run's logs too, for a look.
         if std::env::var_os("KEEP_HISTORY").is_none() {
             let _ = std::fs::remove_dir_all(&self.dir);

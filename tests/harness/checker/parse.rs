@@ -1,5 +1,5 @@
 //! The history's lines (see `examples/worker/main.rs` for the workers'
-//! lines, `tests/faults/recorder/` for the recorder's and the auditor's)
+//! lines, `tests/harness/recorder/` for the recorder's and the auditor's)
 //! and their parsing.
 
 use std::collections::BTreeMap;

@@ -1,6 +1,6 @@
 //! The history checker: reads the logs that `examples/worker/` (and
 //! `tests/python/worker.py`) append, with what the recorder and the auditor
-//! (`tests/faults/recorder/`) saw on the server, and reports every
+//! (`tests/harness/recorder/`) saw on the server, and reports every
 //! violation of the primitives' guarantees. The rules, by family:
 //!
 //! - `lock.rs`: one holder at a time for locks and terms (overlaps, a

@@ -1,19 +1,13 @@
 //! The read-write lock across processes, against the real server: readers
 //! that overlap, writers that overlap nobody (worker histories checked by
-//! `tests/faults/checker/`), a writer that is not starved by a stream of
+//! `tests/harness/checker/`), a writer that is not starved by a stream of
 //! readers, crashed writers and waiting writers, round trips, wake-ups,
 //! keep-alive and `lost()`.
 
-#[path = "faults/checker/mod.rs"]
-mod checker;
-#[path = "faults/clock.rs"]
-mod clock;
 mod common;
-#[path = "faults/recorder/mod.rs"]
-mod recorder;
-#[path = "faults/run.rs"]
-mod run;
+mod harness;
 
+use harness::run;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 

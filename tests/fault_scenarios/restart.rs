@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::common::on_disk_server;
-use crate::run::{self, Run};
+use crate::harness::run::{self, Run};
 use crate::{elector_args, holder, lock_args, uri_of, wait_holder};
 
 #[test]

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use mongoelector::{LockInfo, MongoRwLock, MongoSemaphore};
 
 use crate::common::{self, wait_until};
-use crate::run::Run;
+use crate::harness::run::Run;
 
 const TTL: Duration = Duration::from_secs(1);
 const GRACE: Duration = Duration::from_millis(200);
@@ -60,14 +60,14 @@ fn pause(run: &Run, pid: u32, fence: i64) -> i64 {
     assert!(learned, "{name} did not learn of its grant {fence}");
     run.signal(pid, "-STOP");
     std::thread::sleep(TTL * 2);
-    let resumed = crate::clock::mono_ns();
+    let resumed = crate::harness::clock::mono_ns();
     run.signal(pid, "-CONT");
     resumed
 }
 
 /// Whether `worker`'s process logged a check that answered invalid after
 /// `at` for `fence`: it woke to a lost holding.
-fn noticed(history: &crate::checker::History, worker: &str, fence: i64, at: i64) -> bool {
+fn noticed(history: &crate::harness::checker::History, worker: &str, fence: i64, at: i64) -> bool {
     history
         .checks
         .iter()
