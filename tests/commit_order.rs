@@ -175,8 +175,10 @@ fn server_time_flags_only_grants_that_followed_a_release() {
         after_release > 0,
         "no grant committed after a later-stamped release"
     );
+    // Enough handovers to have looked at (a loaded machine gives about
+    // 15 write sections in 40 s, an idle one over 30).
     assert!(
-        report.write_sections >= 20 && report.grant_ordered_commit >= 20,
+        report.write_sections >= 8 && report.grant_ordered_commit >= 8,
         "too little happened: {report:?}"
     );
     // ... and every pair server time alone flags had the release first.
