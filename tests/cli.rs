@@ -6,6 +6,8 @@ mod common;
 mod durations;
 #[path = "cli/kinds.rs"]
 mod kinds;
+#[path = "cli/metrics_addr.rs"]
+mod metrics_addr;
 #[path = "cli/process_tree.rs"]
 mod process_tree;
 #[path = "cli/reelection.rs"]
