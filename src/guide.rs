@@ -42,6 +42,11 @@ pub mod security {}
 #[doc = include_str!("../docs/performance.md")]
 pub mod performance {}
 
+/// Metrics (cargo feature `metrics`): every counter, histogram and gauge,
+/// and a program that exports them to Prometheus.
+#[doc = include_str!("../docs/metrics.md")]
+pub mod metrics {}
+
 /// The threads the crate starts, and what is `Send + Sync`.
 #[doc = include_str!("../docs/threads.md")]
 pub mod threads {}

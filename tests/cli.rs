@@ -4,6 +4,10 @@
 mod common;
 #[path = "cli/durations.rs"]
 mod durations;
+#[path = "cli/kinds.rs"]
+mod kinds;
+#[path = "cli/metrics_addr.rs"]
+mod metrics_addr;
 #[path = "cli/process_tree.rs"]
 mod process_tree;
 #[path = "cli/reelection.rs"]

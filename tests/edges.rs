@@ -4,9 +4,9 @@
 //! and a lease that arrives too late.
 
 mod common;
-#[path = "faults/proxy.rs"]
-mod proxy;
+mod harness;
 
+use harness::proxy;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 

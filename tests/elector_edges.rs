@@ -8,10 +8,10 @@
 //! this binary starts or ends threads meanwhile.
 
 mod common;
+mod harness;
 
 use common::serial;
-#[path = "faults/proxy.rs"]
-mod proxy;
+use harness::proxy;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,17 +1,17 @@
 //! A fleet mixing nodes of the Python package `mongoelector` 1.0.2 (the
 //! real one, installed beside the test server by `scripts/server.sh
 //! install`, driven through `tests/python/worker.py`) and nodes of this
-//! crate (`examples/worker.rs`, built `python_compatible`) on one key:
+//! crate (`examples/worker/`, built `python_compatible`) on one key:
 //! never two holders or masters, and each side takes over from the other,
 //! after a release and after a SIGKILL, within the bounds the migration
 //! guide states. Every scenario checks the history all workers logged with
-//! `tests/faults/checker.rs` (Python holders are unfenced sections, ordered
+//! `tests/harness/checker/` (Python holders are unfenced sections, ordered
 //! by their start).
 
-#[path = "faults/checker.rs"]
-mod checker;
 mod common;
+mod harness;
 
+use harness::{checker, recorder};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -77,6 +77,7 @@ struct Fleet {
     mode: &'static str,
     dir: PathBuf,
     children: Vec<(String, Child)>,
+    recorder: Option<recorder::Recorder>,
 }
 
 impl Fleet {
@@ -84,12 +85,17 @@ impl Fleet {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let dir = std::env::temp_dir().join(format!("mongoelector-pyfleet-{id}"));
         std::fs::create_dir_all(&dir).unwrap();
+        let db = format!("py_{}", &id[..12]);
+        // The server's view (commit order, the resource's write log),
+        // watched from before any worker starts.
+        let recorder = Some(recorder::Recorder::start(&common::uri(), &db, &dir));
         Fleet {
-            db: format!("py_{}", &id[..12]),
+            db,
             key: format!("{mode}-{}", &id[..6]),
             mode,
             dir,
             children: Vec::new(),
+            recorder,
         }
     }
 
@@ -208,6 +214,9 @@ impl Fleet {
                 );
                 std::thread::sleep(Duration::from_millis(20));
             }
+        }
+        if let Some(r) = self.recorder.take() {
+            r.stop();
         }
         let (history, _) = History::read_checked(&self.dir);
         assert!(

@@ -29,6 +29,7 @@ pub(crate) mod keepalive;
 pub(crate) mod kind;
 pub(crate) mod lease;
 pub(crate) mod loss;
+pub(crate) mod meter;
 pub(crate) mod moment;
 pub(crate) mod options;
 pub(crate) mod owner;

@@ -17,6 +17,7 @@ use std::sync::{Arc, Weak};
 use crate::foundation::deadlines::{self, Expire};
 use crate::foundation::lease::Lease;
 use crate::foundation::loss::LossReason;
+use crate::foundation::meter::Meter;
 use crate::foundation::moment::Moment;
 
 /// How an acquisition stands.
@@ -42,6 +43,8 @@ struct State {
 pub(crate) struct Tenure {
     fence: i64,
     state: Mutex<State>,
+    /// What it reports: held while live, then released or lost.
+    meter: Option<Meter>,
 }
 
 impl Tenure {
@@ -54,6 +57,17 @@ impl Tenure {
                 standing: Standing::Live,
                 subscribers: Vec::new(),
             }),
+            meter: None,
+        }
+    }
+
+    /// As [`new`](Self::new), reported on `meter` (held now; released or
+    /// lost when it ends).
+    pub fn metered(lease: Lease, meter: &Meter) -> Self {
+        meter.held(true);
+        Tenure {
+            meter: Some(meter.clone()),
+            ..Tenure::new(lease)
         }
     }
 
@@ -93,7 +107,7 @@ impl Tenure {
             return false;
         }
         if !st.lease.valid_at(now) {
-            end(&mut st, Standing::Lost(LossReason::RenewalFailed));
+            self.end(&mut st, Standing::Lost(LossReason::RenewalFailed));
             return false;
         }
         st.lease = lease;
@@ -107,7 +121,7 @@ impl Tenure {
         if st.standing != Standing::Live || st.lease.valid_at(now) {
             return false;
         }
-        end(&mut st, Standing::Lost(LossReason::RenewalFailed));
+        self.end(&mut st, Standing::Lost(LossReason::RenewalFailed));
         true
     }
 
@@ -115,7 +129,7 @@ impl Tenure {
     pub fn lose(&self, reason: LossReason) {
         let mut st = self.state.lock();
         if st.standing == Standing::Live {
-            end(&mut st, Standing::Lost(reason));
+            self.end(&mut st, Standing::Lost(reason));
         }
     }
 
@@ -124,7 +138,7 @@ impl Tenure {
     pub fn release(&self) {
         let mut st = self.state.lock();
         if st.standing == Standing::Live {
-            end(&mut st, Standing::Released);
+            self.end(&mut st, Standing::Released);
         }
     }
 
@@ -165,8 +179,22 @@ impl LeaseView for Tenure {
     }
 }
 
-/// Records the end and tells every receiver (a loss) or none (a release);
-/// dropping the senders disconnects the receivers either way.
+impl Tenure {
+    /// Records the end and tells every receiver (a loss) or none (a
+    /// release); dropping the senders disconnects the receivers either way.
+    fn end(&self, st: &mut State, standing: Standing) {
+        if let Some(meter) = &self.meter {
+            meter.held(false);
+            match standing {
+                Standing::Lost(reason) => meter.lost(reason),
+                _ => meter.released(),
+            }
+        }
+        end(st, standing);
+    }
+}
+
+/// Records the end in `st` and tells the receivers.
 fn end(st: &mut State, standing: Standing) {
     st.standing = standing;
     let subscribers = std::mem::take(&mut st.subscribers);

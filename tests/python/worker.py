@@ -1,6 +1,6 @@
 """A mixed-fleet worker on the Python package `mongoelector` (1.0.2): holds a
 lock or runs an elector on a key, and appends what it held to a history log
-in the format of `examples/worker.rs`, which `tests/faults/checker.rs` reads.
+in the format of `examples/worker/`, which `tests/harness/checker/` reads.
 Driven by `tests/python_fleet.rs`; not an example of good application code.
 
     MONGODB_URI=... python worker.py --mode lock|elector --name NAME --key KEY
@@ -11,8 +11,12 @@ Python holders have no fence: sections are logged with fence=0. A section
 runs from when the holder learned it won (`start`) to its last ownership
 check (`end`, taken after the check answered), and `deadline` is the
 holder's own expiry (`ts_expire`, in its wall clock) mapped onto
-CLOCK_MONOTONIC. With `--once 1` the worker keeps the lock (renewing it) or
-its mastership until it is killed or stopped.
+CLOCK_MONOTONIC. A section is logged after every check that says it is
+still ours, and once more, with valid=0, after the check that says it is
+not: a holding taken away ends there, not at its last good check. Every
+check is also logged as a `check` line (`at` taken before the call). With
+`--once 1` the worker keeps the lock (renewing it) or its mastership until
+it is killed or stopped.
 
 SIGTERM or SIGINT ends the worker cleanly (releasing what it holds).
 """
@@ -57,6 +61,12 @@ class Log:
             f"end={end} deadline={deadline} valid={int(valid)}\n"
         )
 
+    def check(self, kind, at, deadline, valid):
+        self.file.write(
+            f"check w={self.name} key={self.key} kind={kind} fence=0 at={at} "
+            f"deadline={deadline} valid={int(valid)}\n"
+        )
+
     def error(self, kind, msg):
         msg = str(msg).replace("\n", " ")
         self.file.write(f"error w={self.name} key={self.key} kind={kind} msg={msg}\n")
@@ -64,16 +74,20 @@ class Log:
 
 def hold(log, kind, start, is_mine, expiry, args):
     """Acts `args.acts` times `args.hold` apart (for ever with --once),
-    checking ownership before each. Logs the section after every check
-    that says it is still ours, so a SIGKILLed holder's section is known
-    up to its last check."""
+    checking ownership before each. Logs the section after every check,
+    so a SIGKILLed holder's section is known up to its last check, and a
+    holding taken away ends at the check that found it gone."""
     acts = 0
     while not STOP.is_set():
+        at = mono_ns()
         valid = is_mine()
         end = mono_ns()
+        deadline = deadline_ns(expiry())
+        log.check(kind, at, deadline, valid)
+        # A failed check ends the section where the holder learned it.
+        log.section(kind, start, end, deadline, valid)
         if not valid:
             return
-        log.section(kind, start, end, deadline_ns(expiry()), True)
         acts += 1
         if not args.once and acts >= args.acts:
             return

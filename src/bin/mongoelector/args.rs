@@ -104,6 +104,9 @@ pub struct LockArgs {
     /// Keep the lock taken until this long after it was acquired, however soon CMD ends (run-once jobs)
     #[arg(long, value_parser = duration, default_value = "0s")]
     pub hold_at_least: Duration,
+    /// Serve the metrics at http://ADDR/metrics in the Prometheus text format while running (HOST:PORT)
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// How long CMD has between SIGTERM and SIGKILL
     #[arg(long, value_parser = duration, default_value = "10s")]
     pub kill_after: Duration,
@@ -128,6 +131,9 @@ pub struct SemaphoreArgs {
     /// Give up (exit 75) at once when every permit is held
     #[arg(long)]
     pub no_wait: bool,
+    /// Serve the metrics at http://ADDR/metrics in the Prometheus text format while running (HOST:PORT)
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// How long CMD has between SIGTERM and SIGKILL
     #[arg(long, value_parser = duration, default_value = "10s")]
     pub kill_after: Duration,
@@ -143,6 +149,9 @@ pub struct ElectArgs {
     /// Lease length: a dead master is replaced after about ttl + ttl/5
     #[arg(long, value_parser = duration, default_value = "15s")]
     pub ttl: Duration,
+    /// Serve the metrics at http://ADDR/metrics in the Prometheus text format while running (HOST:PORT)
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// How long CMD has between SIGTERM and SIGKILL
     #[arg(long, value_parser = duration, default_value = "10s")]
     pub kill_after: Duration,

@@ -4,7 +4,7 @@
 
 use crossbeam_channel::select;
 use mongodb::sync::Database;
-use mongoelector::{Event, MongoElector};
+use mongoelector::{Error, Event, MongoElector};
 
 use crate::args::ElectArgs;
 use crate::child::{self, Outcome};
@@ -41,6 +41,12 @@ pub fn run(db: &Database, collection: &str, args: ElectArgs) -> Result<u8, Failu
             _ => select! {
                 recv(events) -> event => match event {
                     Ok(Event::BecameMaster { fence, .. }) if elector.is_master() => fence,
+                    // Another kind of primitive on the key: no poll will
+                    // ever succeed, so it is bad usage, not a retry.
+                    Ok(Event::PollFailed { error }) if matches!(error, Error::WrongKind { .. }) => {
+                        let _ = elector.stop();
+                        return Err(Failure::from_error(&doing, &error));
+                    }
                     Ok(Event::PollFailed { error }) => {
                         eprintln!("mongoelector: {}", Failure::from_error(&doing, &error).message);
                         continue;

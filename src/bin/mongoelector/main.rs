@@ -14,6 +14,7 @@ mod group;
 mod hold;
 mod list;
 mod lock;
+mod metrics;
 mod output;
 mod release;
 mod render;
@@ -57,13 +58,22 @@ fn run() -> Result<u8, Failure> {
     let collection = cli.connection.collection.as_deref();
     let locks = collection.unwrap_or(mongoelector::limits::DEFAULT_LOCK_COLLECTION);
     match cli.command {
-        Command::Lock(a) => lock::run(&db, locks, a),
-        Command::Semaphore(a) => semaphore::run(
-            &db,
-            collection.unwrap_or(mongoelector::limits::DEFAULT_SEMAPHORE_COLLECTION),
-            a,
-        ),
-        Command::Elect(a) => elect::run(&db, locks, a),
+        Command::Lock(a) => {
+            metrics::serve(a.metrics_addr)?;
+            lock::run(&db, locks, a)
+        }
+        Command::Semaphore(a) => {
+            metrics::serve(a.metrics_addr)?;
+            semaphore::run(
+                &db,
+                collection.unwrap_or(mongoelector::limits::DEFAULT_SEMAPHORE_COLLECTION),
+                a,
+            )
+        }
+        Command::Elect(a) => {
+            metrics::serve(a.metrics_addr)?;
+            elect::run(&db, locks, a)
+        }
         Command::Status(a) => status::run(&db, locks, a),
         Command::List(a) => list::run(&db, locks, a),
         Command::Release(a) => release::run(&db, locks, a),

@@ -21,6 +21,7 @@ use super::status_store::StatusStore;
 use crate::error::Result;
 use crate::foundation::clock::ClockCheck;
 use crate::foundation::deadlines::{self, Expire};
+use crate::foundation::meter::{Meter, Primitive};
 use crate::foundation::moment::Moment;
 use crate::foundation::owner::Owner;
 use crate::foundation::single::store::LockStore;
@@ -84,6 +85,8 @@ pub(crate) struct Engine {
     change_streams: bool,
     /// When the status index was last tried (until it is created).
     index_tried: Mutex<Option<Instant>>,
+    /// What it reports.
+    meter: Meter,
 }
 
 struct State {
@@ -113,6 +116,9 @@ struct State {
     unannounced: Vec<i64>,
     /// Set by `step_down`: do not campaign before this instant.
     hold_off_until: Option<Instant>,
+    /// Since when this node campaigns (the last loss of mastership, or
+    /// the start), for the wait a term took.
+    campaigning_since: Instant,
 }
 
 /// What `stats()` reports, kept under the state lock.
@@ -126,6 +132,7 @@ struct Counters {
 
 impl Engine {
     pub fn new(s: Settings) -> Arc<Engine> {
+        let meter = Meter::new(Primitive::Elector, &s.key);
         Arc::new_cyclic(|me| Engine {
             me: me.clone(),
             key: s.key,
@@ -153,6 +160,7 @@ impl Engine {
                 surrenders: 0,
                 unannounced: Vec::new(),
                 hold_off_until: None,
+                campaigning_since: Instant::now(),
             }),
             wake: Condvar::new(),
             stopping: AtomicBool::new(false),
@@ -160,6 +168,7 @@ impl Engine {
             errands: Mutex::default(),
             change_streams: s.change_streams,
             index_tried: Mutex::new(None),
+            meter,
         })
     }
 
@@ -215,10 +224,18 @@ impl Engine {
         let event = match transition {
             Transition::Became { fence, expires } => {
                 st.stats.terms += 1;
+                self.meter.acquired(st.campaigning_since.elapsed());
+                self.meter.master(true);
                 log::info!("`{}`: became master (fence {fence})", self.key);
                 Event::BecameMaster { fence, expires }
             }
             Transition::Lost { fence, reason } => {
+                st.campaigning_since = Instant::now();
+                self.meter.master(false);
+                match reason {
+                    LossReason::Stopped | LossReason::Released => self.meter.released(),
+                    involuntary => self.meter.lost(involuntary),
+                }
                 log::info!("`{}`: lost master (fence {fence}): {reason:?}", self.key);
                 Event::LostMaster { fence, reason }
             }

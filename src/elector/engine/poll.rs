@@ -12,6 +12,7 @@ use crate::elector::events::Event;
 use crate::elector::role::{self, Holder, Outcome, Role};
 use crate::error::Result;
 use crate::foundation::lease::as_delta;
+use crate::foundation::meter;
 use crate::foundation::moment::Moment;
 use crate::foundation::single::document::LockRecord;
 
@@ -34,7 +35,7 @@ impl Engine {
         };
         let sent = Moment::now();
         let sent_at = Instant::now();
-        let answer = self.poll_round_trip(polled_as, ask);
+        let answer = meter::timed(&self.meter, "poll", || self.poll_round_trip(polled_as, ask));
         let master = answer
             .as_ref()
             .ok()
@@ -75,6 +76,7 @@ impl Engine {
         let mut st = self.state.lock();
         if let Err(error) = &result {
             st.stats.poll_failures += 1;
+            self.meter.poll_failed();
             log::warn!("`{}`: poll failed: {error}", self.key);
             st.subscribers.send(Event::PollFailed {
                 error: error.clone().during("poll", &self.key),

@@ -19,6 +19,7 @@ use crate::foundation::holding::Holder;
 use crate::foundation::keepalive::{self, Renew};
 use crate::foundation::kind::Kind;
 use crate::foundation::loss::LossReason;
+use crate::foundation::meter::{self, Meter, Primitive};
 use crate::foundation::moment::Moment;
 use crate::foundation::options::LeaseOptions;
 use crate::foundation::owner::Owner;
@@ -48,6 +49,8 @@ pub(crate) struct ShareCore {
     keep_alive: bool,
     /// The grants held, by fence. Locked only briefly, never across I/O.
     held: Mutex<HashMap<i64, Grant>>,
+    /// What it reports.
+    meter: Meter,
 }
 
 impl ShareCore {
@@ -57,7 +60,12 @@ impl ShareCore {
         let collection = options.collection_or(default_collection);
         let grace = options.check(collection)?;
         let store = ShareStore::new(&options.db, collection, grace, kind);
+        let primitive = match kind {
+            Kind::Semaphore => Primitive::Semaphore,
+            _ => Primitive::RwLock,
+        };
         Ok(ShareCore {
+            meter: Meter::new(primitive, &options.key),
             owner: options.owner(),
             ttl: options.ttl,
             step: options.step,
@@ -144,12 +152,19 @@ impl ShareCore {
         };
         // Whether the document may hold something of this call's.
         let mut left = matches!(ask, Ask::Write { intent: true });
+        let started = std::time::Instant::now();
         let result = wait(&how, &mut || {
             self.clock.check_if_due(&self.store)?;
             self.attempt(ask, &token, &mut left)
         });
-        if left && !result.as_ref().is_ok_and(granted) {
-            if let Err(e) = self.store.take_back(&self.key, &token) {
+        let won = result.as_ref().is_ok_and(granted);
+        if won {
+            self.meter.acquired(started.elapsed());
+        } else if left {
+            let taken_back = meter::timed(&self.meter, "take_back", || {
+                self.store.take_back(&self.key, &token)
+            });
+            if let Err(e) = taken_back {
                 log::debug!(
                     "`{}`: taking back an ungranted attempt failed (it expires after ttl + grace): {e}",
                     self.key
@@ -177,7 +192,9 @@ impl ShareCore {
             grace: self.store.grace(),
         };
         let sent = Moment::now();
-        let answer = self.store.grant(&self.key, ask, &who);
+        let answer = meter::timed(&self.meter, "acquire", || {
+            self.store.grant(&self.key, ask, &who)
+        });
         // Until the answer says otherwise, the attempt may have been
         // applied (an error, or no answer after a lost insert race).
         let Ok(Some(shares)) = answer else {
@@ -193,6 +210,7 @@ impl ShareCore {
         // and perhaps dead by now).
         let Some(entry) = shares.granted(token, &attempt) else {
             *left |= shares.entry(token).is_some();
+            self.meter.refused();
             return Ok(Attempt::Held {
                 expires: shares.first_expiry(),
             });
@@ -207,8 +225,15 @@ impl ShareCore {
             };
             self.held.lock().insert(t.fence(), grant);
         };
-        let Some(tenure) = grants::start(entry.fence, entry.expires, sent, self.ttl, renew, hold)
-        else {
+        let Some(tenure) = grants::start(
+            entry.fence,
+            entry.expires,
+            sent,
+            self.ttl,
+            renew,
+            &self.meter,
+            hold,
+        ) else {
             // The answer came after the lease's local deadline: the next
             // attempt (same token) renews the entry with a fresh lease.
             log::debug!("acquire `{}`: answer came too late to use", self.key);
@@ -249,7 +274,10 @@ impl ShareCore {
             return Ok(None);
         }
         let sent = Moment::now();
-        match self.store.touch(&self.key, &token, fence, self.ttl)? {
+        let renewed = meter::timed(&self.meter, "touch", || {
+            self.store.touch(&self.key, &token, fence, self.ttl)
+        })?;
+        match renewed {
             Some(expires) => Ok(grants::renewed(&tenure, expires, sent, self.ttl)),
             None => {
                 tenure.lose(LossReason::TakenOver);
@@ -265,7 +293,9 @@ impl ShareCore {
             return Ok(false);
         };
         grant.tenure.release();
-        self.store.release(&self.key, &grant.token, fence)
+        meter::timed(&self.meter, "release", || {
+            self.store.release(&self.key, &grant.token, fence)
+        })
     }
 }
 
@@ -290,7 +320,13 @@ impl Renew for ShareCore {
             &tenure,
             self.ttl,
             format_args!("`{}` (fence {fence})", self.key),
-            || self.touch(fence),
+            || {
+                let renewed = self.touch(fence);
+                if renewed.is_err() {
+                    self.meter.renewal_failed();
+                }
+                renewed
+            },
         )
     }
 }

@@ -18,6 +18,7 @@ use crate::foundation::grants;
 use crate::foundation::holding::Holder;
 use crate::foundation::keepalive::{self, Renew};
 use crate::foundation::loss::LossReason;
+use crate::foundation::meter::{self, Meter, Primitive};
 use crate::foundation::moment::Moment;
 use crate::foundation::owner::Owner;
 use crate::foundation::single::document::LockRecord;
@@ -53,6 +54,8 @@ pub(crate) struct LockCore {
     /// releases keep the lock taken until then. Cleared by a grant made
     /// after it in server time.
     unreleased_until: Mutex<Option<DateTime<Utc>>>,
+    /// What it reports.
+    meter: Meter,
 }
 
 /// What a locker is configured with, beyond its key and store (checked by
@@ -72,6 +75,7 @@ impl LockCore {
     /// A new identity on `key`, holding nothing. No I/O.
     pub fn new(key: String, store: LockStore, settings: Settings) -> Self {
         LockCore {
+            meter: Meter::new(Primitive::Lock, &key),
             key,
             owner: settings.owner,
             ttl: settings.ttl,
@@ -176,11 +180,15 @@ impl LockCore {
         // Whether the lock document may name this call for an attempt
         // whose answer was lost or came too late.
         let mut left = false;
+        let started = std::time::Instant::now();
         let result = wait(&how, &mut || {
             self.clock.check_if_due(&self.store)?;
             self.attempt(force, &call, &mut left)
         });
-        if left && !result.as_ref().is_ok_and(granted) {
+        let won = result.as_ref().is_ok_and(granted);
+        if won {
+            self.meter.acquired(started.elapsed());
+        } else if left {
             self.take_back(&call);
         }
         result
@@ -194,10 +202,11 @@ impl LockCore {
         let _op = self.op.lock();
         let attempts = Whose::Run(&self.owner.uuid, call);
         let until = *self.unreleased_until.lock();
-        if let Err(e) = self
-            .store
-            .release_holding(&self.key, attempts, self.hold, until)
-        {
+        let taken_back = meter::timed(&self.meter, "take_back", || {
+            self.store
+                .release_holding(&self.key, attempts, self.hold, until)
+        });
+        if let Err(e) = taken_back {
             log::debug!(
                 "`{}`: taking back an ungranted attempt failed (it expires after ttl + grace): {e}",
                 self.key
@@ -243,9 +252,10 @@ impl LockCore {
         // Another thread sharing this locker may have won meanwhile.
         self.refuse_if_held()?;
         let sent = Moment::now();
-        let answer = self
-            .store
-            .try_acquire(&self.key, &self.owner, Some(call), self.ttl, force);
+        let answer = meter::timed(&self.meter, "acquire", || {
+            self.store
+                .try_acquire(&self.key, &self.owner, Some(call), self.ttl, force)
+        });
         if !matches!(answer, Ok(Some(_))) {
             *left = true;
         }
@@ -255,9 +265,16 @@ impl LockCore {
                     .keep_alive
                     .then(|| Arc::downgrade(self) as Weak<dyn Renew>);
                 let hold = |t: &Arc<Tenure>| *self.held.lock() = Some(t.clone());
-                let Some(tenure) =
-                    grants::start(info.fence, info.expires, sent, self.ttl, renew, hold)
-                else {
+                let started = grants::start(
+                    info.fence,
+                    info.expires,
+                    sent,
+                    self.ttl,
+                    renew,
+                    &self.meter,
+                    hold,
+                );
+                let Some(tenure) = started else {
                     // The answer came after the lease's local deadline (a
                     // slow round trip on a short ttl): nothing to act on.
                     // The lock names this locker until it expires; the next
@@ -277,10 +294,16 @@ impl LockCore {
                 log::debug!("acquired `{}` with fence {}", self.key, info.fence);
                 Ok(Attempt::Won(tenure))
             }
-            Some(LockRecord::Taken(info)) => Ok(Attempt::Held {
-                expires: Some(info.expires),
-            }),
-            _ => Ok(Attempt::Held { expires: None }),
+            Some(LockRecord::Taken(info)) => {
+                self.meter.refused();
+                Ok(Attempt::Held {
+                    expires: Some(info.expires),
+                })
+            }
+            _ => {
+                self.meter.refused();
+                Ok(Attempt::Held { expires: None })
+            }
         }
     }
 
@@ -300,12 +323,14 @@ impl LockCore {
         };
         tenure.release();
         let until = *self.unreleased_until.lock();
-        self.store.release_holding(
-            &self.key,
-            Whose::Acquisition(&self.owner.uuid, tenure.fence()),
-            self.hold,
-            until,
-        )
+        meter::timed(&self.meter, "release", || {
+            self.store.release_holding(
+                &self.key,
+                Whose::Acquisition(&self.owner.uuid, tenure.fence()),
+                self.hold,
+                until,
+            )
+        })
     }
 
     /// Frees the lock whoever holds it (at once, whatever the hold),
@@ -339,9 +364,10 @@ impl LockCore {
             return Ok(None);
         }
         let sent = Moment::now();
-        let renewed = self
-            .store
-            .touch(&self.key, &self.owner.uuid, tenure.fence(), self.ttl)?;
+        let renewed = meter::timed(&self.meter, "touch", || {
+            self.store
+                .touch(&self.key, &self.owner.uuid, tenure.fence(), self.ttl)
+        })?;
         match renewed {
             // Its deadline passed before the answer came: lost.
             Some(expires) => Ok(grants::renewed(&tenure, expires, sent, self.ttl)),
@@ -381,7 +407,13 @@ impl Renew for LockCore {
             &tenure,
             self.ttl,
             format_args!("lock `{}` (fence {fence})", self.key),
-            || self.touch_fence(Some(fence)),
+            || {
+                let renewed = self.touch_fence(Some(fence));
+                if renewed.is_err() {
+                    self.meter.renewal_failed();
+                }
+                renewed
+            },
         )
     }
 }

@@ -1,18 +1,14 @@
 //! The semaphore across processes, against the real server: worker
-//! processes (`examples/worker.rs`) taking and releasing permits, crashed
+//! processes (`examples/worker/`) taking and releasing permits, crashed
 //! and paused holders, holders that disagree on the count, round trips,
 //! wake-ups, keep-alive and `lost()`. Histories are checked by
-//! `tests/faults/checker.rs` (at most N valid permits at any instant,
+//! `tests/harness/checker/` (at most N valid permits at any instant,
 //! fences unique and growing in grant order).
 
-#[path = "faults/checker.rs"]
-mod checker;
-#[path = "faults/clock.rs"]
-mod clock;
 mod common;
-#[path = "faults/run.rs"]
-mod run;
+mod harness;
 
+use harness::{clock, run};
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
@@ -93,6 +89,7 @@ fn three_permits_ten_threads_two_processes_for_20_s() {
     let _serial = serial();
     let uri = common::uri();
     let mut run = Run::new();
+    run.record(&uri);
     let args = worker_args(
         "S",
         "3",
@@ -133,6 +130,7 @@ fn a_killed_holders_permit_comes_back_after_ttl_and_grace_without_a_ttl_index() 
     let _serial = serial();
     let uri = common::uri();
     let mut run = Run::new();
+    run.record(&uri);
     let db = common::client().database(&run.db);
     let ttl = Duration::from_secs(1);
     // Kept alive: only the victim's permit can come back.
@@ -197,6 +195,7 @@ fn a_stopped_holders_permit_is_invalid_locally_before_anyone_else_gets_it() {
     let _serial = serial();
     let uri = common::uri();
     let mut run = Run::new();
+    run.record(&uri);
     let db = common::client().database(&run.db);
     let ttl = Duration::from_secs(1);
     let keeper = MongoSemaphore::builder("S", &db, 2)
@@ -272,6 +271,7 @@ fn a_second_count_on_one_key_gets_the_typed_error_and_nothing_more_is_granted() 
     let _serial = serial();
     let uri = common::uri();
     let mut run = Run::new();
+    run.record(&uri);
     let db = common::client().database(&run.db);
     run.spawn(
         "two",

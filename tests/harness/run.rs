@@ -1,5 +1,6 @@
-//! Worker processes (`examples/worker.rs`) for the fault tests: a set of
-//! them sharing a database and a log directory, stopped cleanly and their
+//! Worker processes (`examples/worker/`) for the fault tests: a set of
+//! them sharing a database and a log directory, with the recorder and the
+//! auditor of `recorder/` watching the server, stopped cleanly and their
 //! history checked at the end.
 #![allow(dead_code)]
 
@@ -40,6 +41,7 @@ pub struct Run {
     pub db: String,
     pub dir: PathBuf,
     pub workers: Vec<Worker>,
+    recorder: Option<crate::harness::recorder::Recorder>,
 }
 
 impl Run {
@@ -51,7 +53,17 @@ impl Run {
             db: format!("f_{id}"),
             dir,
             workers: Vec::new(),
+            recorder: None,
         }
+    }
+
+    /// Starts the recorder and the auditor on the server at `uri` (one
+    /// that reaches it directly), before any worker: the checker needs
+    /// the audit of every run whose workers write.
+    pub fn record(&mut self, uri: &str) {
+        self.recorder = Some(crate::harness::recorder::Recorder::start(
+            uri, &self.db, &self.dir,
+        ));
     }
 
     /// Starts a worker; `faketime` runs it under libfaketime with that offset.
@@ -80,6 +92,26 @@ impl Run {
             child,
         });
         pid
+    }
+
+    /// Restarts the server through `restart`, noting in the history when it
+    /// went down and when it came back.
+    pub fn restart_server(&self, restart: impl FnOnce()) {
+        let down = crate::harness::clock::mono_ns();
+        restart();
+        let up = crate::harness::clock::mono_ns();
+        let line = format!("restart down={down} up={up}\n");
+        let _ = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("restarts.log"))
+            .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
+    }
+
+    /// Whether worker `name` has logged a line that `f` accepts.
+    pub fn logged(&self, name: &str, f: impl Fn(&str) -> bool) -> bool {
+        std::fs::read_to_string(self.dir.join(format!("{name}.log")))
+            .is_ok_and(|text| text.lines().any(f))
     }
 
     pub fn signal(&self, pid: u32, sig: &str) {
@@ -122,10 +154,23 @@ impl Run {
     }
 
     /// Stops everything and fails on any violation; the report otherwise.
-    pub fn finish(mut self) -> (crate::checker::History, crate::checker::Report) {
+    pub fn finish(
+        mut self,
+    ) -> (
+        crate::harness::checker::History,
+        crate::harness::checker::Report,
+    ) {
         self.stop_all();
-        let (history, report) = crate::checker::History::read_checked(&self.dir);
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some(r) = self.recorder.take() {
+            r.stop();
+        }
+        let (history, report) = crate::harness::checker::History::read_checked(&self.dir);
+        // KEEP_HISTORY=1 keeps a passing run's logs too, for a look.
+        if std::env::var_os("KEEP_HISTORY").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        } else {
+            eprintln!("history kept in {}", self.dir.display());
+        }
         (history, report)
     }
 }

@@ -1,17 +1,13 @@
 //! The read-write lock across processes, against the real server: readers
 //! that overlap, writers that overlap nobody (worker histories checked by
-//! `tests/faults/checker.rs`), a writer that is not starved by a stream of
+//! `tests/harness/checker/`), a writer that is not starved by a stream of
 //! readers, crashed writers and waiting writers, round trips, wake-ups,
 //! keep-alive and `lost()`.
 
-#[path = "faults/checker.rs"]
-mod checker;
-#[path = "faults/clock.rs"]
-mod clock;
 mod common;
-#[path = "faults/run.rs"]
-mod run;
+mod harness;
 
+use harness::run;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -80,6 +76,7 @@ fn readers_and_writers_in_three_processes_never_overlap_a_writer() {
     let _serial = serial();
     let uri = common::uri();
     let mut run = Run::new();
+    run.record(&uri);
     run.spawn(
         "r",
         &uri,
@@ -194,6 +191,7 @@ fn a_killed_writer_or_waiting_writer_blocks_nobody_past_ttl_and_grace() {
     let _serial = serial();
     let uri = common::uri();
     let mut run = Run::new();
+    run.record(&uri);
     let db = common::client().database(&run.db);
     let ttl = Duration::from_secs(1);
     let bound = ttl + GRACE + Duration::from_secs(1);
