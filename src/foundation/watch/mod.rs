@@ -1,0 +1,291 @@
+//! Wake on change: one change stream per process, deployment and lock
+//! collection, shared by every waiter on it, so that a blocking acquire or
+//! a follower elector retries as soon as a lock it waits for is released or
+//! changes hands, instead of at its next timer tick.
+//!
+//! Waiting is always bounded by the caller's own schedule (its step or
+//! retry interval, or the holder's expiry): a change event only cuts the
+//! wait short. So a deployment without change streams (a standalone
+//! server), a stream that is down, or a missed event costs latency, never
+//! correctness: the caller simply polls.
+//!
+//! Waiters of one key in a process that would get the same answer from an
+//! attempt (the lock's waiters, a semaphore's, a read-write lock's readers:
+//! see [`Hub::interest_alike`]) share what a change calls for: one attempt,
+//! not one each. Their first waiter to see the change makes it (it holds
+//! the key's turn); the others wait for its answer. A refusal answers the
+//! change for all of them, and so does a lock's grant (one holder): they
+//! go on waiting for the next change (the grant's own write is one). A
+//! permit's or a read share's grant may leave room: the turn passes on to
+//! the next at once. Without that, every change woke every waiter of the
+//! process into a round trip of its own, all but one refused, and they
+//! kept the server busy enough to delay the release and the grant they
+//! were waiting for.
+//!
+//! A hub has at most one thread, which holds at most one open cursor. The
+//! thread outlives the last waiter by up to one `getMore` ([`AWAIT`]), and a
+//! waiter that comes meanwhile reuses it; the hub lives as long as its
+//! thread or a waiter does. Two opens of one stream are about a second
+//! apart at the least ([`REOPEN_AFTER`]), across threads and hubs.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use mongodb::bson::{doc, Bson, Document};
+use mongodb::change_stream::event::{ChangeStreamEvent, OperationType};
+use mongodb::sync::Collection;
+use parking_lot::{Condvar, Mutex, MutexGuard};
+
+use crate::foundation::deployment::Deployment;
+use crate::foundation::document::{FENCE, TS_RELEASED, UUID};
+use crate::foundation::single::document::LOCKED;
+
+mod interest;
+mod stream;
+#[cfg(test)]
+mod tests;
+
+pub(crate) use interest::Interest;
+use stream::run;
+
+/// How long one `getMore` of the stream waits for events (the server
+/// answers at once when one comes). It sets an idle process's traffic: two
+/// getMores a minute. It also bounds how long the stream's thread, and its
+/// cursor, outlive the last waiter; no caller ever waits for that.
+const AWAIT: Duration = Duration::from_secs(30);
+/// The least time between two opens of one collection's stream in a
+/// process, about a second, whatever ended the first: a failure, an
+/// invalidation (a collection dropped in a loop), or the last waiter
+/// leaving just before the next one came. So no churn of waiters or of the
+/// collection can make the stream (and every waiter it wakes on opening)
+/// spin. The deployment keeps the last open's time ([`Deployment::record_stream_open`]),
+/// so the spacing holds across the hub's threads and across hubs.
+const REOPEN_AFTER: Duration = Duration::from_secs(1);
+
+/// [`REOPEN_AFTER`] spread by ±25% with `jitter` in `[0, 1)`, so that the
+/// processes of a fleet do not reopen in step.
+fn reopen_delay(jitter: f64) -> Duration {
+    REOPEN_AFTER.mul_f64(0.75 + jitter.clamp(0.0, 1.0) / 2.0)
+}
+
+/// A number in `[0, 1)` that differs between processes and calls.
+fn jitter() -> f64 {
+    (uuid::Uuid::new_v4().as_u128() >> 75) as f64 / (1u64 << 53) as f64
+}
+
+/// Whether the deployment can push changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StreamState {
+    /// Opening, or reopening after an error: waiters poll meanwhile.
+    Down,
+    /// Events flow.
+    Live,
+    /// The server has no change streams (standalone): waiters poll for good.
+    Unsupported,
+}
+
+struct HubState {
+    stream: StreamState,
+    /// The keys somebody waits on.
+    keys: HashMap<String, KeyState>,
+    /// Waiters registered now, over all keys.
+    waiters: usize,
+    /// Whether the stream's thread runs (it alone sets this false, as it
+    /// ends; a waiter that finds it false starts one).
+    running: bool,
+}
+
+/// One key that somebody waits on.
+#[derive(Default)]
+struct KeyState {
+    /// Its changes: relevant events, and every (re)open of the stream.
+    version: u64,
+    /// Interests registered on it.
+    waiters: usize,
+    /// Its alike waiters' turns, by what makes them alike.
+    alike: HashMap<String, Turns>,
+}
+
+/// How a key's alike waiters take turns at the attempt a change calls for.
+#[derive(Default)]
+struct Turns {
+    /// Interests registered as these.
+    waiters: usize,
+    /// Whether one of them is making the attempt for a change now.
+    taken: bool,
+    /// The latest change that an attempt of theirs answered: it was sent
+    /// once the stream had delivered that change, so any of them would
+    /// have had its answer.
+    answered: u64,
+}
+
+/// The stream of one deployment's lock collection, shared by the
+/// process's waiters on it through their [`Interest`]s.
+pub(crate) struct Hub {
+    state: Mutex<HubState>,
+    changed: Condvar,
+    coll: Collection<Document>,
+    /// Keeps the deployment's identity, half of this hub's registry key,
+    /// from being reused while the hub lives; it also books the stream's
+    /// opens.
+    deployment: Arc<Deployment>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("stream", &self.stream_state())
+            .finish()
+    }
+}
+
+type Registry = Mutex<HashMap<(usize, String), Weak<Hub>>>;
+
+fn registry() -> &'static Registry {
+    static HUBS: OnceLock<Registry> = OnceLock::new();
+    HUBS.get_or_init(Default::default)
+}
+
+fn registry_key(deployment: &Arc<Deployment>, collection: &str) -> (usize, String) {
+    (deployment.id(), collection.to_owned())
+}
+
+impl Hub {
+    /// The process's hub for `collection` of `deployment`. Its stream opens
+    /// when the first waiter registers ([`interest`](Self::interest)).
+    pub fn for_collection(deployment: &Arc<Deployment>, collection: &str) -> Arc<Hub> {
+        let key = registry_key(deployment, collection);
+        let mut hubs = registry().lock();
+        if let Some(hub) = hubs.get(&key).and_then(Weak::upgrade) {
+            return hub;
+        }
+        hubs.retain(|_, hub| hub.strong_count() > 0);
+        let hub = Arc::new(Hub {
+            state: Mutex::new(HubState {
+                stream: StreamState::Down,
+                keys: HashMap::new(),
+                waiters: 0,
+                running: false,
+            }),
+            changed: Condvar::new(),
+            coll: deployment.database().collection::<Document>(collection),
+            deployment: deployment.clone(),
+        });
+        hubs.insert(key, Arc::downgrade(&hub));
+        hub
+    }
+
+    /// Registers interest in `key`: changes from now on wake `wait`.
+    /// Starts the stream's thread if none runs.
+    pub fn interest(self: &Arc<Hub>, key: &str) -> Interest {
+        self.interest_alike(key, None)
+    }
+
+    /// As [`interest`](Self::interest), for an acquire's waiter. With
+    /// `alike`, what makes waiters alike: a refusal of any of them,
+    /// attempting after a change, would be the others' answer too; so a
+    /// change calls for one attempt among them at a time
+    /// ([`Interest::wait_turn`]), not one each at once.
+    pub fn interest_alike(self: &Arc<Hub>, key: &str, alike: Option<&str>) -> Interest {
+        let mut st = self.state.lock();
+        let entry = st.keys.entry(key.to_owned()).or_default();
+        entry.waiters += 1;
+        if let Some(alike) = alike {
+            entry.alike.entry(alike.to_owned()).or_default().waiters += 1;
+        }
+        let seen = entry.version;
+        st.waiters += 1;
+        if !st.running && st.stream != StreamState::Unsupported {
+            self.start(&mut st);
+        }
+        Interest {
+            hub: self.clone(),
+            key: key.to_owned(),
+            seen,
+            alike: alike.map(str::to_owned),
+            turn: false,
+        }
+    }
+
+    fn start(self: &Arc<Hub>, st: &mut MutexGuard<'_, HubState>) {
+        let hub = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("mongoelector-watch-{}", self.coll.name()))
+            .spawn(move || run(&hub));
+        match spawned {
+            Ok(_) => st.running = true,
+            Err(e) => {
+                log::warn!("could not start the change stream thread; polling instead: {e}");
+                st.stream = StreamState::Unsupported;
+            }
+        }
+    }
+
+    pub fn stream_state(&self) -> StreamState {
+        self.state.lock().stream
+    }
+
+    /// The hub for `collection` of `deployment` if it exists now: something
+    /// waits on it, or its thread still runs.
+    pub fn existing(deployment: &Arc<Deployment>, collection: &str) -> Option<Arc<Hub>> {
+        registry()
+            .lock()
+            .get(&registry_key(deployment, collection))
+            .and_then(Weak::upgrade)
+    }
+
+    /// Wakes every waiter, so that they look at their `cancelled` condition.
+    /// Under the hub's lock, so a waiter between its check and its wait
+    /// cannot miss it.
+    pub fn poke(&self) {
+        let _st = self.state.lock();
+        self.changed.notify_all();
+    }
+
+    /// Sets the stream's state and tells the waiters. A waiter that relies
+    /// on the stream (a follower waiting for the holder's expiry, in
+    /// `wait_while_live`) must learn that it no longer can; other waiters
+    /// go on waiting.
+    fn set(&self, stream: StreamState) {
+        let mut st = self.state.lock();
+        st.stream = stream;
+        self.changed.notify_all();
+    }
+
+    /// Ends the thread if no waiter is left (true). Under the lock, so a
+    /// waiter registering now either is counted here or finds the thread
+    /// ended and starts another.
+    fn end_if_unwanted(&self) -> bool {
+        let mut st = self.state.lock();
+        if st.waiters > 0 {
+            return false;
+        }
+        st.running = false;
+        st.stream = StreamState::Down;
+        true
+    }
+
+    /// `key` changed: its waiters wake.
+    fn changed_key(&self, key: &str) {
+        let mut st = self.state.lock();
+        if let Some(entry) = st.keys.get_mut(key) {
+            entry.version += 1;
+            self.changed.notify_all();
+        }
+    }
+
+    fn wanted(&self) -> bool {
+        self.state.lock().waiters > 0
+    }
+
+    /// Waits for the next open's turn (see [`REOPEN_AFTER`]), whatever
+    /// waiters do meanwhile.
+    fn wait_turn(&self) {
+        let until = self
+            .deployment
+            .next_stream_open(self.coll.name(), reopen_delay(jitter()));
+        let mut st = self.state.lock();
+        while !self.changed.wait_until(&mut st, until).timed_out() {}
+    }
+}

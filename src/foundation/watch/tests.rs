@@ -1,0 +1,133 @@
+use super::*;
+
+fn event(op: &str, updated: Option<Document>) -> ChangeStreamEvent<Document> {
+    let mut d = doc! {
+        "_id": { "_data": "00" },
+        "operationType": op,
+        "documentKey": { "_id": "k" },
+    };
+    if let Some(u) = updated {
+        d.insert(
+            "updateDescription",
+            doc! { "updatedFields": u, "removedFields": [] },
+        );
+    }
+    mongodb::bson::from_document(d).unwrap()
+}
+
+/// A hub of a client that never connects, its stream thread marked as
+/// running so that none starts: changes come from `changed_key`.
+fn quiet_hub() -> Arc<Hub> {
+    let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:1/")
+        .unwrap()
+        .database("turns");
+    let hub = Hub::for_collection(&Deployment::of(&db), "locks");
+    hub.state.lock().running = true;
+    hub
+}
+
+fn soon() -> Instant {
+    Instant::now() + Duration::from_millis(50)
+}
+
+#[test]
+fn a_change_calls_for_one_attempt_among_alike_waiters() {
+    let hub = quiet_hub();
+    let mut a = hub.interest_alike("k", Some("lock"));
+    let mut b = hub.interest_alike("k", Some("lock"));
+    let mut writer = hub.interest_alike("k", None);
+    let mut elsewhere = hub.interest_alike("other", Some("lock"));
+    hub.changed_key("k");
+    assert!(a.wait_turn(soon()), "the first to look attempts");
+    assert!(!b.wait_turn(soon()), "the other waits for its answer");
+    assert!(
+        writer.wait_turn(soon()),
+        "an unalike waiter attempts anyway"
+    );
+    assert!(!elsewhere.wait_turn(soon()), "another key did not change");
+    // A refusal answers the change for both.
+    a.rearm();
+    a.attempted(true);
+    assert!(!b.wait_turn(soon()));
+    assert!(!a.wait_turn(soon()));
+    // An error answers nothing: the next change is still the other's to try.
+    hub.changed_key("k");
+    assert!(b.wait_turn(soon()));
+    b.rearm();
+    b.attempted(false);
+    assert!(a.wait_turn(soon()), "not answered: its turn");
+    // A waiter that leaves with the turn hands it on.
+    drop(a);
+    hub.changed_key("k");
+    assert!(b.wait_turn(soon()));
+    let mut c = hub.interest_alike("k", Some("lock"));
+    hub.changed_key("k");
+    assert!(!c.wait_turn(soon()), "b's turn");
+    drop(b);
+    assert!(c.wait_turn(soon()), "handed on");
+    c.rearm();
+    c.attempted(true);
+    // Other kinds of waiters of one key take turns of their own.
+    let mut reader = hub.interest_alike("k", Some("read"));
+    hub.changed_key("k");
+    assert!(c.wait_turn(soon()));
+    assert!(reader.wait_turn(soon()));
+}
+
+#[test]
+fn a_waiter_for_the_turn_takes_it_once_the_attempt_fails() {
+    let hub = quiet_hub();
+    let mut a = hub.interest_alike("k", Some("lock"));
+    let mut b = hub.interest_alike("k", Some("lock"));
+    hub.changed_key("k");
+    assert!(a.wait_turn(soon()));
+    let started = Instant::now();
+    let waiting = std::thread::spawn(move || {
+        let took = b.wait_turn(Instant::now() + Duration::from_secs(10));
+        (took, Instant::now())
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    a.rearm();
+    let failed = Instant::now();
+    a.attempted(false);
+    let (took, at) = waiting.join().unwrap();
+    assert!(took, "its turn");
+    assert!(at >= failed && at - started < Duration::from_secs(5));
+}
+
+#[test]
+fn reopens_back_off_with_jitter() {
+    assert_eq!(reopen_delay(0.5), Duration::from_secs(1));
+    assert_eq!(reopen_delay(0.0), Duration::from_millis(750));
+    assert!(reopen_delay(0.999) < Duration::from_millis(1250));
+    let j = jitter();
+    assert!((0.0..1.0).contains(&j));
+}
+
+#[test]
+fn releases_and_new_holders_are_relevant_renewals_are_not() {
+    assert!(relevant(&event("insert", None)));
+    assert!(relevant(&event("delete", None)));
+    assert!(relevant(&event("update", Some(doc! { "locked": false }))));
+    assert!(relevant(&event(
+        "update",
+        Some(doc! { "uuid": "b", "fence": 2_i64 })
+    )));
+    assert!(!relevant(&event(
+        "update",
+        Some(doc! { "ts_expire": 1_i64 })
+    )));
+    assert!(relevant(&event(
+        "update",
+        Some(doc! { "holders": [], "ts_released": 1_i64 })
+    )));
+    assert!(!relevant(&event(
+        "update",
+        Some(doc! { "holders.0.ts_expire": 1_i64 })
+    )));
+    assert!(!relevant(&event(
+        "update",
+        Some(doc! { "intent": { "uuid": "w" } })
+    )));
+    assert_eq!(key_of(&event("update", None)).as_deref(), Some("k"));
+}
