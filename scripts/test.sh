@@ -39,6 +39,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 scripts/server.sh install
+# The tests' servers of their own come from the test kit
+# (mongoelector::testing): the same SecantusDB as the shared server, not
+# an install of the kit's own (tests/test_kit.rs tests that one).
+export MONGOELECTOR_SECANTUS_PYTHON="$ROOT/.secantus/venv/bin/python"
+export MONGOELECTOR_TEST_SERVER="${MONGOELECTOR_TEST_SERVER:-secantusdb}"
 echo "test.sh: building the tests" >&2
 cargo test --no-run --features cli "$@"
 
@@ -75,7 +80,8 @@ else
     # server), tests/unreachable.rs (no server either), and the mixed
     # Python fleet (about two minutes; its handovers and history checks
     # do not depend on change streams), and tests/commit_order.rs (it needs
-    # a change stream and skips itself without one). With arguments, all of
+    # a change stream and skips itself without one), and tests/test_kit.rs
+    # (it starts servers of both modes itself). With arguments, all of
     # them run.
     standalone=("$@")
     if [ "$#" = 0 ]; then
@@ -83,7 +89,7 @@ else
         for t in tests/*.rs; do
             name="$(basename "$t" .rs)"
             case "$name" in
-                readme | unreachable | python_fleet | commit_order) ;;
+                readme | unreachable | python_fleet | commit_order | test_kit) ;;
                 *) standalone+=(--test "$name") ;;
             esac
         done

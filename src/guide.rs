@@ -60,6 +60,12 @@ pub mod layout {}
 #[doc = include_str!("../docs/testing.md")]
 pub mod testing {}
 
+/// The test kit (cargo feature `testing`): a throwaway server, freezes,
+/// restarts and a fault proxy for your own tests, and a daemon's test.
+#[cfg(feature = "testing")]
+#[doc = include_str!("../docs/test-kit.md")]
+pub mod test_kit {}
+
 /// The `mongoelector` command-line tool (cargo feature `cli`): a command
 /// under the lock, or only while elected; status, list, forced release;
 /// exit codes.

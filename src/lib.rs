@@ -143,6 +143,8 @@ mod lock;
 mod renamed;
 mod rwlock;
 mod semaphore;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use elector::{
     default_retry_interval, ClusterDetail, ElectorBuilder, ElectorStats, Event, MasterReceiver,

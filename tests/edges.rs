@@ -4,9 +4,8 @@
 //! and a lease that arrives too late.
 
 mod common;
-mod harness;
 
-use harness::proxy;
+use mongoelector::testing::FaultProxy;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -313,7 +312,7 @@ fn a_stop_time_release_frees_only_what_its_run_acquired() {
 #[test]
 fn an_acquisition_answered_after_its_deadline_is_not_granted() {
     let server = PrivateServer::start(&[]);
-    let proxy = proxy::Proxy::start(([127, 0, 0, 1], server.port).into()).unwrap();
+    let proxy = FaultProxy::start(([127, 0, 0, 1], server.port).into()).unwrap();
     let uri = format!(
         "mongodb://127.0.0.1:{}/?directConnection=true&serverSelectionTimeoutMS=5000",
         proxy.port()
@@ -328,7 +327,7 @@ fn an_acquisition_answered_after_its_deadline_is_not_granted() {
         .unwrap();
     // Warm up the connection and the first-use checks.
     assert!(l.try_lock().unwrap().is_some());
-    proxy.latency(Duration::from_millis(150)); // each way: 300 ms a round trip
+    proxy.delay(Duration::from_millis(150)); // each way: 300 ms a round trip
     let got = l.try_lock().unwrap();
     assert!(
         got.is_none(),
@@ -366,7 +365,7 @@ fn say_four_oh(buf: &mut [u8]) {
 #[test]
 fn a_server_older_than_4_2_is_refused_naming_its_version() {
     let server = PrivateServer::start(&[]);
-    let proxy = proxy::Proxy::start(([127, 0, 0, 1], server.port).into()).unwrap();
+    let proxy = FaultProxy::start(([127, 0, 0, 1], server.port).into()).unwrap();
     proxy.rewrite_replies(say_four_oh);
     let uri = format!(
         "mongodb://127.0.0.1:{}/?directConnection=true&serverSelectionTimeoutMS=5000",
@@ -478,7 +477,7 @@ fn renewals_are_due_a_third_of_the_ttl_after_the_last_one_was_sent() {
     // also writes a status report. Counted from the end of each poll,
     // renewals would come a period plus a round trip or two apart.
     let server = PrivateServer::start(&[]);
-    let proxy = proxy::Proxy::start(([127, 0, 0, 1], server.port).into()).unwrap();
+    let proxy = FaultProxy::start(([127, 0, 0, 1], server.port).into()).unwrap();
     let uri = format!(
         "mongodb://127.0.0.1:{}/?directConnection=true&serverSelectionTimeoutMS=5000",
         proxy.port()
@@ -490,7 +489,7 @@ fn renewals_are_due_a_third_of_the_ttl_after_the_last_one_was_sent() {
         .build()
         .unwrap();
     e.master_exists().unwrap(); // first use, before the latency
-    proxy.latency(Duration::from_millis(150));
+    proxy.delay(Duration::from_millis(150));
     e.start(false).unwrap();
     assert!(common::wait_until(Duration::from_secs(5), || e.is_master()));
     commands.take();

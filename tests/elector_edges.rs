@@ -8,10 +8,9 @@
 //! this binary starts or ends threads meanwhile.
 
 mod common;
-mod harness;
 
 use common::serial;
-use harness::proxy;
+use mongoelector::testing::FaultProxy;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -153,7 +152,7 @@ fn a_master_won_by_a_manual_poll_is_freed_by_the_stop_of_a_later_run() {
 #[test]
 fn no_became_master_follows_a_stop_that_raced_a_manual_poll() {
     let server = private_server_like_shared();
-    let proxy = proxy::Proxy::start(([127, 0, 0, 1], server.port).into()).unwrap();
+    let proxy = FaultProxy::start(([127, 0, 0, 1], server.port).into()).unwrap();
     let db = patient_client(proxy.port()).database("race");
     let e = Arc::new(quiet_elector(
         &db,
@@ -164,7 +163,7 @@ fn no_became_master_follows_a_stop_that_raced_a_manual_poll() {
     e.master_exists().unwrap(); // the connection, before the latency
     let events = e.events();
     // One second each way: the poll's round trip outlasts `STOP_WAIT`.
-    proxy.latency(Duration::from_secs(1));
+    proxy.delay(Duration::from_secs(1));
     let polling = {
         let e = e.clone();
         std::thread::spawn(move || e.poll())
@@ -306,12 +305,12 @@ fn an_observer_ends_with_its_last_receiver_under_a_stable_master() {
 #[test]
 fn healthy_stays_true_on_a_slow_server_between_polls() {
     let server = private_server_like_shared();
-    let proxy = proxy::Proxy::start(([127, 0, 0, 1], server.port).into()).unwrap();
+    let proxy = FaultProxy::start(([127, 0, 0, 1], server.port).into()).unwrap();
     let db = patient_client(proxy.port()).database("slow");
     // A master renews every 2 s; each round trip takes 1.2 s or more.
     let e = quiet_elector(&db, "slow", Duration::from_secs(6), Duration::from_secs(1));
     e.master_exists().unwrap(); // the connection, before the latency
-    proxy.latency(Duration::from_millis(600));
+    proxy.delay(Duration::from_millis(600));
     let events = e.events();
     e.start(false).unwrap();
     wait_became(&events, Duration::from_secs(15)).expect("elected");

@@ -24,7 +24,7 @@ fn locker(client: &mongodb::sync::Client, key: &str) -> MongoLocker {
 
 #[test]
 fn blocked_lock_calls_ride_through_a_server_restart_and_each_gets_the_lock() {
-    let (mut server, _store) = on_disk_server(DB);
+    let mut server = on_disk_server(DB);
     let holder_client = server.client();
     let holder = locker(&holder_client, "k");
     let held = holder.lock().unwrap();

@@ -8,12 +8,12 @@ mod common;
 mod fault_scenarios;
 mod harness;
 
-use harness::{clock, proxy, run};
+use harness::{clock, run};
 use std::time::{Duration, Instant};
 
 use common::PrivateServer;
+use mongoelector::testing::FaultProxy as Proxy;
 use mongoelector::{LockInfo, MongoLocker};
-use proxy::Proxy;
 use run::Run;
 
 fn uri_of(port: u16) -> String {
@@ -313,7 +313,7 @@ fn latency_spikes_near_the_renewal_interval_cause_no_overlap_and_no_flapping() {
     )
     .expect("a master");
     for _ in 0..4 {
-        proxy.latency(Duration::from_millis(150));
+        proxy.delay(Duration::from_millis(150));
         std::thread::sleep(Duration::from_secs(1));
         proxy.pass();
         std::thread::sleep(Duration::from_millis(700));

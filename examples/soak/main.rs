@@ -25,8 +25,8 @@ mod table;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use harness::proxy::Proxy;
 use harness::{checker, clock, recorder};
+use mongoelector::testing::FaultProxy as Proxy;
 use schedule::{kill, Coverage, Proc, Rng, Site, Timeline};
 
 pub const TTL_MS: u64 = 1000;
@@ -104,9 +104,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             (None, port)
         }
         Err(_) => {
-            let (server, store) = common::on_disk_server_with(&db, &[]);
+            let server = common::on_disk_server_with(&db, &[]);
             let port = server.port;
-            (Some((server, store)), port)
+            (Some(server), port)
         }
     };
     let direct = format!(
@@ -166,7 +166,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut rng = Rng(seed);
     std::thread::sleep(Duration::from_secs(2));
     let mut restart = |t: &Timeline| -> bool {
-        let Some((server, _)) = own.as_mut() else {
+        let Some(server) = own.as_mut() else {
             return false;
         };
         println!(
@@ -229,13 +229,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         None
     };
     if let Some(why) = failed {
-        if let Some((server, _)) = &own {
-            // The server's log, for a look.
-            let _ = std::process::Command::new(
-                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/server.sh"),
-            )
-            .args(["failed", &server.pid.to_string(), &server.port.to_string()])
-            .status();
+        if let Some(server) = &own {
+            // The server's log, kept with the history for a look.
+            let _ = std::fs::copy(server.kit.log_path(), dir.join("server.log"));
         }
         return Err(format!("{why}; logs kept in {}", dir.display()).into());
     }

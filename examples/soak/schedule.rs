@@ -9,8 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::harness::proxy::Proxy;
 use crate::TTL_MS;
+use mongoelector::testing::FaultProxy as Proxy;
 
 /// The primitives, as the coverage table names them.
 pub const PRIMITIVES: [&str; 5] = [
@@ -174,11 +174,11 @@ pub fn inject(site: &Site, p: &Mutex<Proc>, kind: &'static str, latency: Duratio
             p.proxy.pass();
         }
         "latency" => {
-            p.proxy.latency(latency);
+            p.proxy.delay(latency);
             std::thread::sleep(ttl * 2);
             p.proxy.pass();
         }
-        _ => p.proxy.reset(),
+        _ => p.proxy.cut(),
     }
 }
 

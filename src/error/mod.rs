@@ -148,6 +148,18 @@ pub enum Error {
         /// show for a document written before the field existed).
         found: String,
     },
+    /// The test kit ([`testing`](crate::testing), feature `testing`) could
+    /// not find, install, start, signal or stop its server, or start its
+    /// proxy.
+    TestServer {
+        /// What it was doing: `"install SecantusDB"`, `"start the server"`,
+        /// `"freeze the server"`, ...
+        action: &'static str,
+        /// What went wrong, and what to install or change when that helps.
+        reason: String,
+        /// The I/O error underneath, when there is one.
+        source: Option<Arc<std::io::Error>>,
+    },
     /// The MongoDB driver reported an error (network, server, write concern,
     /// ...): the [`DatabaseError`] names the operation and key, and keeps the
     /// driver's error as its [`source`](std::error::Error::source).
@@ -243,6 +255,9 @@ impl fmt::Display for Error {
                 "`{key}` in collection `{collection}` is a {found} document, not a {expected}: \
                  give each kind of primitive its own key or collection"
             ),
+            Error::TestServer { action, reason, .. } => {
+                write!(f, "test server: could not {action}: {reason}")
+            }
             Error::Database(e) => e.fmt(f),
         }
     }
@@ -252,6 +267,9 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Spawn(e) => Some(&**e),
+            Error::TestServer {
+                source: Some(e), ..
+            } => Some(&**e),
             Error::Database(e) => Some(e.driver_error()),
             _ => None,
         }

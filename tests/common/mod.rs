@@ -10,6 +10,7 @@ use mongodb::event::command::CommandEvent;
 use mongodb::event::EventHandler;
 use mongodb::options::ClientOptions;
 use mongodb::sync::{Client, Database};
+use mongoelector::testing::TestServer;
 use mongoelector::{Event, MongoElector, MongoLocker};
 
 pub fn uri() -> String {
@@ -180,104 +181,54 @@ pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
 }
 
-/// A SecantusDB server of one test's own, for tests that stop, pause or
-/// restart the database. Started and stopped by `scripts/server.sh`.
+/// A server of one test's own, for tests that stop, freeze or restart the
+/// database: the crate's test kit ([`mongoelector::testing::TestServer`]),
+/// with the port and PID as fields and a URI that fails faster (1 s).
+/// The same server program as the shared one (`scripts/test.sh` points the
+/// kit at its SecantusDB).
 pub struct PrivateServer {
     pub port: u16,
     pub pid: u32,
-    args: Vec<String>,
-}
-
-fn server_script() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/server.sh")
+    pub kit: TestServer,
 }
 
 impl PrivateServer {
+    /// `args` as `scripts/server.sh start` took them: `--standalone`, and
+    /// `--enable-test-commands` (always on in the kit); others go to the
+    /// server. In memory.
     pub fn start(args: &[&str]) -> Self {
-        Self::start_on(None, args.iter().map(|s| s.to_string()).collect())
-    }
-
-    fn start_on(port: Option<u16>, args: Vec<String>) -> Self {
-        Self::start_with(port, args, &[])
-    }
-
-    fn start_with(port: Option<u16>, args: Vec<String>, env: &[(&str, &str)]) -> Self {
-        let mut cmd = std::process::Command::new(server_script());
-        cmd.envs(env.iter().copied());
-        cmd.arg("start").args(&args);
-        if let Some(port) = port {
-            cmd.env("SECANTUS_PORT", port.to_string());
+        let mut builder = TestServer::builder().in_memory(true);
+        for arg in args {
+            builder = match *arg {
+                "--standalone" => builder.standalone(),
+                "--enable-test-commands" => builder,
+                other => builder.arg(other),
+            };
         }
-        let out = cmd.output().expect("run scripts/server.sh");
-        assert!(
-            out.status.success(),
-            "scripts/server.sh start failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8(out.stdout).unwrap();
-        let mut words = text.split_whitespace();
-        let port = words.next().unwrap().parse().unwrap();
-        let pid = words.next().unwrap().parse().unwrap();
-        PrivateServer { port, pid, args }
+        Self::from_kit(builder)
+    }
+
+    fn from_kit(builder: mongoelector::testing::TestServerBuilder) -> Self {
+        let kit = builder
+            .start()
+            .unwrap_or_else(|e| panic!("start a test server: {e}"));
+        PrivateServer {
+            port: kit.port(),
+            pid: kit.pid().expect("a running server"),
+            kit,
+        }
     }
 
     /// A server whose TTL monitor runs every `seconds` (60 s by default, as
-    /// MongoDB's). SecantusDB 0.7.0b3's command line has no option for it
-    /// and drops `[storage] ttl_sweep_seconds` from its config file, so this
-    /// starts it through its Python API, which takes it. Replica-set mode
-    /// unless `standalone`; `:memory:` storage.
+    /// MongoDB's). Replica-set mode unless `standalone`; in memory.
     pub fn start_with_ttl_monitor(seconds: f64, standalone: bool) -> Self {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let installed = std::process::Command::new(server_script())
-            .arg("install")
-            .status()
-            .expect("run scripts/server.sh");
-        assert!(installed.success(), "scripts/server.sh install failed");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let set = if standalone { "None" } else { "'secantus'" };
-        let code = format!(
-            "import signal, sys\n\
-             from secantus.server import SecantusDBServer\n\
-             s = SecantusDBServer(host='127.0.0.1', port={port}, storage_path=':memory:', \
-             replica_set_name={set}, enable_test_commands=False, ttl_sweep_seconds={seconds})\n\
-             def stop(*_):\n    s.stop()\n    sys.exit(0)\n\
-             signal.signal(signal.SIGTERM, stop)\n\
-             s.start()\n\
-             s.wait()\n"
-        );
-        let python = root.join(".secantus/venv/bin/python");
-        let log = root.join(format!(".secantus/server-{port}.log"));
-        // Started in the background by a shell, as scripts/server.sh does,
-        // so that it is not this process's child once stopped.
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(r#""$0" -c "$1" >"$2" 2>&1 </dev/null & echo $!"#)
-            .arg(&python)
-            .arg(&code)
-            .arg(&log)
-            .output()
-            .expect("start the server");
-        let pid = String::from_utf8(out.stdout)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
-        let up = wait_until(Duration::from_secs(20), || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
-        assert!(
-            up,
-            "the server did not listen: {:?}",
-            std::fs::read_to_string(&log)
-        );
-        PrivateServer {
-            port,
-            pid,
-            args: Vec::new(),
+        let mut builder = TestServer::builder()
+            .in_memory(true)
+            .ttl_monitor(Duration::from_secs_f64(seconds));
+        if standalone {
+            builder = builder.standalone();
         }
+        Self::from_kit(builder)
     }
 
     /// A URI that goes straight to this server, failing fast while it is down.
@@ -292,33 +243,25 @@ impl PrivateServer {
         Client::with_uri_str(self.uri()).expect("client")
     }
 
-    fn signal(&self, sig: &str) {
-        signal(self.pid, sig);
-    }
-
     /// SIGSTOP: the server stops answering; connections hang.
     pub fn pause(&self) {
-        self.signal("-STOP");
+        self.kit.freeze().expect("freeze the server");
     }
 
     /// SIGCONT.
     pub fn resume(&self) {
-        self.signal("-CONT");
+        self.kit.thaw().expect("thaw the server");
     }
 
     /// SIGTERM and wait for the process to exit.
     pub fn stop(&self) {
-        self.resume();
-        let status = std::process::Command::new(server_script())
-            .args(["stop", &self.pid.to_string()])
-            .status()
-            .expect("scripts/server.sh stop");
-        assert!(status.success());
+        self.kit.stop().expect("stop the server");
     }
 
     /// Starts the server again on the same port with the same arguments.
     pub fn restart(&mut self) {
-        *self = Self::start_on(Some(self.port), self.args.clone());
+        self.kit.restart().expect("restart the server");
+        self.pid = self.kit.pid().expect("a running server");
     }
 
     /// Starts the server again on the same port with the same arguments,
@@ -330,19 +273,10 @@ impl PrivateServer {
             ("FAKETIME", offset),
             ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
         ];
-        *self = Self::start_with(Some(self.port), self.args.clone(), &env);
-    }
-}
-
-impl Drop for PrivateServer {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("kill")
-            .args(["-CONT", &self.pid.to_string()])
-            .stderr(std::process::Stdio::null())
-            .status();
-        let _ = std::process::Command::new(server_script())
-            .args(["stop", &self.pid.to_string()])
-            .status();
+        self.kit
+            .restart_with_env(env)
+            .expect("restart the server with its clock moved");
+        self.pid = self.kit.pid().expect("a running server");
     }
 }
 
@@ -374,33 +308,22 @@ pub fn create_collections(db: &Database) {
     }
 }
 
-/// The directory of an on-disk store, removed when dropped (on a panic too).
-pub struct Store(pub std::path::PathBuf);
-
-impl Drop for Store {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+/// A private server on an on-disk store of its own (to survive restarts,
+/// removed with the server), with the crate's two collections in `db`
+/// created first ([`create_collections`] says why). Extra `args` go to the
+/// server.
+pub fn on_disk_server_with(db: &str, args: &[&str]) -> PrivateServer {
+    let mut builder = TestServer::builder();
+    for arg in args {
+        builder = builder.arg(*arg);
     }
-}
-
-/// A private server on an on-disk store of its own (to survive restarts),
-/// and the store, with the crate's two collections in `db` created first
-/// ([`create_collections`] says why). Extra `args` go to the server.
-pub fn on_disk_server_with(db: &str, args: &[&str]) -> (PrivateServer, Store) {
-    let store = Store(std::env::temp_dir().join(format!(
-        "mongoelector-store-{}",
-        uuid::Uuid::new_v4().simple()
-    )));
-    let store_arg = store.0.to_string_lossy().into_owned();
-    let mut all = vec!["--storage-path", store_arg.as_str()];
-    all.extend_from_slice(args);
-    let server = PrivateServer::start(&all);
+    let server = PrivateServer::from_kit(builder);
     create_collections(&server.client().database(db));
-    (server, store)
+    server
 }
 
 /// [`on_disk_server_with`] with no extra arguments.
-pub fn on_disk_server(db: &str) -> (PrivateServer, Store) {
+pub fn on_disk_server(db: &str) -> PrivateServer {
     on_disk_server_with(db, &[])
 }
 

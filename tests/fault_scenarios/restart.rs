@@ -11,7 +11,7 @@ use crate::{elector_args, holder, lock_args, uri_of, wait_holder};
 #[test]
 fn a_server_restart_is_survived_with_one_master_and_growing_fences() {
     let mut run = Run::new();
-    let (mut server, store) = on_disk_server(&run.db);
+    let mut server = on_disk_server(&run.db);
     let uri = uri_of(server.port);
     run.record(&uri);
     let (ttl, retry) = (Duration::from_millis(1500), Duration::from_millis(150));
@@ -60,7 +60,6 @@ fn a_server_restart_is_survived_with_one_master_and_growing_fences() {
     std::thread::sleep(Duration::from_secs(2));
     let (history, report) = run.finish();
     drop(server);
-    drop(store);
     // Every lease was long expired when the server came back, so the bound
     // is the retry interval plus reconnecting; allow for the driver's
     // server selection and heartbeat (1.5 s, 0.5 s).
@@ -85,7 +84,7 @@ fn a_server_restart_is_survived_with_one_master_and_growing_fences() {
 #[test]
 fn a_primary_back_with_its_clock_ahead_causes_no_overlap_within_the_grace() {
     let mut run = Run::new();
-    let (mut server, store) = on_disk_server(&run.db);
+    let mut server = on_disk_server(&run.db);
     let uri = uri_of(server.port);
     run.record(&uri);
     // Leases of 10 s outlive the restart; masters hold until they lose
@@ -155,7 +154,6 @@ fn a_primary_back_with_its_clock_ahead_causes_no_overlap_within_the_grace() {
     // began (with no grace the same run overlapped in 1 of 3 tries).
     let (history, report) = run.finish();
     drop(server);
-    drop(store);
     let old = history
         .sections
         .iter()

@@ -6,12 +6,11 @@
 //! - `checker`: the history checker, one module per family of rules;
 //! - `recorder`: what the server saw (the change stream in commit order,
 //!   the resource documents' own write logs);
-//! - `proxy`: a fault-injecting TCP proxy (latency, partition, reset);
+//! - the fault proxy is the test kit's (`mongoelector::testing::FaultProxy`);
 //! - `clock`: the one monotonic clock of every process's history.
 #![allow(dead_code)]
 
 pub mod checker;
 pub mod clock;
-pub mod proxy;
 pub mod recorder;
 pub mod run;
