@@ -5,20 +5,20 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::Hub;
+use super::{Hub, StreamState};
 
 /// A waiter's registration on one key. Take it before looking at the lock,
 /// so that a change between the look and the wait is not missed.
 pub(crate) struct Interest {
-    hub: Arc<Hub>,
-    key: String,
-    seen: u64,
+    pub(super) hub: Arc<Hub>,
+    pub(super) key: String,
+    pub(super) seen: u64,
     /// What makes this waiter alike to others of its key (see
     /// [`Hub::interest_alike`]).
-    alike: Option<String>,
+    pub(super) alike: Option<String>,
     /// Whether it holds its alike waiters' turn: the attempt for a change
     /// is its to make.
-    turn: bool,
+    pub(super) turn: bool,
 }
 
 impl Interest {

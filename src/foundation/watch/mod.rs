@@ -30,16 +30,13 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use mongodb::bson::{doc, Bson, Document};
-use mongodb::change_stream::event::{ChangeStreamEvent, OperationType};
+use mongodb::bson::Document;
 use mongodb::sync::Collection;
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::foundation::deployment::Deployment;
-use crate::foundation::document::{FENCE, TS_RELEASED, UUID};
-use crate::foundation::single::document::LOCKED;
 
 mod interest;
 mod stream;

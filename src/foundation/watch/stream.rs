@@ -1,12 +1,19 @@
 //! The stream's thread, and what of a change event it reads: which
 //! events can matter to a waiter, the server-side filter, the key.
 
+use mongodb::bson::{doc, Bson, Document};
+use mongodb::change_stream::event::{ChangeStreamEvent, OperationType};
+
+use super::{Hub, StreamState, AWAIT};
+use crate::foundation::document::{FENCE, TS_RELEASED, UUID};
+use crate::foundation::single::document::LOCKED;
+
 /// Whether an event can make a waiter's next attempt succeed: the lock was
 /// created, replaced, deleted, released or taken by someone new; a share of
 /// a many-holder document was released or an intent withdrawn (both set
 /// `ts_released`), or granted (`fence`). A renewal (only `ts_expire`
 /// changes, at the top or inside `holders`) cannot.
-fn relevant(event: &ChangeStreamEvent<Document>) -> bool {
+pub(super) fn relevant(event: &ChangeStreamEvent<Document>) -> bool {
     match event.operation_type {
         OperationType::Update => event.update_description.as_ref().is_none_or(|d| {
             [LOCKED, UUID, FENCE, TS_RELEASED].iter().any(|f| {
@@ -20,7 +27,7 @@ fn relevant(event: &ChangeStreamEvent<Document>) -> bool {
 /// The stream's `$match`: what [`relevant`] keeps, decided by the server,
 /// so that a master's renewals (every ttl/3) do not make the getMore
 /// return early and cost a command each.
-fn stream_filter() -> Document {
+pub(super) fn stream_filter() -> Document {
     let fields = [LOCKED, UUID, FENCE, TS_RELEASED];
     let mut changed: Vec<Bson> = fields
         .iter()
@@ -44,7 +51,7 @@ fn stream_filter() -> Document {
     }}
 }
 
-fn key_of(event: &ChangeStreamEvent<Document>) -> Option<String> {
+pub(super) fn key_of(event: &ChangeStreamEvent<Document>) -> Option<String> {
     match event.document_key.as_ref()?.get("_id")? {
         Bson::String(s) => Some(s.clone()),
         _ => None,
@@ -54,14 +61,14 @@ fn key_of(event: &ChangeStreamEvent<Document>) -> Option<String> {
 /// Errors that reopening will not cure: no change streams on this server
 /// (40573: standalone; 40324: unknown stage; 115: command not supported;
 /// 20: illegal operation) or not allowed to open one (13: unauthorized).
-fn unsupported(e: &mongodb::error::Error) -> bool {
+pub(super) fn unsupported(e: &mongodb::error::Error) -> bool {
     matches!(&*e.kind, mongodb::error::ErrorKind::Command(c) if [40573, 40324, 115, 20, 13].contains(&c.code))
 }
 
 /// The stream's thread: open, deliver, reopen after errors (a pause
 /// first); end once no waiter is left at the end of a `getMore`, or when
 /// the server cannot stream.
-fn run(hub: &Hub) {
+pub(super) fn run(hub: &Hub) {
     let coll = &hub.coll;
     loop {
         // Asked before and after the wait: a thread with no waiter left

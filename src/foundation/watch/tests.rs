@@ -1,4 +1,8 @@
+use super::stream::{key_of, relevant};
 use super::*;
+use mongodb::bson::doc;
+use mongodb::change_stream::event::ChangeStreamEvent;
+use std::time::Instant;
 
 fn event(op: &str, updated: Option<Document>) -> ChangeStreamEvent<Document> {
     let mut d = doc! {
