@@ -54,30 +54,23 @@ fn gone_within(pid: u32, limit: Duration) -> bool {
     !alive(pid)
 }
 
+fn hello_of(server: &TestServer) -> Document {
+    let admin = server.client().unwrap().database("admin");
+    admin.run_command(doc! {"hello": 1}).run().unwrap()
+}
+
 #[test]
 fn starts_a_replica_set_by_default_and_a_standalone_server_on_request() {
     let set = TestServer::start().unwrap();
     assert!(set.is_replica_set());
-    let hello = set
-        .client()
-        .unwrap()
-        .database("admin")
-        .run_command(doc! {"hello": 1})
-        .run()
-        .unwrap();
+    let hello = hello_of(&set);
     assert!(hello.get_bool("isWritablePrimary").unwrap(), "{hello}");
     assert!(hello.contains_key("setName"), "a replica set: {hello}");
 
     let alone = TestServer::builder().standalone().start().unwrap();
     assert!(!alone.is_replica_set());
     assert_ne!(alone.port(), set.port());
-    let hello = alone
-        .client()
-        .unwrap()
-        .database("admin")
-        .run_command(doc! {"hello": 1})
-        .run()
-        .unwrap();
+    let hello = hello_of(&alone);
     assert!(!hello.contains_key("setName"), "standalone: {hello}");
 
     // `database` made the crate's two collections, and the lock works.
