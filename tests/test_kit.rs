@@ -343,3 +343,92 @@ fn a_missing_mongod_is_a_typed_error_naming_what_to_install() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Two restarts at once end with one server running on the port, the
+/// handle's own (each restart used to stop and start under separate
+/// locks: the second could adopt the first's server and then stop it).
+#[test]
+fn restarts_at_once_leave_one_running_server() {
+    let server = std::sync::Arc::new(TestServer::start().unwrap());
+    let restarts: Vec<_> = (0..2)
+        .map(|_| {
+            let server = server.clone();
+            std::thread::spawn(move || server.restart())
+        })
+        .collect();
+    for r in restarts {
+        r.join().unwrap().unwrap();
+    }
+    let pid = server.pid().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(alive(pid), "the handle's server (PID {pid}) is running");
+    ping(&server.client().unwrap().database("app")).unwrap();
+}
+
+/// A test process that dies with its server frozen, by the signal a test
+/// runner's timeout or a Ctrl-C sends its whole process group: the
+/// watchdog (in that group) ignores it, thaws and stops the server, and
+/// removes its directory.
+#[test]
+fn a_frozen_server_dies_with_a_killed_test_process_group() {
+    const CHILD: &str = "MONGOELECTOR_KIT_GROUP_CHILD";
+    if std::env::var_os(CHILD).is_some() {
+        let server = TestServer::start().unwrap();
+        server.freeze().unwrap();
+        println!(
+            "SERVER {} {}",
+            server.pid().unwrap(),
+            server.log_path().parent().unwrap().display()
+        );
+        std::thread::sleep(Duration::from_secs(120));
+        return;
+    }
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_frozen_server_dies_with_a_killed_test_process_group",
+            "--nocapture",
+        ])
+        .env(CHILD, "1")
+        .process_group(0)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let group = child.id() as i32;
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let (pid, dir) = loop {
+        let line = lines.next().expect("the child's server line").unwrap();
+        if let Some(rest) = line.strip_prefix("SERVER ") {
+            let (pid, dir) = rest.split_once(' ').unwrap();
+            break (pid.parse::<u32>().unwrap(), std::path::PathBuf::from(dir));
+        }
+    };
+    assert!(alive(pid));
+    let kill = |args: &[&str]| {
+        std::process::Command::new("kill")
+            .args(args)
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    assert!(kill(&["-TERM", "--", &format!("-{group}")]));
+    let _ = child.wait();
+    // SecantusDB can hang in its shutdown after a SIGTERM that waited
+    // while it was stopped: the watchdog kills it 10 s after its SIGTERM.
+    let gone = gone_within(pid, Duration::from_secs(30));
+    if !gone {
+        // Not to leave it behind for the rest of the suite.
+        kill(&["-CONT", &pid.to_string()]);
+        kill(&["-KILL", &pid.to_string()]);
+    }
+    assert!(
+        gone,
+        "the frozen server (PID {pid}) outlived its test process"
+    );
+    let end = Instant::now() + Duration::from_secs(5);
+    while dir.exists() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!dir.exists(), "{} was left behind", dir.display());
+}

@@ -180,6 +180,7 @@ pub(super) fn secantusdb(cache: &Path) -> Result<PathBuf> {
     let io =
         |action: &'static str| move |e: std::io::Error| kit_error(action, e.to_string(), Some(e));
     std::fs::create_dir_all(cache).map_err(io("create the cache directory"))?;
+    remove_stale_builds(cache);
     let building = cache.join(format!(
         ".secantusdb-{SECANTUSDB_VERSION}-{}",
         uuid::Uuid::new_v4().simple()
@@ -226,9 +227,10 @@ pub(super) fn secantusdb(cache: &Path) -> Result<PathBuf> {
         let _ = std::fs::remove_dir_all(&building);
         return Err(e);
     }
-    // An incomplete earlier install (killed before its mark) gives way;
+    // An earlier install that is not usable (killed before its mark, or
+    // its Python gone: the base Python removed or upgraded) gives way;
     // another process that won the race keeps its own, and ours goes.
-    if venv.exists() && !installed.exists() {
+    if venv.exists() && !(installed.exists() && is_executable(&program)) {
         let _ = std::fs::remove_dir_all(&venv);
     }
     if std::fs::rename(&building, &venv).is_err() {
@@ -246,6 +248,26 @@ pub(super) fn secantusdb(cache: &Path) -> Result<PathBuf> {
         started.elapsed().as_secs_f64()
     );
     Ok(program)
+}
+
+/// Removes the build directories of installs killed midway (about 150 MB
+/// each) once they are an hour old: an install in progress is younger.
+fn remove_stale_builds(cache: &Path) {
+    let prefix = format!(".secantusdb-{SECANTUSDB_VERSION}-");
+    let Ok(entries) = std::fs::read_dir(cache) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > std::time::Duration::from_secs(3600));
+        if old && entry.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 fn run(command: &mut Command, action: &'static str, advice: &str) -> Result<()> {

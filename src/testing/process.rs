@@ -18,6 +18,10 @@ use crate::Result;
 /// How long a server may take to stop after SIGTERM before it is killed
 /// (SecantusDB takes about 4 s).
 const STOP_LIMIT: Duration = Duration::from_secs(30);
+/// The same for the watchdog, which acts for a test process that is gone:
+/// shorter, since nobody waits for a clean stop (SecantusDB can hang in
+/// its shutdown after a SIGTERM that came while it was frozen).
+const WATCHDOG_KILL_AFTER: Duration = Duration::from_secs(10);
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -64,16 +68,37 @@ impl Process {
                     Some(e),
                 )
             })?;
-        let watchdog = Command::new("sh")
+        // The watchdog ignores the signals a terminal or a test runner
+        // sends the whole process group (Ctrl-C, a timeout's SIGTERM), so
+        // that it outlives the test process and thaws and stops a frozen
+        // server; SIGKILL if it has not stopped within WATCHDOG_KILL_AFTER; then it
+        // removes the server's directory (where the log is).
+        let dir = log.parent().unwrap_or(log);
+        let script = r#"trap '' INT TERM HUP; read _
+            kill -CONT "$0" 2>/dev/null; kill -TERM "$0" 2>/dev/null
+            n=0; while kill -0 "$0" 2>/dev/null && [ "$n" -lt "$2" ]; do sleep 1; n=$((n+1)); done
+            kill -KILL "$0" 2>/dev/null; rm -rf "$1""#;
+        let watchdog = match Command::new("sh")
             .arg("-c")
-            .arg(r#"read _; kill -CONT "$0" 2>/dev/null; kill -TERM "$0" 2>/dev/null"#)
+            .arg(script)
             .arg(child.id().to_string())
+            .arg(dir)
+            .arg(WATCHDOG_KILL_AFTER.as_secs().to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .ok()
-            .and_then(|mut w| w.stdin.take().map(|pipe| (w, pipe)));
+        {
+            Ok(mut w) => w.stdin.take().map(|pipe| (w, pipe)),
+            Err(e) => {
+                log::warn!(
+                    "mongoelector::testing: no watchdog for the server (PID {}): {e}; it \
+                     outlives this process if the process dies without stopping it",
+                    child.id()
+                );
+                None
+            }
+        };
         Ok(Process {
             child,
             watchdog,
@@ -114,6 +139,26 @@ impl Process {
                 ));
             }
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Fails if the server has exited (after a start that something else
+    /// answered for).
+    pub fn ensure_running(&mut self) -> Result<()> {
+        match self.child.try_wait() {
+            Ok(None) => Ok(()),
+            Ok(Some(status)) => {
+                self.stopped = true;
+                Err(kit_error(
+                    "start the server",
+                    format!(
+                        "it exited ({status}) while another program answered on its port; {}",
+                        self.log_tail()
+                    ),
+                    None,
+                ))
+            }
+            Err(e) => Err(kit_error("start the server", e.to_string(), Some(e))),
         }
     }
 

@@ -117,6 +117,8 @@ impl TestServerBuilder {
         let (port, process) = loop {
             attempt += 1;
             let port = free_port()?;
+            // This attempt's log alone, so that "in use" is about its port.
+            let _ = std::fs::remove_file(dir.log());
             match spawn(&kind, &self.settings, port, &dir.0) {
                 Ok(process) => break (port, process),
                 Err(e) if attempt < 3 && log_tail(&dir.log()).contains("in use") => {
@@ -153,6 +155,9 @@ fn spawn(kind: &ServerKind, settings: &Settings, port: u16, dir: &Path) -> Resul
     let mut process = Process::spawn(&command, &dir.join("server.log"))?;
     process.wait_listening(port, START_LIMIT)?;
     launch::until_ready(kind, settings, port, START_LIMIT)?;
+    // What answered may have been another listener on the port, while
+    // ours failed to bind it.
+    process.ensure_running()?;
     Ok(process)
 }
 
@@ -370,20 +375,18 @@ impl TestServer {
     /// after 30 s): clients see connections refused. Its data stays for a
     /// [`restart`](Self::restart).
     pub fn stop(&self) -> Result<()> {
-        let mut state = self.state.lock();
-        state.frozen = false;
-        if let Some(mut process) = state.process.take() {
-            process.stop()?;
-        }
-        Ok(())
+        stop_locked(&mut self.state.lock())
     }
 
     /// Stops the server if it runs and starts it again on the same port
     /// with the same data (unless [in memory](TestServerBuilder::in_memory)),
     /// returning once it serves as a primary again.
     pub fn restart(&self) -> Result<()> {
-        self.stop()?;
+        // One guard for both halves: two restarts at once must not each
+        // start a server on the port (the second would find the first's
+        // answering, adopt it, and then stop it).
         let mut state = self.state.lock();
+        stop_locked(&mut state)?;
         let process = spawn(&self.kind, &state.settings, self.port, &self.dir.0)?;
         state.process = Some(process);
         Ok(())
@@ -405,6 +408,14 @@ impl TestServer {
     /// The server's log file (appended to at each restart).
     pub fn log_path(&self) -> PathBuf {
         self.dir.log()
+    }
+}
+
+fn stop_locked(state: &mut State) -> Result<()> {
+    state.frozen = false;
+    match state.process.take() {
+        Some(mut process) => process.stop(),
+        None => Ok(()),
     }
 }
 
