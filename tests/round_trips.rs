@@ -347,8 +347,21 @@ fn a_blocking_acquire_is_one_round_trip_per_attempt() {
                                       // One per step, the last cut short by the timeout, plus the one early
                                       // look when the shared change stream opens.
     let most = (timeout.as_millis() / step.as_millis()) as usize + 2;
-    // Even with 50 ms round trips, each attempt-and-pause fits 150 ms.
-    let least = (timeout.as_millis() / (step + Duration::from_millis(50)).as_millis()) as usize;
+    // Each attempt-and-pause takes a step and an attempt's round trip:
+    // the slowest of a few reads timed now (the machine's load sets it:
+    // about 110 ms an attempt seen on a loaded CI machine), doubled, as an
+    // attempt is a write. (Not attempts: the first one makes the clock
+    // check counted below.)
+    let round_trip = (0..3)
+        .map(|_| {
+            let t = Instant::now();
+            contender.get_current().unwrap();
+            t.elapsed()
+        })
+        .max()
+        .unwrap();
+    let per_attempt = step + round_trip * 2 + Duration::from_millis(20);
+    let least = (timeout.as_millis() / per_attempt.as_millis()).max(1) as usize;
 
     commands.take();
     let t = Instant::now();
