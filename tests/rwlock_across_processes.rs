@@ -346,7 +346,10 @@ fn a_waiting_writer_is_woken_by_the_last_readers_release_or_polls_at_its_step() 
         let took = measure(Duration::from_secs(5), true, 7);
         eprintln!("release to write (change stream): {took:?}");
         assert!(
-            common::median(took.clone()) <= Duration::from_millis(50),
+            // A poll would come at the 5 s step (2.5 s on average); a stream
+            // wake-up is a write and a delivery, tens of ms (more late in a
+            // CI run: the test server's writes slow as its oplog grows).
+            common::median(took.clone()) <= Duration::from_millis(500),
             "{took:?}"
         );
         assert!(took.iter().all(|t| *t < Duration::from_secs(2)), "{took:?}");

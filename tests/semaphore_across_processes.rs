@@ -404,7 +404,10 @@ fn a_waiter_is_woken_by_a_release_or_polls_at_its_step() {
         let took = release_to_acquire(&db, Duration::from_secs(5), 7);
         eprintln!("release to acquire (change stream): {took:?}");
         let median = common::median(took.clone());
-        assert!(median <= Duration::from_millis(50), "{took:?}");
+        // A poll would come at the 5 s step (2.5 s on average); a stream
+        // wake-up takes a write and a delivery, tens of ms, more late in
+        // a CI run (the test server's writes slow as its oplog grows).
+        assert!(median <= Duration::from_millis(500), "{took:?}");
         assert!(took.iter().all(|t| *t < Duration::from_secs(2)), "{took:?}");
     }
     // Polling: streams off (and on a standalone server, always), the waiter
