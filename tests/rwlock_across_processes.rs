@@ -126,7 +126,10 @@ fn readers_and_writers_in_three_processes_never_overlap_a_writer() {
     // Readers got in, several at once (counts kept low: a loaded machine
     // slows every round trip).
     assert!(report.read_sections >= 10, "{report:?}");
-    assert!(report.write_sections >= 5, "writers got in: {report:?}");
+    // Writers are not starved. (At least 5 failed late in a CI run: 3
+    // writes and 26 reads there, against 17 and 121 on a fresh server; the
+    // shared test server slows as the suite goes on.)
+    assert!(report.write_sections >= 2, "writers got in: {report:?}");
     assert!(report.most_readers_at_once >= 2, "{report:?}");
     assert!(history.errors.is_empty(), "{:?}", history.errors);
     assert_eq!(report.rejected_writes, 0, "{report:?}");
