@@ -23,7 +23,8 @@
 //! `sem-threads`, `sem-processes`), `HERD_COMMANDS=1` (count the commands
 //! every client starts, with the driver's command monitoring, and print
 //! them per grant), `HERD_STREAMS=0` (change streams off: every waiter
-//! polls at its step).
+//! polls at its step), `HERD_FAIR=0` (lockers that race, as before the
+//! fair queue; the semaphore has no queue yet either way).
 //!
 //! Per case: grants a second, the longest wait of one call (from the call
 //! to its grant), and each contender's grants.
@@ -83,10 +84,12 @@ enum Handle {
 impl Handle {
     fn new(primitive: Primitive, db: &Database, key: &str) -> Handle {
         let streams = std::env::var("HERD_STREAMS").map_or(true, |v| v != "0");
+        let fair = std::env::var("HERD_FAIR").map_or(true, |v| v != "0");
         match primitive {
             Primitive::Lock => Handle::Lock(
                 MongoLocker::builder(key, db)
                     .change_streams(streams)
+                    .fair(fair)
                     .build()
                     .unwrap(),
             ),

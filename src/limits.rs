@@ -23,6 +23,20 @@ pub const MIN_TTL: Duration = Duration::from_millis(100);
 /// Longest lease accepted (one year): anything longer is a mistake.
 pub const MAX_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
 
+/// How long a fair waiter's place in a lock's queue lasts without a
+/// refresh (it refreshes every third of it while it waits). A waiter that
+/// crashed or froze is skipped once it passes; a lock handed over to a
+/// head that is gone is taken by the next waiter after it plus the
+/// takeover grace: a dead head delays the queue by at most that. See
+/// [`LockerBuilder::fair`](crate::LockerBuilder::fair).
+pub const DEFAULT_WAITER_LEASE: Duration = Duration::from_millis(1500);
+
+/// Most waiters in one lock's queue: each entry (up to 16 KiB with its
+/// metadata) lives in the lock's document, which the server caps at
+/// 16 MiB. A waiter that finds the queue full waits without a place: it
+/// is granted once the queue is empty.
+pub const MAX_WAITERS: usize = 512;
+
 /// Default interval between attempts of a blocking acquire, as in the
 /// Python package.
 pub const DEFAULT_STEP: Duration = Duration::from_millis(250);

@@ -10,8 +10,12 @@ use common::{has_change_streams, monitored_client, PrivateServer};
 use mongodb::sync::Database;
 use mongoelector::{MongoElector, MongoLocker, MongoSemaphore};
 
+/// A racing locker: these tests are about how a waiter learns of a
+/// change and how often it polls, which a fair waiter's refreshes and
+/// handovers would blur (tests/fair_queue.rs has those).
 fn locker(db: &Database, key: &str, streams: bool) -> MongoLocker {
     MongoLocker::builder(key, db)
+        .fair(false)
         .ttl(Duration::from_secs(30))
         .timeparanoid(false)
         .change_streams(streams)
@@ -330,6 +334,7 @@ fn a_change_calls_for_one_attempt_of_a_process_not_one_per_waiter() {
         "mongolocker",
         move || {
             let waiter = MongoLocker::builder("herd", &waiting_db)
+                .fair(false)
                 .ttl(Duration::from_secs(30))
                 .step(step)
                 .timeparanoid(false)

@@ -72,6 +72,21 @@ pub(crate) struct Waiting<'a> {
     /// A permit or a read share may leave room for the next: the turn
     /// passes on at once.
     pub exclusive: bool,
+    /// A fair wait: its attempts queue, and a release hands the key over
+    /// to the queue's head, so it wakes only for a change that hands the
+    /// key to its own call (or one whose holder is not known), and
+    /// otherwise attempts only to refresh its place.
+    pub queue: Option<Queued<'a>>,
+}
+
+/// A fair wait's place in the key's queue.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Queued<'a> {
+    /// The acquire call its entry and the handover name.
+    pub call: &'a str,
+    /// How often its entry must be refreshed to stay live (a third of the
+    /// waiter lease, so one lost refresh does not lose its place).
+    pub refresh: Duration,
 }
 
 /// Runs `attempt` as `wait` says: the grant, or `None` when one attempt
@@ -180,8 +195,10 @@ impl<'a> Waiter<'a> {
         };
         self.holder_expires = expires;
         if self.interest.is_none() {
-            self.interest =
-                (self.how.hub)().map(|hub| hub.interest_alike(self.how.key, self.how.alike));
+            self.interest = (self.how.hub)().map(|hub| match &self.how.queue {
+                Some(q) => hub.interest_for_call(self.how.key, q.call),
+                None => hub.interest_alike(self.how.key, self.how.alike),
+            });
         }
         Ok(Turn::Again(failed))
     }
@@ -191,8 +208,17 @@ impl<'a> Waiter<'a> {
     /// the holder's expiry (plus the grace) or `left` before the timeout.
     fn pause(&mut self, left: Option<Duration>) {
         let grace = lease::as_delta(self.how.grace);
+        // A fair waiter refreshes its place often enough to keep it; it
+        // need not poll at its step while the stream (or a releaser of
+        // this process) will tell it that the key is its own.
+        let live = self.interest.as_ref().is_some_and(Interest::stream_live);
+        let step = match &self.how.queue {
+            Some(q) if live => q.refresh,
+            Some(q) => q.refresh.min(self.how.step),
+            None => self.how.step,
+        };
         let pause = lease::retry_pause(
-            self.how.step,
+            step,
             left,
             self.holder_expires.map(|e| e - Utc::now() + grace),
         );
@@ -217,6 +243,7 @@ mod tests {
             hub: &|| None,
             alike: None,
             exclusive: false,
+            queue: None,
         }
     }
 

@@ -10,7 +10,7 @@ use crate::foundation::options::{acquire_options, lease_options, LeaseOptions};
 use crate::foundation::single::core::{LockCore, Settings};
 use crate::foundation::single::store::LockStore;
 use crate::foundation::validate;
-use crate::limits::DEFAULT_LOCK_COLLECTION;
+use crate::limits::{DEFAULT_LOCK_COLLECTION, DEFAULT_WAITER_LEASE};
 use crate::lock::locker::MongoLocker;
 
 /// Builds a [`MongoLocker`] with settings other than the defaults.
@@ -34,6 +34,7 @@ pub struct LockerBuilder {
     options: LeaseOptions,
     hold: Duration,
     python_compatible: bool,
+    fair: bool,
 }
 
 impl LockerBuilder {
@@ -70,6 +71,46 @@ impl LockerBuilder {
     /// ```
     pub fn hold_at_least(mut self, min: Duration) -> Self {
         self.hold = min;
+        self
+    }
+
+    /// Whether waiting lockers are served in arrival order (default
+    /// `true`).
+    ///
+    /// A fair locker that waits ([`lock`](MongoLocker::lock),
+    /// [`try_lock_for`](MongoLocker::try_lock_for), a blocking
+    /// [`acquire`](MongoLocker::acquire)) and finds the key taken puts
+    /// itself in the key's queue, in the lock's own document and in the
+    /// same round trip as the attempt. A free key is granted only to the
+    /// head of the live queue, and a release hands the lock over to that
+    /// head (still one round trip): the head learns it from the change
+    /// stream, from the releaser when it is in the same process, or from
+    /// its next refresh, and its own next attempt takes the lease (one
+    /// round trip, the fence the release handed out). So waiters do not
+    /// race, and none is overtaken by one that came later. A waiter
+    /// refreshes its place every third of its
+    /// [waiter lease](crate::limits::DEFAULT_WAITER_LEASE) (1.5 s); one
+    /// that crashed or froze is skipped once its lease has passed, and a
+    /// lock handed to a head that is gone is taken by the next after the
+    /// waiter lease plus the takeover grace. A waiter that times out
+    /// leaves the queue at once. Uncontended, a fair locker costs what an
+    /// unfair one does: one round trip to acquire, one to release.
+    ///
+    /// `false` gives the racing waiters of earlier releases (each
+    /// attempt takes a free key, queued waiters or not). With
+    /// [`python_compatible(true)`](Self::python_compatible) waits do not
+    /// queue: the release deletes the document (and any queue in it) for
+    /// the Python nodes, which do not know the queue.
+    ///
+    /// ```no_run
+    /// # let db = mongodb::sync::Client::with_uri_str("mongodb://127.0.0.1:27017/")?.database("app");
+    /// let locker = mongoelector::MongoLocker::builder("jobs", &db)
+    ///     .fair(false)
+    ///     .build()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn fair(mut self, on: bool) -> Self {
+        self.fair = on;
         self
     }
 
@@ -139,6 +180,7 @@ impl LockerBuilder {
             keep_alive: options.keep_alive,
             hold: self.hold,
             owner: options.owner(),
+            fair: (self.fair && !self.python_compatible).then_some(DEFAULT_WAITER_LEASE),
         };
         Ok(MongoLocker::from_core(LockCore::new(
             options.key,
@@ -174,6 +216,7 @@ impl MongoLocker {
             options: LeaseOptions::new(key, db),
             hold: Duration::ZERO,
             python_compatible: false,
+            fair: true,
         }
     }
 }

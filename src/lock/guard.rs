@@ -98,6 +98,7 @@ mod tests {
                 keep_alive: false,
                 hold: std::time::Duration::ZERO,
                 owner: crate::foundation::owner::Owner::new(),
+                fair: None,
             },
         ));
         (

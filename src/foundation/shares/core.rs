@@ -149,6 +149,7 @@ impl ShareCore {
             hub: &hub,
             alike: alike.as_deref(),
             exclusive: false,
+            queue: None,
         };
         // Whether the document may hold something of this call's.
         let mut left = matches!(ask, Ask::Write { intent: true });

@@ -23,9 +23,10 @@ use crate::foundation::moment::Moment;
 use crate::foundation::owner::Owner;
 use crate::foundation::single::document::LockRecord;
 use crate::foundation::single::pipeline::Whose;
+use crate::foundation::single::queue::Fair;
 use crate::foundation::single::store::LockStore;
 use crate::foundation::tenure::Tenure;
-use crate::foundation::waiting::{self, Attempt, Wait, Waiting};
+use crate::foundation::waiting::{self, Attempt, Queued, Wait, Waiting};
 use crate::foundation::watch::Hub;
 
 /// A locker's identity and state.
@@ -48,6 +49,9 @@ pub(crate) struct LockCore {
     keep_alive: bool,
     /// How long after its acquisition a released lock stays unavailable.
     hold: Duration,
+    /// The waiter lease of a fair locker: its waits queue (see
+    /// [`crate::foundation::single::queue`]). `None`: they race.
+    fair: Option<Duration>,
     /// The latest server expiry of this locker's acquisitions that ended
     /// without a release (past their local deadline): until then a write
     /// of theirs may still be on its way, so this locker's own later
@@ -69,6 +73,8 @@ pub(crate) struct Settings {
     pub keep_alive: bool,
     pub hold: Duration,
     pub owner: Owner,
+    /// The waiter lease, when waits queue.
+    pub fair: Option<Duration>,
 }
 
 impl LockCore {
@@ -87,6 +93,7 @@ impl LockCore {
             change_streams: settings.change_streams,
             keep_alive: settings.keep_alive,
             hold: settings.hold,
+            fair: settings.fair,
             unreleased_until: Mutex::new(None),
         }
     }
@@ -130,7 +137,8 @@ impl LockCore {
         step: Duration,
         force: bool,
     ) -> Result<Option<Arc<Tenure>>> {
-        self.call(step, force, Option::is_some, |how, attempt| {
+        let enqueue = matches!(wait, Wait::For(_));
+        self.call(step, force, enqueue, Option::is_some, |how, attempt| {
             waiting::acquire(how, wait, attempt)
         })
     }
@@ -144,6 +152,7 @@ impl LockCore {
         self.call(
             step,
             force,
+            true,
             |_| true,
             |how, attempt| waiting::until_granted(how, attempt),
         )
@@ -151,20 +160,39 @@ impl LockCore {
 
     /// One acquire call: its attempts waited for as `wait` runs them, and
     /// what they left taken back when the answer (`granted` tells) hands
-    /// out nothing.
+    /// out nothing. A fair locker's unforced attempts are fair ones; with
+    /// `enqueue` (a call that waits) they queue, and a call that ends
+    /// without the grant leaves the queue.
     fn call<R>(
         self: &Arc<Self>,
         step: Duration,
         force: bool,
+        enqueue: bool,
         granted: fn(&R) -> bool,
         wait: impl FnOnce(&Waiting<'_>, &mut dyn FnMut() -> Result<Attempt<Arc<Tenure>>>) -> Result<R>,
     ) -> Result<R> {
         self.refuse_if_held()?;
         let hub = || self.hub();
+        // A token of this call, written into the document by its attempts
+        // (the `run` field), so that its take-back frees only what one of
+        // them took, never a later call's acquisition; in a fair call's
+        // queue entry too, which a release hands the lock to.
+        let call = uuid::Uuid::new_v4().to_string();
+        let fair = self.fair.filter(|_| !force).map(|waiter_lease| Fair {
+            call: &call,
+            waiter_lease,
+            enqueue,
+        });
+        let queue = fair.filter(|f| f.enqueue).map(|f| Queued {
+            call: f.call,
+            refresh: f.waiter_lease / 3,
+        });
         // Unforced attempts on one key get one answer (taken or refused),
         // whichever locker of the process makes them: one per change does.
         // The grace is part of it: it decides when a holder has expired.
-        let alike = (!force).then(|| format!("lock, grace {:?}", self.store.grace()));
+        // A fair waiter's answer is its own (its place in the queue).
+        let alike =
+            (!force && queue.is_none()).then(|| format!("lock, grace {:?}", self.store.grace()));
         let how = Waiting {
             key: &self.key,
             step,
@@ -172,26 +200,45 @@ impl LockCore {
             hub: &hub,
             alike: alike.as_deref(),
             exclusive: true,
+            queue,
         };
-        // A token of this call, written into the document by its attempts
-        // (the `run` field), so that its take-back frees only what one of
-        // them took, never a later call's acquisition.
-        let call = uuid::Uuid::new_v4().to_string();
         // Whether the lock document may name this call for an attempt
         // whose answer was lost or came too late.
         let mut left = false;
         let started = std::time::Instant::now();
         let result = wait(&how, &mut || {
             self.clock.check_if_due(&self.store)?;
-            self.attempt(force, &call, &mut left)
+            self.attempt(force, &call, fair.as_ref(), &mut left)
         });
         let won = result.as_ref().is_ok_and(granted);
         if won {
             self.meter.acquired(started.elapsed());
+        } else if queue.is_some() {
+            // Its entry may be in the queue, and the lock may have been
+            // handed to it: both go now, not at the waiter lease's end.
+            self.leave_queue(&call);
         } else if left {
             self.take_back(&call);
         }
         result
+    }
+
+    /// Takes call `call`'s entry out of the queue, and releases the lock
+    /// if it was handed to the call meanwhile (or an attempt's lost answer
+    /// granted it). Best effort: one round trip, two when it was handed.
+    fn leave_queue(&self, call: &str) {
+        let _op = self.op.lock();
+        let until = *self.unreleased_until.lock();
+        let left = meter::timed(&self.meter, "leave_queue", || {
+            self.store
+                .leave_queue(&self.key, &self.owner.uuid, call, until)
+        });
+        if let Err(e) = left {
+            log::debug!(
+                "`{}`: leaving the queue failed (the entry lapses with its waiter lease): {e}",
+                self.key
+            );
+        }
     }
 
     /// Releases what an attempt of call `call` took and did not hand out,
@@ -246,21 +293,30 @@ impl LockCore {
         self: &Arc<Self>,
         force: bool,
         call: &str,
+        fair: Option<&Fair<'_>>,
         left: &mut bool,
     ) -> Result<Attempt<Arc<Tenure>>> {
         let _op = self.op.lock();
         // Another thread sharing this locker may have won meanwhile.
         self.refuse_if_held()?;
         let sent = Moment::now();
-        let answer = meter::timed(&self.meter, "acquire", || {
-            self.store
+        let answer = meter::timed(&self.meter, "acquire", || match fair {
+            Some(fair) => {
+                self.store
+                    .try_acquire_fair(&self.key, &self.owner, self.ttl, force, fair)
+            }
+            // Without the queue, an answer naming this owner is its grant:
+            // the take-over condition takes whatever the owner holds.
+            None => self
+                .store
                 .try_acquire(&self.key, &self.owner, Some(call), self.ttl, force)
+                .map(|r| r.map(|r| (r, true))),
         });
         if !matches!(answer, Ok(Some(_))) {
             *left = true;
         }
         match answer? {
-            Some(LockRecord::Taken(info)) if info.uuid == self.owner.uuid => {
+            Some((LockRecord::Taken(info), true)) if info.uuid == self.owner.uuid => {
                 let renew = self
                     .keep_alive
                     .then(|| Arc::downgrade(self) as Weak<dyn Renew>);
@@ -294,7 +350,7 @@ impl LockCore {
                 log::debug!("acquired `{}` with fence {}", self.key, info.fence);
                 Ok(Attempt::Won(tenure))
             }
-            Some(LockRecord::Taken(info)) => {
+            Some((LockRecord::Taken(info), _)) => {
                 self.meter.refused();
                 Ok(Attempt::Held {
                     expires: Some(info.expires),

@@ -4,6 +4,8 @@
 //! - `document`: its fields and parsing;
 //! - `pipeline`: the acquire, release and touch updates, pure and
 //!   unit-tested;
+//! - `queue`: the fair queue of waiters and the release's handover,
+//!   pure;
 //! - `store`: one round trip each;
 //! - `core`: a locker's identity, settings and acquisition, and every
 //!   operation on them.
@@ -11,4 +13,5 @@
 pub(crate) mod core;
 pub(crate) mod document;
 pub(crate) mod pipeline;
+pub(crate) mod queue;
 pub(crate) mod store;

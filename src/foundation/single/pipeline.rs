@@ -1,5 +1,5 @@
 //! The one-holder document's updates, as pure functions: the take-over
-//! condition, the acquire (one `$replaceWith` that takes every field or
+//! condition (the fair queue's parts are in [`super::queue`]), the acquire (one `$replaceWith` that takes every field or
 //! none), the release (with a hold, or until an unreleased lease's
 //! expiry), the touch, and which holder a release may free. Server time
 //! decides every expiry.
@@ -15,6 +15,9 @@ use crate::foundation::expr::{duration_ms, literal, millis, next_fence, now_plus
 use crate::foundation::kind::{Kind, KIND};
 use crate::foundation::owner::Owner;
 use crate::foundation::single::document::{LOCKED, RUN};
+use crate::foundation::single::queue::{
+    fair_acquire_pipeline, free_or_hand_over, Fair, RELEASED_LIVE,
+};
 
 /// Which holder a release may free.
 #[derive(Clone, Copy, Debug)]
@@ -43,15 +46,6 @@ pub(crate) enum Whose<'a> {
 /// caller reports it.
 pub(crate) fn take_condition(uuid: &str, force: bool, grace: Duration) -> Document {
     let field = |f: &str| format!("${f}");
-    let type_in = |f: &str, types: &[&str]| doc! { "$in": [{ "$type": field(f) }, types.to_vec()] };
-    let fence_ok = doc! { "$and": [
-        type_in(FENCE, &["missing", "int", "long"]),
-        { "$gte": [{ "$ifNull": [field(FENCE), 0_i64] }, 0_i64] },
-    ]};
-    let shape_ok = doc! { "$and": [
-        type_in(LOCKED, &["missing", "bool"]),
-        type_in(TS_EXPIRE, &["missing", "date"]),
-    ]};
     let free = doc! { "$ne": [field(LOCKED), true] };
     let expired = doc! { "$and": [
         { "$eq": [{ "$type": field(TS_EXPIRE) }, "date"] },
@@ -60,10 +54,44 @@ pub(crate) fn take_condition(uuid: &str, force: bool, grace: Duration) -> Docume
     let mine = doc! { "$eq": [field(UUID), literal(uuid)] };
     // Another primitive's document is never taken, forced or not.
     doc! { "$and": [
-        fence_ok,
+        fence_ok(),
         Kind::Lock.fits(),
-        { "$or": [force, { "$and": [shape_ok, { "$or": [free, expired, mine] }] }] },
+        { "$or": [force, { "$and": [shape_ok(), { "$or": [free, expired, mine] }] }] },
     ]}
+}
+
+fn type_in(f: &str, types: &[&str]) -> Document {
+    doc! { "$in": [{ "$type": format!("${f}") }, types.to_vec()] }
+}
+
+/// The fence is absent or a non-negative integer.
+fn fence_ok() -> Document {
+    doc! { "$and": [
+        type_in(FENCE, &["missing", "int", "long"]),
+        { "$gte": [{ "$ifNull": [format!("${FENCE}"), 0_i64] }, 0_i64] },
+    ]}
+}
+
+/// `locked` and `ts_expire` have their types, where present.
+fn shape_ok() -> Document {
+    doc! { "$and": [
+        type_in(LOCKED, &["missing", "bool"]),
+        type_in(TS_EXPIRE, &["missing", "date"]),
+    ]}
+}
+
+/// A lock's document, not damaged (a taken one names its holder and its
+/// expiry): one a refused fair attempt may queue on. Any other is left as
+/// it was, to be reported.
+pub(crate) fn well_formed() -> Document {
+    let holder_named = doc! { "$or": [
+        { "$ne": ["$locked", true] },
+        { "$and": [
+            { "$eq": [{ "$type": format!("${TS_EXPIRE}") }, "date"] },
+            { "$eq": [{ "$type": format!("${UUID}") }, "string"] },
+        ]},
+    ]};
+    doc! { "$and": [fence_ok(), Kind::Lock.fits(), shape_ok(), holder_named] }
 }
 
 /// The filter that matches the lock only while `whose` holds it.
@@ -99,8 +127,16 @@ pub(crate) fn acquire_pipeline(
     force: bool,
     grace: Duration,
 ) -> Vec<Document> {
-    let next_fence = next_fence();
-    let ours = doc! {
+    vec![doc! { "$replaceWith": { "$cond": [
+        take_condition(&owner.uuid, force, grace),
+        { "$mergeObjects": ["$$ROOT", ours(owner, run, ttl)] },
+        "$$ROOT",
+    ]}}]
+}
+
+/// The fields a grant writes: every one of them, from one condition.
+fn ours(owner: &Owner, run: Option<&str>, ttl: Duration) -> Document {
+    doc! {
         KIND: Kind::Lock.name(),
         LOCKED: true,
         UUID: literal(&owner.uuid),
@@ -108,18 +144,34 @@ pub(crate) fn acquire_pipeline(
         PID: i64::from(owner.pid),
         TS_CREATED: "$$NOW",
         TS_EXPIRE: now_plus(ttl),
-        FENCE: next_fence,
+        FENCE: next_fence(),
         RUN: run.map(literal),
         // Set (null when absent) so a holder without metadata never shows
         // its predecessor's; a literal, so strings starting with `$` in
         // the user's document stay strings.
         METADATA: owner.metadata.clone().map(|m| doc! { "$literal": m }),
-    };
-    vec![doc! { "$replaceWith": { "$cond": [
+    }
+}
+
+/// The acquire pipeline of a fair attempt (see
+/// [`fair_acquire_pipeline`]): the same grant as [`acquire_pipeline`]'s
+/// (with the call as its run), to the head of the live queue only.
+pub(crate) fn fair_acquire(
+    owner: &Owner,
+    ttl: Duration,
+    force: bool,
+    grace: Duration,
+    fair: &Fair<'_>,
+) -> Vec<Document> {
+    fair_acquire_pipeline(
+        owner,
+        ours(owner, Some(fair.call), ttl),
         take_condition(&owner.uuid, force, grace),
-        { "$mergeObjects": ["$$ROOT", ours] },
-        "$$ROOT",
-    ]}}]
+        well_formed(),
+        ttl,
+        force,
+        fair,
+    )
 }
 
 /// Writes `run` into an acquire pipeline built without one: the same
@@ -139,16 +191,18 @@ pub(crate) fn set_run(pipeline: &mut [Document], run: &str) {
     }
 }
 
-/// The release update. Without a `hold` (or `until`) it marks the lock
-/// free. With one, a lock that is still live (unexpired in server time)
+/// The release update. Without a `hold` (or `until`) it hands the lock
+/// over to the head of its live queue, or marks it free when nobody waits
+/// ([`free_or_hand_over`]). With one, a lock that is still live (unexpired in server time)
 /// and was acquired less than `hold` ago stays taken by its releaser until
 /// `ts_created + hold`: `ts_expire` becomes that instant, so other lockers
 /// take it only after it (plus the takeover grace), and every read says it
 /// is held until then. `until` (server milliseconds) keeps it taken until
 /// then the same way, whatever the hold: the server expiry of an earlier
 /// acquisition of the releaser's that ended without a release (its holder
-/// may still have a write on its way until then). Otherwise it is marked
-/// free. Either way `ts_released` records the release, in server time.
+/// may still have a write on its way until then). Otherwise it is handed
+/// over or marked free. Either way `ts_released` records the release, in
+/// server time.
 pub(crate) fn release_pipeline((hold, until): (Duration, Option<i64>)) -> Vec<Document> {
     let mut ends = Vec::new();
     if !hold.is_zero() {
@@ -160,7 +214,7 @@ pub(crate) fn release_pipeline((hold, until): (Duration, Option<i64>)) -> Vec<Do
         ends.push(Bson::Int64(ms));
     }
     let until = match ends.len() {
-        0 => return vec![doc! { "$set": { LOCKED: false, TS_RELEASED: "$$NOW" } }],
+        0 => return vec![doc! { "$replaceWith": free_or_hand_over() }],
         1 => ends.remove(0),
         _ => Bson::Document(doc! { "$max": ends }),
     };
@@ -168,13 +222,14 @@ pub(crate) fn release_pipeline((hold, until): (Duration, Option<i64>)) -> Vec<Do
         unexpired(TS_EXPIRE),
         { "$gt": [until.clone(), millis("$$NOW")] },
     ]};
+    let kept = doc! { "$mergeObjects": ["$$ROOT", {
+        TS_EXPIRE: { "$toDate": until },
+        TS_RELEASED: "$$NOW",
+        RELEASED_LIVE: true,
+    }]};
     vec![
         doc! { "$set": { "_hold": keep } },
-        doc! { "$set": {
-            LOCKED: "$_hold",
-            TS_EXPIRE: { "$cond": ["$_hold", { "$toDate": until }, format!("${TS_EXPIRE}")] },
-            TS_RELEASED: "$$NOW",
-        }},
+        doc! { "$replaceWith": { "$cond": ["$_hold", kept, free_or_hand_over()] } },
         doc! { "$unset": "_hold" },
     ]
 }
@@ -260,32 +315,49 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_release_keeps_the_lock_until_an_unreleased_lease_ends() {
-        let kept = release_pipeline((Duration::ZERO, Some(5_000)));
-        let set = kept[1].get_document("$set").unwrap();
-        assert_eq!(
-            set.get_document(TS_EXPIRE)
-                .unwrap()
-                .get_array("$cond")
-                .unwrap()[1],
-            Bson::Document(doc! { "$toDate": 5_000_i64 })
-        );
-        // With a hold too: the later of the two.
-        let both = release_pipeline((Duration::from_secs(2), Some(5_000)));
-        let keep = both[0]
+    /// The kept branch's expiry, and the `_hold` condition's end.
+    fn kept_until(pipeline: &[Document]) -> (Bson, Bson) {
+        let cond = pipeline[1]
+            .get_document("$replaceWith")
+            .unwrap()
+            .get_array("$cond")
+            .unwrap();
+        assert_eq!(cond[0], Bson::String("$_hold".into()));
+        assert_eq!(cond[2], Bson::Document(free_or_hand_over()), "else freed");
+        let kept = cond[1]
+            .as_document()
+            .unwrap()
+            .get_array("$mergeObjects")
+            .unwrap()[1]
+            .as_document()
+            .unwrap()
+            .get(TS_EXPIRE)
+            .unwrap()
+            .clone();
+        let keep = pipeline[0]
             .get_document("$set")
             .unwrap()
             .get_document("_hold")
             .unwrap();
-        let until = &keep.get_array("$and").unwrap()[1]
-            .as_document()
-            .unwrap()
-            .get_array("$gt")
-            .unwrap()[0];
+        let and = keep.get_array("$and").unwrap();
+        assert_eq!(
+            and[0],
+            Bson::Document(unexpired(TS_EXPIRE)),
+            "only a live lock"
+        );
+        let until = and[1].as_document().unwrap().get_array("$gt").unwrap()[0].clone();
+        (kept, until)
+    }
+
+    #[test]
+    fn a_release_keeps_the_lock_until_an_unreleased_lease_ends() {
+        let (kept, _) = kept_until(&release_pipeline((Duration::ZERO, Some(5_000))));
+        assert_eq!(kept, Bson::Document(doc! { "$toDate": 5_000_i64 }));
+        // With a hold too: the later of the two.
+        let (_, until) = kept_until(&release_pipeline((Duration::from_secs(2), Some(5_000))));
         assert_eq!(
             until,
-            &Bson::Document(doc! { "$max": [
+            Bson::Document(doc! { "$max": [
                 { "$add": [{ "$toLong": "$ts_created" }, 2000_i64] },
                 5_000_i64,
             ]})
@@ -296,27 +368,15 @@ mod tests {
     fn release_keeps_a_live_lock_until_the_hold_ends() {
         assert_eq!(
             release_pipeline((Duration::ZERO, None)),
-            vec![doc! { "$set": { LOCKED: false, TS_RELEASED: "$$NOW" } }]
+            vec![doc! { "$replaceWith": free_or_hand_over() }],
+            "no hold: freed, or handed to the queue's head"
         );
         let held = release_pipeline((Duration::from_secs(2), None));
         assert_eq!(held.len(), 3);
-        let keep = held[0]
-            .get_document("$set")
-            .unwrap()
-            .get_document("_hold")
-            .unwrap();
-        let and = keep.get_array("$and").unwrap();
-        assert_eq!(and[0], Bson::Document(unexpired(TS_EXPIRE)));
+        let (_, until) = kept_until(&held);
         assert_eq!(
-            and[1],
-            Bson::Document(doc! { "$gt": [
-                { "$add": [{ "$toLong": "$ts_created" }, 2000_i64] },
-                { "$toLong": "$$NOW" },
-            ]})
-        );
-        assert_eq!(
-            held[1].get_document("$set").unwrap().get_str(LOCKED),
-            Ok("$_hold")
+            until,
+            Bson::Document(doc! { "$add": [{ "$toLong": "$ts_created" }, 2000_i64] })
         );
         assert_eq!(held[2], doc! { "$unset": "_hold" });
     }

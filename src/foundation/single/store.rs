@@ -23,10 +23,12 @@ use crate::foundation::owner::Owner;
 use crate::foundation::round_trips::{
     self, read_with_server_now, safe_collection, server_clock, upsert_after,
 };
-use crate::foundation::single::document::{parse_lock, LockRecord, LOCKED};
+use crate::foundation::single::document::{parse_lock, LockRecord, LOCKED, RUN};
 use crate::foundation::single::pipeline::{
-    acquire_pipeline, release_filter, release_pipeline, set_run, touch_pipeline, Whose,
+    acquire_pipeline, fair_acquire, release_filter, release_pipeline, set_run, touch_pipeline,
+    Whose,
 };
+use crate::foundation::single::queue::{leave_update, Fair, RELEASED_LIVE};
 use crate::foundation::watch::Hub;
 
 /// The `_id` of the document that keeps `key`'s fence floor in the
@@ -224,6 +226,37 @@ impl LockStore {
         }
     }
 
+    /// One fair acquire attempt (see
+    /// [`fair_acquire`](super::pipeline::fair_acquire)): granted only at
+    /// the head of the key's live queue, or when it was handed to the
+    /// call; refused, it queues as `fair` says. The lock document after
+    /// the attempt, and whether it is this call's grant: only an answer
+    /// that names the call (`run`) is. One naming the owner alone is not:
+    /// a fair attempt refused at its turn leaves another call's (or a
+    /// stale) acquisition of the same owner in place. Never
+    /// Python-compatible (the builder turns fairness off there).
+    pub fn try_acquire_fair(
+        &self,
+        key: &str,
+        owner: &Owner,
+        ttl: Duration,
+        force: bool,
+        fair: &Fair<'_>,
+    ) -> Result<Option<(LockRecord, bool)>> {
+        self.check_once()?;
+        // Built per call: the call's token is in several places.
+        let Some(doc) = upsert_after(&self.coll, key, || {
+            fair_acquire(owner, ttl, force, self.grace, fair)
+        })?
+        else {
+            return Ok(None);
+        };
+        let record = self.parse(&doc)?;
+        let granted = matches!(&record, LockRecord::Taken(info) if info.uuid == owner.uuid)
+            && doc.get_str(RUN) == Ok(fair.call);
+        Ok(Some((record, granted)))
+    }
+
     /// Makes acquisition `info`'s fence greater than every fence handed
     /// out on `key` before, whatever deleted the lock document since.
     ///
@@ -344,6 +377,8 @@ impl LockStore {
     }
 
     /// The release that keeps the document (see [`release_pipeline`]).
+    /// A lock handed over to a waiter of this process wakes it at once,
+    /// before the change stream (if any) brings the change.
     fn release_in_place(&self, filter: Document, keep: (Duration, Option<i64>)) -> Result<bool> {
         let update = self.release_cache.get(keep, release_pipeline);
         let Some(after) = self
@@ -355,15 +390,56 @@ impl LockStore {
             return Ok(false);
         };
         let r = Reader::new(&after, self.coll.name());
-        // Still locked: kept for a hold, which only a live lock gets.
+        // Still locked: kept for a hold, or handed over; either says
+        // whether the releaser's lease was live.
         if r.bool(LOCKED)? {
-            return Ok(true);
+            self.wake_handed(&after);
+            return Ok(after.get_bool(RELEASED_LIVE).unwrap_or(true));
         }
         // A document released after its expiry was no longer held.
         Ok(match r.opt_date(TS_EXPIRE)? {
             Some(expires) => expires > r.date(TS_RELEASED)?,
             None => false,
         })
+    }
+
+    /// Tells this process's waiter of the call that `doc` names (if one
+    /// waits) that the lock is its own now.
+    fn wake_handed(&self, doc: &Document) {
+        if let (Ok(key), Ok(run)) = (doc.get_str(ID), doc.get_str(RUN)) {
+            if let Some(hub) = self.existing_hub() {
+                hub.handed(key, run);
+            }
+        }
+    }
+
+    /// Takes `call`'s entry out of `key`'s queue; when the lock was handed
+    /// to that call meanwhile, releases it too (to the next in the queue),
+    /// so that nobody waits for a waiter that left. One round trip, two
+    /// when it had been handed the lock.
+    pub fn leave_queue(
+        &self,
+        key: &str,
+        uuid: &str,
+        call: &str,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<()> {
+        let after = self
+            .coll
+            .find_one_and_update(doc! { ID: key }, leave_update(call))
+            .return_document(ReturnDocument::After)
+            .run()?;
+        let handed = after.is_some_and(|d| {
+            d.get_bool(LOCKED) == Ok(true)
+                && d.get_str(UUID) == Ok(uuid)
+                && d.get_str(RUN) == Ok(call)
+        });
+        // Never used, so no hold: only an unreleased earlier lease's
+        // expiry keeps it.
+        if handed {
+            self.release_holding(key, Whose::Run(uuid, call), Duration::ZERO, until)?;
+        }
+        Ok(())
     }
 
     /// The lock document and the server's clock, read together from the

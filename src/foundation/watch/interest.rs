@@ -19,6 +19,8 @@ pub(crate) struct Interest {
     /// Whether it holds its alike waiters' turn: the attempt for a change
     /// is its to make.
     pub(super) turn: bool,
+    /// A fair waiter's acquire call (see [`Hub::interest_for_call`]).
+    pub(super) call: Option<String>,
 }
 
 impl Interest {
@@ -34,7 +36,10 @@ impl Interest {
         let hub = &self.hub;
         let mut st = hub.state.lock();
         loop {
-            let version = st.keys.get(&self.key).map_or(self.seen, |k| k.version);
+            let version = st
+                .keys
+                .get(&self.key)
+                .map_or(self.seen, |k| k.version_for(self.call.as_deref()));
             if version != self.seen {
                 self.seen = version;
                 return true;
@@ -132,7 +137,10 @@ impl Interest {
     /// Forgets changes seen so far: the next wait is for a newer one.
     pub fn rearm(&mut self) {
         let st = self.hub.state.lock();
-        self.seen = st.keys.get(&self.key).map_or(self.seen, |k| k.version);
+        self.seen = st
+            .keys
+            .get(&self.key)
+            .map_or(self.seen, |k| k.version_for(self.call.as_deref()));
     }
 }
 
@@ -149,6 +157,9 @@ impl Drop for Interest {
                         entry.alike.remove(alike);
                     }
                 }
+            }
+            if let Some(call) = &self.call {
+                entry.calls.remove(call);
             }
             entry.waiters -= 1;
             if entry.waiters == 0 {

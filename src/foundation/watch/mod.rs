@@ -102,6 +102,52 @@ struct KeyState {
     waiters: usize,
     /// Its alike waiters' turns, by what makes them alike.
     alike: HashMap<String, Turns>,
+    /// The latest change whose new holder is not known (a release to
+    /// nobody, a delete, a reopened stream): it may concern any waiter.
+    unknown: u64,
+    /// The fair waiters registered on it, by acquire call: the latest
+    /// change that handed the lock to that call. A fair waiter wakes only
+    /// for those and for unknown changes (see [`Hub::interest_for_call`]).
+    calls: HashMap<String, u64>,
+}
+
+/// What a change did to who holds a key, as far as a fair waiter cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Change<'a> {
+    /// Granted or handed over to this acquire call.
+    To(&'a str),
+    /// The holder stays (a fence moved, a document of a holder replaced).
+    Kept,
+    /// Freed, deleted, or not known (a stream reopened): any waiter may
+    /// have something to attempt.
+    Unknown,
+}
+
+impl KeyState {
+    /// A change: every waiter that is not a fair one wakes; a fair one
+    /// wakes when the change hands the lock to its call or when who holds
+    /// it now is not known.
+    fn change(&mut self, change: Change<'_>) {
+        self.version += 1;
+        match change {
+            Change::To(call) => {
+                if let Some(v) = self.calls.get_mut(call) {
+                    *v = self.version;
+                }
+            }
+            Change::Kept => {}
+            Change::Unknown => self.unknown = self.version,
+        }
+    }
+
+    /// The latest change that concerns a waiter of `call` (all of them,
+    /// without one).
+    fn version_for(&self, call: Option<&str>) -> u64 {
+        match call {
+            None => self.version,
+            Some(call) => self.unknown.max(self.calls.get(call).copied().unwrap_or(0)),
+        }
+    }
 }
 
 /// How a key's alike waiters take turns at the attempt a change calls for.
@@ -179,6 +225,35 @@ impl Hub {
         self.interest_alike(key, None)
     }
 
+    /// As [`interest`](Self::interest), for a fair waiter of the acquire
+    /// call `call`: woken only by a change that hands the lock to `call`
+    /// (the handover of a release, seen in the change stream or told by a
+    /// releaser of this process through [`handed`](Self::handed)) or whose
+    /// new holder is not known, not by grants to others: a fair waiter
+    /// that is not handed the lock has nothing to attempt.
+    pub fn interest_for_call(self: &Arc<Hub>, key: &str, call: &str) -> Interest {
+        let mut interest = self.interest_alike(key, None);
+        let mut st = self.state.lock();
+        if let Some(entry) = st.keys.get_mut(key) {
+            entry.calls.insert(call.to_owned(), 0);
+            interest.seen = entry.version_for(Some(call));
+        }
+        interest.call = Some(call.to_owned());
+        interest
+    }
+
+    /// `key` was handed to the acquire call `call` by a release of this
+    /// process: that call's waiter, if it waits here, wakes now.
+    pub fn handed(&self, key: &str, call: &str) {
+        let mut st = self.state.lock();
+        if let Some(entry) = st.keys.get_mut(key) {
+            if entry.calls.contains_key(call) {
+                entry.change(Change::To(call));
+                self.changed.notify_all();
+            }
+        }
+    }
+
     /// As [`interest`](Self::interest), for an acquire's waiter. With
     /// `alike`, what makes waiters alike: a refusal of any of them,
     /// attempting after a change, would be the others' answer too; so a
@@ -202,6 +277,7 @@ impl Hub {
             seen,
             alike: alike.map(str::to_owned),
             turn: false,
+            call: None,
         }
     }
 
@@ -263,11 +339,12 @@ impl Hub {
         true
     }
 
-    /// `key` changed: its waiters wake.
-    fn changed_key(&self, key: &str) {
+    /// `key` changed as `change` says: its waiters wake (see
+    /// [`KeyState::change`]).
+    fn changed_key(&self, key: &str, change: Change<'_>) {
         let mut st = self.state.lock();
         if let Some(entry) = st.keys.get_mut(key) {
-            entry.version += 1;
+            entry.change(change);
             self.changed.notify_all();
         }
     }

@@ -4,9 +4,9 @@
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::change_stream::event::{ChangeStreamEvent, OperationType};
 
-use super::{Hub, StreamState, AWAIT};
+use super::{Change, Hub, StreamState, AWAIT};
 use crate::foundation::document::{FENCE, TS_RELEASED, UUID};
-use crate::foundation::single::document::LOCKED;
+use crate::foundation::single::document::{LOCKED, RUN};
 
 /// Whether an event can make a waiter's next attempt succeed: the lock was
 /// created, replaced, deleted, released or taken by someone new; a share of
@@ -49,6 +49,34 @@ pub(super) fn stream_filter() -> Document {
             { "operationType": "update", "$or": changed },
         ],
     }}
+}
+
+/// What the event did to who holds the lock: an update that frees it
+/// (`locked: false`) is [`Change::Unknown`] (any waiter may take it), one
+/// that sets `run` (a grant, a handover) is [`Change::To`] that call, and
+/// any other update keeps the holder; a replaced or inserted document is
+/// read the same way from its full document; a delete is unknown.
+pub(super) fn change_of(event: &ChangeStreamEvent<Document>) -> Change<'_> {
+    let after = match event.operation_type {
+        OperationType::Update => event
+            .update_description
+            .as_ref()
+            .map(|d| (&d.updated_fields, false)),
+        OperationType::Replace | OperationType::Insert => {
+            event.full_document.as_ref().map(|d| (d, true))
+        }
+        _ => None,
+    };
+    let Some((after, whole)) = after else {
+        return Change::Unknown;
+    };
+    match (after.get_bool(LOCKED), after.get_str(RUN)) {
+        (Ok(false), _) => Change::Unknown,
+        (_, Ok(run)) => Change::To(run),
+        // A whole document that is not locked is free.
+        (Err(_), _) if whole => Change::Unknown,
+        _ => Change::Kept,
+    }
 }
 
 pub(super) fn key_of(event: &ChangeStreamEvent<Document>) -> Option<String> {
@@ -111,7 +139,7 @@ pub(super) fn run(hub: &Hub) {
             let mut st = hub.state.lock();
             st.stream = StreamState::Live;
             for k in st.keys.values_mut() {
-                k.version += 1;
+                k.change(Change::Unknown);
             }
             hub.changed.notify_all();
         }
@@ -132,7 +160,7 @@ pub(super) fn run(hub: &Hub) {
                 }
                 Ok(Some(event)) => {
                     if let Some(key) = key_of(&event).filter(|_| relevant(&event)) {
-                        hub.changed_key(&key);
+                        hub.changed_key(&key, change_of(&event));
                     }
                 }
                 Ok(None) => {}

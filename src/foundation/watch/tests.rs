@@ -1,4 +1,4 @@
-use super::stream::{key_of, relevant};
+use super::stream::{change_of, key_of, relevant};
 use super::*;
 use mongodb::bson::doc;
 use mongodb::change_stream::event::ChangeStreamEvent;
@@ -41,7 +41,7 @@ fn a_change_calls_for_one_attempt_among_alike_waiters() {
     let mut b = hub.interest_alike("k", Some("lock"));
     let mut writer = hub.interest_alike("k", None);
     let mut elsewhere = hub.interest_alike("other", Some("lock"));
-    hub.changed_key("k");
+    hub.changed_key("k", Change::Unknown);
     assert!(a.wait_turn(soon()), "the first to look attempts");
     assert!(!b.wait_turn(soon()), "the other waits for its answer");
     assert!(
@@ -55,17 +55,17 @@ fn a_change_calls_for_one_attempt_among_alike_waiters() {
     assert!(!b.wait_turn(soon()));
     assert!(!a.wait_turn(soon()));
     // An error answers nothing: the next change is still the other's to try.
-    hub.changed_key("k");
+    hub.changed_key("k", Change::Unknown);
     assert!(b.wait_turn(soon()));
     b.rearm();
     b.attempted(false);
     assert!(a.wait_turn(soon()), "not answered: its turn");
     // A waiter that leaves with the turn hands it on.
     drop(a);
-    hub.changed_key("k");
+    hub.changed_key("k", Change::Unknown);
     assert!(b.wait_turn(soon()));
     let mut c = hub.interest_alike("k", Some("lock"));
-    hub.changed_key("k");
+    hub.changed_key("k", Change::Unknown);
     assert!(!c.wait_turn(soon()), "b's turn");
     drop(b);
     assert!(c.wait_turn(soon()), "handed on");
@@ -73,7 +73,7 @@ fn a_change_calls_for_one_attempt_among_alike_waiters() {
     c.attempted(true);
     // Other kinds of waiters of one key take turns of their own.
     let mut reader = hub.interest_alike("k", Some("read"));
-    hub.changed_key("k");
+    hub.changed_key("k", Change::Unknown);
     assert!(c.wait_turn(soon()));
     assert!(reader.wait_turn(soon()));
 }
@@ -83,7 +83,7 @@ fn a_waiter_for_the_turn_takes_it_once_the_attempt_fails() {
     let hub = quiet_hub();
     let mut a = hub.interest_alike("k", Some("lock"));
     let mut b = hub.interest_alike("k", Some("lock"));
-    hub.changed_key("k");
+    hub.changed_key("k", Change::Unknown);
     assert!(a.wait_turn(soon()));
     let started = Instant::now();
     let waiting = std::thread::spawn(move || {
@@ -134,4 +134,67 @@ fn releases_and_new_holders_are_relevant_renewals_are_not() {
         Some(doc! { "intent": { "uuid": "w" } })
     )));
     assert_eq!(key_of(&event("update", None)).as_deref(), Some("k"));
+}
+
+#[test]
+fn a_fair_waiter_wakes_only_for_its_handover_or_an_unknown_change() {
+    let hub = quiet_hub();
+    let mut mine = hub.interest_for_call("k", "c1");
+    let mut next = hub.interest_for_call("k", "c2");
+    let mut racing = hub.interest_alike("k", None);
+    hub.changed_key("k", Change::Kept);
+    assert!(!mine.wait_turn(soon()), "the holder stayed");
+    assert!(racing.wait_turn(soon()), "a racing waiter looks anyway");
+    hub.changed_key("k", Change::To("someone-else"));
+    assert!(!mine.wait_turn(soon()));
+    assert!(!next.wait_turn(soon()));
+    // A releaser of this process hands it to c1: c1 alone wakes.
+    hub.handed("k", "c1");
+    assert!(mine.wait_turn(soon()));
+    assert!(!next.wait_turn(soon()));
+    hub.changed_key("k", Change::Unknown);
+    assert!(
+        mine.wait_turn(soon()) && next.wait_turn(soon()),
+        "freed: all look"
+    );
+    // A handover seen before the wait (during an attempt) is not missed.
+    mine.rearm();
+    hub.changed_key("k", Change::To("c1"));
+    assert!(mine.wait_turn(soon()));
+    drop(mine);
+    assert!(
+        !hub.state.lock().keys["k"].calls.contains_key("c1"),
+        "a call that left is forgotten"
+    );
+}
+
+#[test]
+fn a_change_says_whom_it_hands_the_lock_to() {
+    assert_eq!(
+        change_of(&event(
+            "update",
+            Some(doc! { "uuid": "b", "run": "c2", "fence": 2_i64 })
+        )),
+        Change::To("c2")
+    );
+    assert_eq!(
+        change_of(&event(
+            "update",
+            Some(doc! { "locked": false, "run": "c2" })
+        )),
+        Change::Unknown,
+        "freed"
+    );
+    assert_eq!(
+        change_of(&event("update", Some(doc! { "fence": 3_i64 }))),
+        Change::Kept
+    );
+    assert_eq!(change_of(&event("delete", None)), Change::Unknown);
+    let mut replaced = event("replace", None);
+    replaced.full_document = Some(doc! { "_id": "k", "locked": true, "run": "c3" });
+    assert_eq!(change_of(&replaced), Change::To("c3"));
+    replaced.full_document = Some(doc! { "_id": "k", "locked": true });
+    assert_eq!(change_of(&replaced), Change::Kept, "a holder without a run");
+    replaced.full_document = Some(doc! { "_id": "k" });
+    assert_eq!(change_of(&replaced), Change::Unknown, "free");
 }
