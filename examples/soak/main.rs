@@ -32,11 +32,23 @@ use schedule::{kill, Coverage, Proc, Rng, Site, Timeline};
 pub const TTL_MS: u64 = 1000;
 
 /// The processes: name, primitive, the worker's own arguments.
-const PLAN: [(&str, &str, &str); 11] = [
+/// Fair lockers (the default) and racing ones (`--fair 0`) share each
+/// lock key: exclusion and fences hold across both, and the fair-order
+/// rule judges the fair ones' grants.
+const PLAN: [(&str, &str, &str); 12] = [
     ("lockA0", "lock", "--mode lock --key lockA --acts 3"),
     ("lockA1", "lock", "--mode lock --key lockA --acts 3"),
+    (
+        "lockA2",
+        "lock",
+        "--mode lock --key lockA --acts 3 --fair 0",
+    ),
     ("lockB0", "lock", "--mode lock --key lockB --acts 2"),
-    ("lockB1", "lock", "--mode lock --key lockB --acts 2"),
+    (
+        "lockB1",
+        "lock",
+        "--mode lock --key lockB --acts 2 --fair 0",
+    ),
     (
         "master0",
         "elector",

@@ -8,6 +8,10 @@ pub fn print(secs: u64, seed: u64, r: &Report, cov: &Coverage) {
     println!("| soak ({secs} s, seed {seed}) | count |");
     println!("|---|---|");
     println!("| critical sections (lock) | {} |", r.lock_sections);
+    println!(
+        "| lock grants to a queued waiter, judged for fair order | {} |",
+        r.fair_grants_judged
+    );
     println!("| master terms | {} |", r.master_terms);
     println!(
         "| semaphore permits held (most valid at once, of 3) | {} ({}) |",

@@ -8,8 +8,10 @@
 //! MONGODB_URI=... worker --mode lock|elector|semaphore|read|write --name NAME --key KEY --log FILE
 //!        [--permits N] [--db D] [--threads N] [--ttl-ms MS] [--retry-ms MS] [--hold-ms MS]
 //!        [--acts N] [--timeparanoid 0|1] [--grace-ms MS] [--check 0|1]
-//!        [--python-compatible 0|1] [--collection NAME] [--keep-alive 0|1]
+//!        [--python-compatible 0|1] [--collection NAME] [--keep-alive 0|1] [--fair 0|1]
 //! ```
+//!
+//! `--fair 0` makes a lock mode's locker a racing one (default: fair).
 //!
 //! `--check 0` makes a lock holder write without checking validity first,
 //! as a holder paused between its check and its write would: only the
@@ -110,6 +112,8 @@ pub struct Config {
     pub collection: Option<String>,
     /// Renews lock sections automatically (a long job).
     pub keep_alive: bool,
+    /// Lock mode: a fair locker (queued) or a racing one.
+    pub fair: bool,
     /// Whether a lock holder checks `is_valid()` before each write.
     pub check: bool,
     /// A semaphore's permit count.
@@ -180,6 +184,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         python_compatible: false,
         collection: None,
         keep_alive: false,
+        fair: true,
         check: true,
         permits: 3,
     };
@@ -206,6 +211,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--python-compatible" => cfg.python_compatible = value == "1",
             "--collection" => cfg.collection = Some(value.clone()),
             "--keep-alive" => cfg.keep_alive = value == "1",
+            "--fair" => cfg.fair = value == "1",
             "--check" => cfg.check = value == "1",
             "--permits" => cfg.permits = value.parse()?,
             other => return Err(format!("unknown flag {other}").into()),

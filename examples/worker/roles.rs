@@ -90,7 +90,8 @@ impl Worker {
             .step(self.cfg.retry)
             .timeparanoid(self.cfg.timeparanoid)
             .python_compatible(self.cfg.python_compatible)
-            .keep_alive(self.cfg.keep_alive);
+            .keep_alive(self.cfg.keep_alive)
+            .fair(self.cfg.fair);
         if let Some(grace) = self.cfg.grace {
             builder = builder.takeover_grace(grace);
         }

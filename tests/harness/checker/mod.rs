@@ -15,7 +15,9 @@
 //!   known);
 //! - `audit.rs`: the resource's own write log (fences in order, the
 //!   workers' answers true, no hole);
-//! - `order.rs`: the commit order (fences granted in increasing order).
+//! - `order.rs`: the commit order (fences granted in increasing order);
+//! - `fairness.rs`: the fair queue (no grant passes over a live waiter
+//!   ahead of it in the server's queue).
 //!
 //! A write sent after its holder's local deadline (paused between the check
 //! and the send) is counted, refused or not: the server decides, and the
@@ -24,6 +26,7 @@
 
 mod audit;
 mod checks;
+mod fairness;
 mod lock;
 pub mod order;
 mod parse;
@@ -90,6 +93,9 @@ pub struct Report {
     pub most_permits_at_once: usize,
     /// The most valid read sections seen at one instant on one key.
     pub most_readers_at_once: usize,
+    /// Grants to a call that waited in the lock's queue, judged by the
+    /// fair-order rule.
+    pub fair_grants_judged: usize,
     pub violations: Vec<String>,
 }
 
@@ -142,6 +148,7 @@ impl History {
         writes::check(self, &order, &mut r);
         audit::check(self, &mut r);
         order::check(self, &order, &mut r);
+        fairness::check(self, &mut r);
         let pairs = writes::server_time_pairs(self, &order);
         r.server_time_pairs = pairs.len();
         r.server_time_pairs_release_first = pairs

@@ -157,6 +157,11 @@ pub struct Commit {
     pub wid: String,
     /// The commit's wall time on the server (ms); -1 unknown.
     pub wall: i64,
+    /// Lock documents: the holder's acquire call (`run`; "-" none).
+    pub run: String,
+    /// Lock documents: the fair queue after the event, in order: each
+    /// entry's call and the end of its waiter lease (server ms).
+    pub queue: Vec<(String, i64)>,
 }
 
 /// One entry of a resource document's own write log, in the order the
@@ -250,6 +255,23 @@ impl Line<'_> {
 }
 
 /// `F:CREATED:UUID,...` or `-`.
+fn queue(text: &str, line: &str) -> Result<Vec<(String, i64)>, String> {
+    if text == "-" {
+        return Ok(Vec::new());
+    }
+    text.split(',')
+        .map(|e| {
+            let (call, expires) = e
+                .rsplit_once(':')
+                .ok_or_else(|| format!("bad `queue` in: {line}"))?;
+            let expires = expires
+                .parse()
+                .map_err(|_| format!("bad `queue` in: {line}"))?;
+            Ok((call.to_owned(), expires))
+        })
+        .collect()
+}
+
 fn held(text: &str, line: &str) -> Result<Vec<Held>, String> {
     if text == "-" {
         return Ok(Vec::new());
@@ -354,6 +376,8 @@ impl History {
                     released: l.or("released", -1)?,
                     wid: l.or("wid", String::new())?,
                     wall: l.or("wall", -1)?,
+                    run: l.or("run", "-".to_owned())?,
+                    queue: queue(&l.or("queue", "-".to_owned())?, text)?,
                 }),
                 Some("logged") => h.logged.push(Logged {
                     key: l.word("key")?,

@@ -87,6 +87,25 @@ pub(crate) fn text(d: Option<&Bson>) -> String {
     }
 }
 
+/// A lock document's fair queue, as the recorder logs it: `CALL:EXPIRES`
+/// (ms) per entry in order, `-` for none. Calls are uuids (no `:` or `,`).
+pub(crate) fn queue(d: &Document) -> String {
+    let entries: Vec<String> = d
+        .get_array("queue")
+        .map(|q| {
+            q.iter()
+                .filter_map(Bson::as_document)
+                .map(|e| format!("{}:{}", text(e.get("call")), ms(e.get("expires"))))
+                .collect()
+        })
+        .unwrap_or_default();
+    if entries.is_empty() {
+        "-".to_owned()
+    } else {
+        entries.join(",")
+    }
+}
+
 /// The live holdings of a lock or share document: (fence, created, uuid).
 pub(crate) fn holdings(d: &Document) -> Vec<(i64, i64, String)> {
     if let Ok(holders) = d.get_array("holders") {

@@ -15,7 +15,7 @@ use mongodb::change_stream::event::{
 };
 use mongodb::sync::Database;
 
-use super::{holdings, ms, text, NOT_HOLDINGS};
+use super::{holdings, ms, queue, text, NOT_HOLDINGS};
 
 pub(crate) type Stream = mongodb::sync::ChangeStream<ChangeStreamEvent<Document>>;
 
@@ -254,6 +254,11 @@ fn describe(seq: u64, ev: &ChangeStreamEvent<Document>, view: &mut View<'_>) -> 
             Some(d) => (holdings(d), ms(d.get("ts_released"))),
             None => (Vec::new(), -1),
         };
+        // A lock's holder's call and its queue, for the fair-order rule.
+        let (run, queue) = match &after {
+            Some(d) if d.get_bool("locked").is_ok() => (text(d.get("run")), queue(d)),
+            _ => ("-".to_owned(), "-".to_owned()),
+        };
         let held = if held.is_empty() {
             "-".to_owned()
         } else {
@@ -263,7 +268,7 @@ fn describe(seq: u64, ev: &ChangeStreamEvent<Document>, view: &mut View<'_>) -> 
                 .join(",")
         };
         format!(
-            "commit seq={seq} coll={coll} key={key} op={op} held={held} released={released} wall={wall}"
+            "commit seq={seq} coll={coll} key={key} op={op} held={held} released={released} wall={wall} run={run} queue={queue}"
         )
     })
 }

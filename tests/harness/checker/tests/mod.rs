@@ -3,6 +3,7 @@
 
 mod audit;
 mod checks;
+mod fairness;
 mod lock;
 mod shares;
 mod writes;
