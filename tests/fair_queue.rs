@@ -43,6 +43,33 @@ fn queue(db: &Database, key: &str) -> Vec<Document> {
         .collect()
 }
 
+/// `key`'s lock document.
+fn lock_doc(db: &Database, key: &str) -> Document {
+    locks(db)
+        .find_one(doc! { "_id": key })
+        .run()
+        .unwrap()
+        .expect("the lock document")
+}
+
+/// Waits (10 s at most) until `key`'s queue has `n` entries.
+fn queued(db: &Database, key: &str, n: usize) {
+    assert!(
+        common::wait_until(Duration::from_secs(10), || queue(db, key).len() == n),
+        "{n} in the queue: {:?}",
+        queue(db, key)
+    );
+}
+
+/// `waiter` waiting in its own thread (30 s at most): the fence it got
+/// and when.
+fn waiting(waiter: MongoLocker) -> std::thread::JoinHandle<(Option<i64>, Instant)> {
+    std::thread::spawn(move || {
+        let g = waiter.try_lock_for(Duration::from_secs(30)).unwrap();
+        (g.map(|g| g.fence()), Instant::now())
+    })
+}
+
 #[test]
 fn waiters_are_granted_in_the_order_they_enqueued() {
     let db = common::db();
@@ -73,10 +100,7 @@ fn waiters_are_granted_in_the_order_they_enqueued() {
             g.release().unwrap();
         }));
         // The next enqueues only once this one is in the queue.
-        assert!(
-            common::wait_until(Duration::from_secs(10), || queue(&db, key).len() == i + 1),
-            "waiter {i} enqueued"
-        );
+        queued(&db, key, i + 1);
     }
     guard.release().unwrap();
     for t in threads {
@@ -115,25 +139,14 @@ fn a_head_that_is_gone_is_skipped_within_its_waiter_lease() {
     let guard = holder.lock().unwrap();
     let waiter = locker(&db, key);
     let started = Instant::now();
-    let waiting = std::thread::spawn(move || {
-        let g = waiter.try_lock_for(Duration::from_secs(30)).unwrap();
-        (g.map(|g| g.fence()), Instant::now())
-    });
-    assert!(common::wait_until(Duration::from_secs(10), || queue(
-        &db, key
-    )
-    .len()
-        == 1));
+    let waiting = waiting(waiter);
+    queued(&db, key, 1);
     gone_head(&db, key);
     assert_eq!(queue(&db, key).len(), 2);
     let released = Instant::now();
     guard.release().unwrap();
     // Handed to the gone head first: it holds it for its waiter lease.
-    let doc = locks(&db)
-        .find_one(doc! { "_id": key })
-        .run()
-        .unwrap()
-        .unwrap();
+    let doc = lock_doc(&db, key);
     assert_eq!(
         doc.get_str("uuid").unwrap(),
         "gone-uuid",
@@ -163,10 +176,7 @@ fn a_waiter_that_times_out_leaves_the_queue() {
         let got = waiter.try_lock_for(Duration::from_millis(1500)).unwrap();
         (got.is_none(), waiter)
     });
-    assert!(
-        common::wait_until(Duration::from_secs(10), || queue(&db, key).len() == 1),
-        "it waits in the queue"
-    );
+    queued(&db, key, 1); // it waits in the queue
     let (timed_out, waiter) = waiting.join().unwrap();
     assert!(timed_out);
     // Read right after it gave up: its entry would still be there (and
@@ -180,11 +190,7 @@ fn a_waiter_that_times_out_leaves_the_queue() {
     assert!(waiter.try_lock().unwrap().is_none());
     assert!(queue(&db, key).is_empty());
     guard.release().unwrap();
-    let doc = locks(&db)
-        .find_one(doc! { "_id": key })
-        .run()
-        .unwrap()
-        .unwrap();
+    let doc = lock_doc(&db, key);
     assert!(!doc.get_bool("locked").unwrap(), "nobody to hand it to");
 }
 
@@ -204,11 +210,7 @@ fn a_try_lock_does_not_overtake_the_queue() {
         std::thread::sleep(Duration::from_secs(2));
         g.map(|g| g.fence())
     });
-    assert!(common::wait_until(Duration::from_secs(10), || queue(
-        &db, key
-    )
-    .len()
-        == 1));
+    queued(&db, key, 1);
     std::mem::forget(guard);
     locks(&db)
         .update_one(
@@ -239,15 +241,8 @@ fn a_handover_reaches_a_head_whose_stream_is_off() {
         .timeparanoid(false)
         .build()
         .unwrap();
-    let waiting = std::thread::spawn(move || {
-        let g = waiter.try_lock_for(Duration::from_secs(30)).unwrap();
-        (g.map(|g| g.fence()), Instant::now())
-    });
-    assert!(common::wait_until(Duration::from_secs(10), || queue(
-        &db, key
-    )
-    .len()
-        == 1));
+    let waiting = waiting(waiter);
+    queued(&db, key, 1);
     let released = Instant::now();
     let old = guard.fence();
     guard.release().unwrap();
@@ -273,11 +268,7 @@ fn a_handover_costs_the_release_and_the_heads_one_attempt() {
         let g = waiter.try_lock_for(Duration::from_secs(30)).unwrap();
         g.map(|g| g.release().unwrap())
     });
-    assert!(common::wait_until(Duration::from_secs(10), || queue(
-        &db, key
-    )
-    .len()
-        == 1));
+    queued(&db, key, 1);
     // The waiter's refreshes are counted apart: only what comes after the
     // release, up to the grant, is the handover's.
     commands.take();
@@ -329,11 +320,7 @@ fn a_waiter_refreshes_a_few_times_per_waiter_lease() {
             })
         })
         .collect();
-    assert!(common::wait_until(Duration::from_secs(10), || queue(
-        &db, key
-    )
-    .len()
-        == WAITERS));
+    queued(&db, key, WAITERS);
     std::thread::sleep(Duration::from_millis(500));
     commands.take();
     let window = Duration::from_secs(3);

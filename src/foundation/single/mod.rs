@@ -6,7 +6,8 @@
 //!   unit-tested;
 //! - `queue`: the fair queue of waiters and the release's handover,
 //!   pure;
-//! - `store`: one round trip each;
+//! - `store`: one round trip each (`store_cache`: the updates it keeps
+//!   built);
 //! - `core`: a locker's identity, settings and acquisition, and every
 //!   operation on them.
 
@@ -15,3 +16,4 @@ pub(crate) mod document;
 pub(crate) mod pipeline;
 pub(crate) mod queue;
 pub(crate) mod store;
+pub(crate) mod store_cache;

@@ -154,7 +154,7 @@ fn with_entry(owner: &Owner, fair: &Fair<'_>) -> Document {
 ///    out;
 /// 2. `take` holds (the one-holder take-over condition) and the live
 ///    queue is empty or headed by this call (or `force`): granted as
-///    [`acquire_pipeline`](super::pipeline::acquire_pipeline) grants, and
+///    `acquire_pipeline` (in `pipeline.rs`) grants, and
 ///    the call leaves the queue;
 /// 3. otherwise refused: a lock's well-formed document gets the live
 ///    queue with this call's entry refreshed or appended (`enqueue`), or

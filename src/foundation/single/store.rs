@@ -29,6 +29,7 @@ use crate::foundation::single::pipeline::{
     Whose,
 };
 use crate::foundation::single::queue::{leave_update, Fair, RELEASED_LIVE};
+use crate::foundation::single::store_cache::{CachedAcquire, Memo};
 use crate::foundation::watch::Hub;
 
 /// The `_id` of the document that keeps `key`'s fence floor in the
@@ -62,44 +63,6 @@ pub(crate) struct LockStore {
     release_cache: Memo<(Duration, Option<i64>), Vec<Document>>,
     /// The touch filter's condition (the lease unexpired in server time).
     unexpired: Document,
-}
-
-/// A value built from a key, kept until it is asked for with another key.
-#[derive(Debug, Default)]
-struct Memo<K, V>(Mutex<Option<(K, V)>>);
-
-impl<K: PartialEq + Copy, V: Clone> Memo<K, V> {
-    fn get(&self, key: K, build: impl FnOnce(K) -> V) -> V {
-        let mut memo = self.0.lock();
-        match memo.as_ref() {
-            Some((k, v)) if *k == key => v.clone(),
-            _ => {
-                let v = build(key);
-                *memo = Some((key, v.clone()));
-                v
-            }
-        }
-    }
-}
-
-/// An acquire pipeline (without a run) and the arguments it was built from.
-#[derive(Debug)]
-struct CachedAcquire {
-    owner: Owner,
-    ttl: Duration,
-    force: bool,
-    pipeline: Vec<Document>,
-}
-
-impl CachedAcquire {
-    fn built_from(&self, owner: &Owner, ttl: Duration, force: bool) -> bool {
-        self.ttl == ttl
-            && self.force == force
-            && self.owner.uuid == owner.uuid
-            && self.owner.pid == owner.pid
-            && self.owner.host == owner.host
-            && self.owner.metadata == owner.metadata
-    }
 }
 
 impl LockStore {
