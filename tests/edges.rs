@@ -420,8 +420,15 @@ fn a_stream_that_keeps_failing_reopens_about_once_a_second() {
     let db = client.database("reopen");
     let holder = locker(&db, "held");
     assert!(holder.acquire(false, None, STEP, false).unwrap());
-    let waiter = locker(&db, "held");
-    // A waiter keeps the process's stream open throughout.
+    // A racing waiter keeps the process's stream open throughout (a fair
+    // one behind a holder of its own process needs none: the holder's
+    // release wakes it).
+    let waiter = MongoLocker::builder("held", &db)
+        .fair(false)
+        .ttl(Duration::from_secs(30))
+        .timeparanoid(false)
+        .build()
+        .unwrap();
     let w = std::thread::spawn(move || {
         waiter
             .acquire(

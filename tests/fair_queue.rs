@@ -406,3 +406,56 @@ fn threads_sharing_a_handle_and_another_waiter_never_overlap() {
     eprintln!("sections per thread: {counts:?}");
     assert!(counts[2] >= 2, "the other waiter got turns: {counts:?}");
 }
+
+/// A fair waiter behind a holder (and waiters) of its own process needs
+/// no change stream: only a release of this process can hand it the key,
+/// and that release wakes it. Behind a holder of another process it opens
+/// one (where the server has them).
+#[test]
+fn a_waiter_behind_its_own_process_opens_no_stream() {
+    let (client, commands) = common::monitored_client();
+    let db = common::fresh_db(&client);
+    let streams = |commands: &common::Commands| {
+        commands
+            .take()
+            .iter()
+            .filter(|(n, c)| common::opens_stream(n, c))
+            .count()
+    };
+    let key = "nearby";
+    let holder = locker(&db, key);
+    let guard = holder.lock().unwrap();
+    let waiter = waiting(locker(&db, key));
+    queued(&db, key, 1);
+    std::thread::sleep(Duration::from_millis(700));
+    let released = Instant::now();
+    guard.release().unwrap();
+    let (fence, granted) = waiter.join().unwrap();
+    assert!(fence.is_some());
+    assert!(
+        granted - released < DEFAULT_WAITER_LEASE / 3,
+        "woken by the release, not its refresh: {:?}",
+        granted - released
+    );
+    assert_eq!(streams(&commands), 0, "no stream behind its own process");
+
+    // Held by another process (its document says so): the waiter listens.
+    let key = "elsewhere";
+    let now = BsonDate::now().timestamp_millis();
+    locks(&db)
+        .insert_one(doc! {
+            "_id": key, "kind": "lock", "locked": true, "uuid": "other", "host": "elsewhere",
+            "pid": 1_i64, "ts_created": BsonDate::from_millis(now),
+            "ts_expire": BsonDate::from_millis(now + 2_000), "fence": 1_i64, "run": "r",
+        })
+        .run()
+        .unwrap();
+    let waiter = waiting(locker(&db, key));
+    assert!(waiter.join().unwrap().0.is_some(), "taken after its expiry");
+    let opened = streams(&commands);
+    if common::has_change_streams(&db) {
+        assert_eq!(opened, 1, "one stream behind another process's holder");
+    } else {
+        assert_eq!(opened, 0);
+    }
+}

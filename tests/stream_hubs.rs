@@ -23,8 +23,12 @@ use mongodb::bson::Document;
 use mongodb::sync::Database;
 use mongoelector::MongoLocker;
 
+/// A racing locker: these tests are about the stream's life, and a fair
+/// waiter behind a holder of its own process opens none (the holder's
+/// release wakes it).
 fn locker(db: &Database, key: &str, ttl: Duration) -> MongoLocker {
     MongoLocker::builder(key, db)
+        .fair(false)
         .ttl(ttl)
         .timeparanoid(false)
         .build()

@@ -5,6 +5,7 @@
 //! transient errors while they wait, and pause between attempts
 //! ([`lease::retry_pause`]). Each caller brings its own attempt.
 
+use std::cell::Cell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -87,6 +88,12 @@ pub(crate) struct Queued<'a> {
     /// How often its entry must be refreshed to stay live (a third of the
     /// waiter lease, so one lost refresh does not lose its place).
     pub refresh: Duration,
+    /// Set by each attempt: whether the key's holder and every waiter
+    /// ahead of this one are of this process. Then only a release of this
+    /// process can hand the key to it, and that release wakes it: it
+    /// needs no change stream (on the test server every open stream costs
+    /// a `getMore` per write).
+    pub nearby: &'a Cell<bool>,
 }
 
 /// Runs `attempt` as `wait` says: the grant, or `None` when one attempt
@@ -155,7 +162,8 @@ struct Waiter<'a> {
     /// Interest in the key's changes, re-armed before each attempt so a
     /// release between the attempt and the wait still wakes it. Taken only
     /// once the first attempt failed (a release right between that first
-    /// attempt and the registration is noticed one step late).
+    /// attempt and the registration is noticed one step late), except a
+    /// fair waiter's (see [`Waiter::new`]).
     interest: Option<Interest>,
     /// The holder's expiry the last attempt saw, if any.
     holder_expires: Option<DateTime<Utc>>,
@@ -163,9 +171,17 @@ struct Waiter<'a> {
 
 impl<'a> Waiter<'a> {
     fn new(how: &'a Waiting<'a>) -> Self {
+        // A fair waiter registers its call before its first attempt,
+        // without a stream (that waits for the attempt's answer): a
+        // release of this process may hand it the key right after that
+        // answer, before the waiter would otherwise have registered, and
+        // the handover's wake-up would be lost until its next refresh.
+        let interest = how
+            .queue
+            .and_then(|q| (how.hub)().map(|hub| hub.interest_for_call(how.key, q.call, false)));
         Waiter {
             how,
-            interest: None,
+            interest,
             holder_expires: None,
         }
     }
@@ -194,11 +210,17 @@ impl<'a> Waiter<'a> {
             Err(e) => return Err(e),
         };
         self.holder_expires = expires;
-        if self.interest.is_none() {
-            self.interest = (self.how.hub)().map(|hub| match &self.how.queue {
-                Some(q) => hub.interest_for_call(self.how.key, q.call),
-                None => hub.interest_alike(self.how.key, self.how.alike),
-            });
+        match (&self.interest, &self.how.queue) {
+            (None, _) => {
+                self.interest = (self.how.hub)().map(|hub| match &self.how.queue {
+                    Some(q) => hub.interest_for_call(self.how.key, q.call, !q.nearby.get()),
+                    None => hub.interest_alike(self.how.key, self.how.alike),
+                });
+            }
+            // Someone of another process is ahead now: its release must
+            // reach this waiter through the stream.
+            (Some(i), Some(q)) if !q.nearby.get() => i.ensure_stream(),
+            _ => {}
         }
         Ok(Turn::Again(failed))
     }
@@ -211,7 +233,10 @@ impl<'a> Waiter<'a> {
         // A fair waiter refreshes its place often enough to keep it; it
         // need not poll at its step while the stream (or a releaser of
         // this process) will tell it that the key is its own.
-        let live = self.interest.as_ref().is_some_and(Interest::stream_live);
+        let live = self
+            .interest
+            .as_ref()
+            .is_some_and(|i| i.stream_live() || self.how.queue.is_some_and(|q| q.nearby.get()));
         let step = match &self.how.queue {
             Some(q) if live => q.refresh,
             Some(q) => q.refresh.min(self.how.step),

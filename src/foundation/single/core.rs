@@ -5,6 +5,7 @@
 //! by the deadline thread and, with keep-alive, renewed by the keep-alive
 //! thread (which calls [`Renew::renew`] here).
 
+use std::cell::Cell;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -183,9 +184,11 @@ impl LockCore {
             waiter_lease,
             enqueue,
         });
+        let nearby = Cell::new(false);
         let queue = fair.filter(|f| f.enqueue).map(|f| Queued {
             call: f.call,
             refresh: f.waiter_lease / 3,
+            nearby: &nearby,
         });
         // Unforced attempts on one key get one answer (taken or refused),
         // whichever locker of the process makes them: one per change does.
@@ -208,7 +211,7 @@ impl LockCore {
         let started = std::time::Instant::now();
         let result = wait(&how, &mut || {
             self.clock.check_if_due(&self.store)?;
-            self.attempt(force, &call, fair.as_ref(), &mut left)
+            self.attempt(force, &call, fair.as_ref(), &nearby, &mut left)
         });
         let won = result.as_ref().is_ok_and(granted);
         if won {
@@ -294,6 +297,7 @@ impl LockCore {
         force: bool,
         call: &str,
         fair: Option<&Fair<'_>>,
+        nearby: &Cell<bool>,
         left: &mut bool,
     ) -> Result<Attempt<Arc<Tenure>>> {
         let _op = self.op.lock();
@@ -301,10 +305,15 @@ impl LockCore {
         self.refuse_if_held()?;
         let sent = Moment::now();
         let answer = meter::timed(&self.meter, "acquire", || match fair {
-            Some(fair) => {
-                self.store
-                    .try_acquire_fair(&self.key, &self.owner, self.ttl, force, fair)
-            }
+            Some(fair) => self
+                .store
+                .try_acquire_fair(&self.key, &self.owner, self.ttl, force, fair)
+                .map(|a| {
+                    a.map(|a| {
+                        nearby.set(a.nearby);
+                        (a.record, a.granted)
+                    })
+                }),
             // Without the queue, an answer naming this owner is its grant:
             // the take-over condition takes whatever the owner holds.
             None => self

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use mongodb::bson::{doc, Document};
+use mongodb::bson::{doc, Bson, Document};
 use mongodb::options::ReturnDocument;
 use mongodb::sync::{Collection, Database};
 use parking_lot::Mutex;
@@ -16,7 +16,9 @@ use parking_lot::Mutex;
 use crate::error::Result;
 use crate::foundation::clock::ServerClock;
 use crate::foundation::deployment::Deployment;
-use crate::foundation::document::{LockInfo, Reader, FENCE, ID, TS_EXPIRE, TS_RELEASED, UUID};
+use crate::foundation::document::{
+    LockInfo, Reader, FENCE, HOST, ID, PID, TS_EXPIRE, TS_RELEASED, UUID,
+};
 use crate::foundation::expr::unexpired;
 use crate::foundation::kind::Kind;
 use crate::foundation::owner::Owner;
@@ -28,7 +30,7 @@ use crate::foundation::single::pipeline::{
     acquire_pipeline, fair_acquire, release_filter, release_pipeline, set_run, touch_pipeline,
     Whose,
 };
-use crate::foundation::single::queue::{leave_update, Fair, RELEASED_LIVE};
+use crate::foundation::single::queue::{leave_update, Fair, CALL, QUEUE, RELEASED_LIVE};
 use crate::foundation::single::store_cache::{CachedAcquire, Memo};
 use crate::foundation::watch::Hub;
 
@@ -36,6 +38,30 @@ use crate::foundation::watch::Hub;
 /// Python-compatible mode (see [`LockStore::register_fence`]).
 pub(crate) fn fence_floor_id(key: &str) -> Document {
     doc! { "fence_floor": key }
+}
+
+/// A fair attempt's answer (see [`LockStore::try_acquire_fair`]).
+#[derive(Debug)]
+pub(crate) struct FairAnswer {
+    /// The lock document after the attempt.
+    pub record: LockRecord,
+    /// Whether it is this call's grant.
+    pub granted: bool,
+    /// Whether the holder and every waiter ahead of the call are of this
+    /// process (so only a release of this process can hand it the lock).
+    pub nearby: bool,
+}
+
+/// The queue entries ahead of `call`'s in `doc`; `None` when it has none.
+fn ahead_of<'d>(doc: &'d Document, call: &str) -> Option<Vec<&'d Document>> {
+    let entries: Vec<&Document> = doc
+        .get_array(QUEUE)
+        .ok()?
+        .iter()
+        .filter_map(Bson::as_document)
+        .collect();
+    let place = entries.iter().position(|e| e.get_str(CALL) == Ok(call))?;
+    Some(entries[..place].to_vec())
 }
 
 /// A lock collection and the operations on one of its documents.
@@ -205,7 +231,7 @@ impl LockStore {
         ttl: Duration,
         force: bool,
         fair: &Fair<'_>,
-    ) -> Result<Option<(LockRecord, bool)>> {
+    ) -> Result<Option<FairAnswer>> {
         self.check_once()?;
         // Built per call: the call's token is in several places.
         let Some(doc) = upsert_after(&self.coll, key, || {
@@ -217,7 +243,20 @@ impl LockStore {
         let record = self.parse(&doc)?;
         let granted = matches!(&record, LockRecord::Taken(info) if info.uuid == owner.uuid)
             && doc.get_str(RUN) == Ok(fair.call);
-        Ok(Some((record, granted)))
+        let nearby = ahead_of(&doc, fair.call).is_some_and(|ahead| {
+            let here = |d: &Document| {
+                d.get_str(HOST) == Ok(owner.host.as_str())
+                    && Reader::new(d, self.coll.name())
+                        .pid(PID)
+                        .is_ok_and(|pid| pid == owner.pid)
+            };
+            (doc.get_bool(LOCKED) != Ok(true) || here(&doc)) && ahead.iter().all(|e| here(e))
+        });
+        Ok(Some(FairAnswer {
+            record,
+            granted,
+            nearby,
+        }))
     }
 
     /// Makes acquisition `info`'s fence greater than every fence handed

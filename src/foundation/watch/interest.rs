@@ -129,6 +129,12 @@ impl Interest {
         }
     }
 
+    /// Starts the hub's stream if it is not running (see
+    /// [`Hub::ensure_stream`]).
+    pub fn ensure_stream(&self) {
+        self.hub.ensure_stream();
+    }
+
     /// Whether the stream is delivering events now.
     pub fn stream_live(&self) -> bool {
         self.hub.stream_state() == StreamState::Live

@@ -231,8 +231,12 @@ impl Hub {
     /// releaser of this process through [`handed`](Self::handed)) or whose
     /// new holder is not known, not by grants to others: a fair waiter
     /// that is not handed the lock has nothing to attempt.
-    pub fn interest_for_call(self: &Arc<Hub>, key: &str, call: &str) -> Interest {
-        let mut interest = self.interest_alike(key, None);
+    ///
+    /// With `stream` false the stream is not started for it (a waiter
+    /// that only a releaser of this process will hand the lock to: see
+    /// [`ensure_stream`](Self::ensure_stream) for when that changes).
+    pub fn interest_for_call(self: &Arc<Hub>, key: &str, call: &str, stream: bool) -> Interest {
+        let mut interest = self.register(key, None, stream);
         let mut st = self.state.lock();
         if let Some(entry) = st.keys.get_mut(key) {
             entry.calls.insert(call.to_owned(), 0);
@@ -260,6 +264,19 @@ impl Hub {
     /// change calls for one attempt among them at a time
     /// ([`Interest::wait_turn`]), not one each at once.
     pub fn interest_alike(self: &Arc<Hub>, key: &str, alike: Option<&str>) -> Interest {
+        self.register(key, alike, true)
+    }
+
+    /// Starts the stream's thread if none runs (and the server can
+    /// stream): for a waiter registered without it that now needs it.
+    pub fn ensure_stream(self: &Arc<Hub>) {
+        let mut st = self.state.lock();
+        if !st.running && st.stream != StreamState::Unsupported {
+            self.start(&mut st);
+        }
+    }
+
+    fn register(self: &Arc<Hub>, key: &str, alike: Option<&str>, stream: bool) -> Interest {
         let mut st = self.state.lock();
         let entry = st.keys.entry(key.to_owned()).or_default();
         entry.waiters += 1;
@@ -268,7 +285,7 @@ impl Hub {
         }
         let seen = entry.version;
         st.waiters += 1;
-        if !st.running && st.stream != StreamState::Unsupported {
+        if stream && !st.running && st.stream != StreamState::Unsupported {
             self.start(&mut st);
         }
         Interest {

@@ -139,8 +139,8 @@ fn releases_and_new_holders_are_relevant_renewals_are_not() {
 #[test]
 fn a_fair_waiter_wakes_only_for_its_handover_or_an_unknown_change() {
     let hub = quiet_hub();
-    let mut mine = hub.interest_for_call("k", "c1");
-    let mut next = hub.interest_for_call("k", "c2");
+    let mut mine = hub.interest_for_call("k", "c1", true);
+    let mut next = hub.interest_for_call("k", "c2", true);
     let mut racing = hub.interest_alike("k", None);
     hub.changed_key("k", Change::Kept);
     assert!(!mine.wait_turn(soon()), "the holder stayed");
