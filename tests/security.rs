@@ -350,9 +350,20 @@ fn the_elector_works_for_the_restricted_user_over_tls() {
 /// How long a blocked acquire with a long `step` takes to notice a release
 /// (a key of its own; ttl 30 s), on `db`. The waiter then releases the
 /// lock: nothing waits any more.
+/// Racing lockers: a fair waiter behind a holder of its own process is
+/// woken by the release itself, with no change stream, and these tests
+/// are about the stream and what it is allowed.
+fn racing(db: &Database, key: &str) -> MongoLocker {
+    MongoLocker::builder(key, db)
+        .fair(false)
+        .ttl(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
 fn release_to_acquire(db: &Database, step: Duration) -> Duration {
     let k = key("wake");
-    let (took, waiter) = common::release_to_acquire(&locker(db, &k), locker(db, &k), step);
+    let (took, waiter) = common::release_to_acquire(&racing(db, &k), racing(db, &k), step);
     assert!(waiter.release(false).unwrap());
     took
 }
@@ -385,10 +396,17 @@ fn the_crate_sends_only_the_documented_commands_and_none_is_refused() {
     // Every operation of the lock and the elector, with a change stream.
     let k = key("commands");
     let a = locker(&db, &k);
-    let b = locker(&db, &k);
+    // Racing, so that its wait opens the stream (a fair waiter behind a
+    // holder of its own process needs none); a fair one that gives up
+    // leaves the queue below.
+    let b = racing(&db, &k);
     assert!(a
         .acquire(false, None, Duration::from_millis(100), false)
         .unwrap());
+    assert!(locker(&db, &k)
+        .try_lock_for(Duration::from_millis(300))
+        .unwrap()
+        .is_none());
     a.touch().unwrap();
     a.locked().unwrap();
     a.owned().unwrap();
