@@ -211,14 +211,13 @@ impl<'a> Waiter<'a> {
         };
         self.holder_expires = expires;
         match (&self.interest, &self.how.queue) {
-            (None, _) => {
-                self.interest = (self.how.hub)().map(|hub| match &self.how.queue {
-                    Some(q) => hub.interest_for_call(self.how.key, q.call, !q.nearby.get()),
-                    None => hub.interest_alike(self.how.key, self.how.alike),
-                });
+            (None, None) => {
+                self.interest =
+                    (self.how.hub)().map(|hub| hub.interest_alike(self.how.key, self.how.alike));
             }
-            // Someone of another process is ahead now: its release must
-            // reach this waiter through the stream.
+            // A fair waiter registered in `new`. Someone of another process
+            // is ahead now: its release must reach this waiter through the
+            // stream.
             (Some(i), Some(q)) if !q.nearby.get() => i.ensure_stream(),
             _ => {}
         }

@@ -216,49 +216,45 @@ impl LockCore {
         let won = result.as_ref().is_ok_and(granted);
         if won {
             self.meter.acquired(started.elapsed());
-        } else if queue.is_some() {
-            // Its entry may be in the queue, and the lock may have been
-            // handed to it: both go now, not at the waiter lease's end.
-            self.leave_queue(&call);
-        } else if left {
-            self.take_back(&call);
+        } else if queue.is_some() || left {
+            // A queued call's entry may be in the queue, and the lock may
+            // have been handed to it: both go now, not at the waiter
+            // lease's end.
+            self.give_back(&call, queue.is_some());
         }
         result
     }
 
-    /// Takes call `call`'s entry out of the queue, and releases the lock
-    /// if it was handed to the call meanwhile (or an attempt's lost answer
-    /// granted it). Best effort: one round trip, two when it was handed.
-    fn leave_queue(&self, call: &str) {
+    /// Gives back what call `call` may have left behind without handing
+    /// it out, so others need not wait for it to lapse. Queued, its entry
+    /// leaves the queue, and the lock goes too if it was handed to the
+    /// call meanwhile (or an attempt's lost answer granted it): one round
+    /// trip, two when it was. Otherwise what an attempt took and did not
+    /// hand out is released as a release of this locker would (the hold,
+    /// an unreleased earlier lease): one round trip (two,
+    /// Python-compatible, when it was not there). Best effort.
+    fn give_back(&self, call: &str, queued: bool) {
         let _op = self.op.lock();
         let until = *self.unreleased_until.lock();
-        let left = meter::timed(&self.meter, "leave_queue", || {
-            self.store
-                .leave_queue(&self.key, &self.owner.uuid, call, until)
+        let (name, lapses) = if queued {
+            ("leave_queue", "the entry lapses with its waiter lease")
+        } else {
+            ("take_back", "it expires after ttl + grace")
+        };
+        let given = meter::timed(&self.meter, name, || {
+            if queued {
+                self.store
+                    .leave_queue(&self.key, &self.owner.uuid, call, until)
+            } else {
+                let attempts = Whose::Run(&self.owner.uuid, call);
+                self.store
+                    .release_holding(&self.key, attempts, self.hold, until)
+                    .map(drop)
+            }
         });
-        if let Err(e) = left {
+        if let Err(e) = given {
             log::debug!(
-                "`{}`: leaving the queue failed (the entry lapses with its waiter lease): {e}",
-                self.key
-            );
-        }
-    }
-
-    /// Releases what an attempt of call `call` took and did not hand out,
-    /// so others need not wait for its expiry, as a release of this locker
-    /// would (the hold, an unreleased earlier lease). Best effort: one
-    /// round trip (two, Python-compatible, when it was not there).
-    fn take_back(&self, call: &str) {
-        let _op = self.op.lock();
-        let attempts = Whose::Run(&self.owner.uuid, call);
-        let until = *self.unreleased_until.lock();
-        let taken_back = meter::timed(&self.meter, "take_back", || {
-            self.store
-                .release_holding(&self.key, attempts, self.hold, until)
-        });
-        if let Err(e) = taken_back {
-            log::debug!(
-                "`{}`: taking back an ungranted attempt failed (it expires after ttl + grace): {e}",
+                "`{}`: {name} of an ungranted call failed ({lapses}): {e}",
                 self.key
             );
         }

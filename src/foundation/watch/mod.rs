@@ -236,14 +236,7 @@ impl Hub {
     /// that only a releaser of this process will hand the lock to: see
     /// [`ensure_stream`](Self::ensure_stream) for when that changes).
     pub fn interest_for_call(self: &Arc<Hub>, key: &str, call: &str, stream: bool) -> Interest {
-        let mut interest = self.register(key, None, stream);
-        let mut st = self.state.lock();
-        if let Some(entry) = st.keys.get_mut(key) {
-            entry.calls.insert(call.to_owned(), 0);
-            interest.seen = entry.version_for(Some(call));
-        }
-        interest.call = Some(call.to_owned());
-        interest
+        self.register(key, None, Some(call), stream)
     }
 
     /// `key` was handed to the acquire call `call` by a release of this
@@ -264,29 +257,43 @@ impl Hub {
     /// change calls for one attempt among them at a time
     /// ([`Interest::wait_turn`]), not one each at once.
     pub fn interest_alike(self: &Arc<Hub>, key: &str, alike: Option<&str>) -> Interest {
-        self.register(key, alike, true)
+        self.register(key, alike, None, true)
     }
 
     /// Starts the stream's thread if none runs (and the server can
     /// stream): for a waiter registered without it that now needs it.
     pub fn ensure_stream(self: &Arc<Hub>) {
-        let mut st = self.state.lock();
+        self.start_unless_running(&mut self.state.lock());
+    }
+
+    fn start_unless_running(self: &Arc<Hub>, st: &mut MutexGuard<'_, HubState>) {
         if !st.running && st.stream != StreamState::Unsupported {
-            self.start(&mut st);
+            self.start(st);
         }
     }
 
-    fn register(self: &Arc<Hub>, key: &str, alike: Option<&str>, stream: bool) -> Interest {
+    /// Registers a waiter on `key` (alike to others by `alike`, or a fair
+    /// one of acquire call `call`), starting the stream with `stream`.
+    fn register(
+        self: &Arc<Hub>,
+        key: &str,
+        alike: Option<&str>,
+        call: Option<&str>,
+        stream: bool,
+    ) -> Interest {
         let mut st = self.state.lock();
         let entry = st.keys.entry(key.to_owned()).or_default();
         entry.waiters += 1;
         if let Some(alike) = alike {
             entry.alike.entry(alike.to_owned()).or_default().waiters += 1;
         }
-        let seen = entry.version;
+        if let Some(call) = call {
+            entry.calls.insert(call.to_owned(), 0);
+        }
+        let seen = entry.version_for(call);
         st.waiters += 1;
-        if stream && !st.running && st.stream != StreamState::Unsupported {
-            self.start(&mut st);
+        if stream {
+            self.start_unless_running(&mut st);
         }
         Interest {
             hub: self.clone(),
@@ -294,7 +301,7 @@ impl Hub {
             seen,
             alike: alike.map(str::to_owned),
             turn: false,
-            call: None,
+            call: call.map(str::to_owned),
         }
     }
 
