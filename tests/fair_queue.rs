@@ -256,13 +256,16 @@ fn a_handover_reaches_a_head_whose_stream_is_off() {
 }
 
 #[test]
-fn a_handover_costs_the_release_and_the_heads_one_attempt() {
+fn a_handover_across_processes_costs_the_release_and_the_heads_one_attempt() {
     let db = common::db();
     let key = "cost";
     let (client, commands) = common::monitored_client();
     let mdb = client.database(db.name());
     let holder = locker(&mdb, key);
-    let waiter = locker(&mdb, key);
+    // The head on another client: another process, as far as the
+    // handover goes.
+    let (other, other_commands) = common::monitored_client();
+    let waiter = locker(&other.database(db.name()), key);
     let guard = holder.lock().unwrap();
     let waiting = std::thread::spawn(move || {
         let g = waiter.try_lock_for(Duration::from_secs(30)).unwrap();
@@ -272,10 +275,11 @@ fn a_handover_costs_the_release_and_the_heads_one_attempt() {
     // The waiter's refreshes are counted apart: only what comes after the
     // release, up to the grant, is the handover's.
     commands.take();
+    other_commands.take();
     guard.release().unwrap();
     assert!(waiting.join().unwrap().is_some());
-    let writes: Vec<String> = commands
-        .take()
+    let writes: Vec<String> = [commands.take(), other_commands.take()]
+        .concat()
         .into_iter()
         .map(|(n, _)| n)
         .filter(|n| n == "findAndModify")
@@ -286,6 +290,53 @@ fn a_handover_costs_the_release_and_the_heads_one_attempt() {
         (3..=4).contains(&writes.len()),
         "release + head's attempt + head's release: {writes:?}"
     );
+}
+
+/// Inside one process the release's answer is the head's grant: the head
+/// sends nothing between the release and holding the lock (the release
+/// granted it its ttl, and it counts its lease from the release's send).
+#[test]
+fn a_handover_inside_a_process_costs_the_release_alone() {
+    let db = common::db();
+    let key = "cost-here";
+    let (client, commands) = common::monitored_client();
+    let mdb = client.database(db.name());
+    let holder = locker(&mdb, key);
+    const ROUNDS: usize = 5;
+    let mut head_sent = 0;
+    for _ in 0..ROUNDS {
+        let guard = holder.lock().unwrap();
+        let waiter = locker(&mdb, key);
+        let waiting = std::thread::spawn(move || {
+            let g = waiter.try_lock_for(Duration::from_secs(30)).unwrap();
+            (g.expect("granted"), Instant::now())
+        });
+        queued(&db, key, 1);
+        let released = Instant::now();
+        guard.release().unwrap();
+        let (g, granted) = waiting.join().unwrap();
+        assert!(g.is_valid());
+        // Its full ttl, from the release: the server says so too.
+        let doc = lock_doc(&db, key);
+        let ms = |f: &str| doc.get_datetime(f).unwrap().timestamp_millis();
+        assert_eq!(ms("ts_expire") - ms("ts_created"), TTL.as_millis() as i64);
+        assert_eq!(g.fence(), doc.get_i64("fence").unwrap());
+        // Attempts (upserts) sent after the release began and before the
+        // grant: the head's claim, where it needed one.
+        head_sent += commands
+            .take_timed()
+            .into_iter()
+            .filter(|(n, c, at)| {
+                n == "findAndModify"
+                    && c.get_bool("upsert") == Ok(true)
+                    && (released..=granted).contains(at)
+            })
+            .count();
+        g.release().unwrap();
+    }
+    // A refresh due in that window could fall in it now and then; a claim
+    // would be there every round.
+    assert!(head_sent <= 1, "{head_sent} attempts in {ROUNDS} handovers");
 }
 
 /// What waiting costs: each fair waiter's refreshes of its place, counted

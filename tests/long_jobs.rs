@@ -385,7 +385,20 @@ fn count(names: &[String], name: &str) -> usize {
 #[test]
 fn a_hundred_kept_alive_guards_share_one_renewal_thread() {
     let _serial = serial();
-    let db = db();
+    // Threads an earlier test's stuck renewals started end once the pool
+    // has been quiet for 10 s.
+    assert!(
+        common::wait_until(Duration::from_secs(30), || count(&thread_names(), RENEW)
+            <= 1),
+        "{:?}",
+        thread_names()
+    );
+    // A server of its own, fresh: the suite's shared one, slowed by
+    // everything before, can take over the pool's stall (200 ms) for one
+    // round trip, and then every renewal queued behind it rightly gets a
+    // thread.
+    let server = PrivateServer::start(&[]);
+    let db = common::fresh_db(&server.client());
     let ttl = Duration::from_secs(3);
     let lockers: Vec<MongoLocker> = (0..100)
         .map(|i| keep_alive(&db, &format!("many-{i}"), ttl))

@@ -15,8 +15,9 @@
 //!   collection settings every family uses), [`preflight`] (first-use
 //!   checks), [`deployment`] (what is shared per deployment).
 //! - Threads and waiting: [`deadlines`], [`keepalive`], [`workers`],
-//!   [`watch`] (change-stream wake-ups), [`waiting`] (the blocking acquire
-//!   loop), [`holding`] (what every guard does).
+//!   [`watch`] (change-stream wake-ups), [`handover`] (a lock handed over
+//!   inside the process), [`waiting`] (the blocking acquire loop),
+//!   [`holding`] (what every guard does).
 
 pub(crate) mod clock;
 pub(crate) mod deadlines;
@@ -24,6 +25,7 @@ pub(crate) mod deployment;
 pub(crate) mod document;
 pub(crate) mod expr;
 pub(crate) mod grants;
+pub(crate) mod handover;
 pub(crate) mod holding;
 pub(crate) mod keepalive;
 pub(crate) mod kind;

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 use crate::error::{Error, Result};
+use crate::foundation::handover::HandoverSlot;
 use crate::foundation::lease;
 use crate::foundation::validate;
 use crate::foundation::watch::{Hub, Interest};
@@ -94,6 +95,9 @@ pub(crate) struct Queued<'a> {
     /// needs no change stream (on the test server every open stream costs
     /// a `getMore` per write).
     pub nearby: &'a Cell<bool>,
+    /// Where a release of this process leaves the key it hands to this
+    /// wait's call, for its next attempt to take without a round trip.
+    pub handed: &'a HandoverSlot,
 }
 
 /// Runs `attempt` as `wait` says: the grant, or `None` when one attempt
@@ -176,9 +180,9 @@ impl<'a> Waiter<'a> {
         // release of this process may hand it the key right after that
         // answer, before the waiter would otherwise have registered, and
         // the handover's wake-up would be lost until its next refresh.
-        let interest = how
-            .queue
-            .and_then(|q| (how.hub)().map(|hub| hub.interest_for_call(how.key, q.call, false)));
+        let interest = how.queue.and_then(|q| {
+            (how.hub)().map(|hub| hub.interest_for_call(how.key, q.call, q.handed, false))
+        });
         Waiter {
             how,
             interest,

@@ -6,7 +6,7 @@
 //! thread (which calls [`Renew::renew`] here).
 
 use std::cell::Cell;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::foundation::clock::ClockCheck;
 use crate::foundation::document::LockInfo;
 use crate::foundation::grants;
+use crate::foundation::handover::HandoverSlot;
 use crate::foundation::holding::Holder;
 use crate::foundation::keepalive::{self, Renew};
 use crate::foundation::loss::LossReason;
@@ -33,21 +34,21 @@ use crate::foundation::watch::Hub;
 /// A locker's identity and state.
 #[derive(Debug)]
 pub(crate) struct LockCore {
-    key: String,
-    owner: Owner,
-    ttl: Duration,
+    pub(super) key: String,
+    pub(super) owner: Owner,
+    pub(super) ttl: Duration,
     step: Duration,
-    store: LockStore,
-    clock: ClockCheck,
+    pub(super) store: LockStore,
+    pub(super) clock: ClockCheck,
     /// Serialises this locker's acquire attempts, touches and releases, so
     /// that its view of the lease matches the database's.
-    op: Mutex<()>,
+    pub(super) op: Mutex<()>,
     /// The acquisition this locker holds, if any. Locked only briefly.
-    held: Mutex<Option<Arc<Tenure>>>,
+    pub(super) held: Mutex<Option<Arc<Tenure>>>,
     /// Whether blocking acquires wait on a change stream (where supported).
     change_streams: bool,
     /// Whether the keep-alive thread renews each acquisition.
-    keep_alive: bool,
+    pub(super) keep_alive: bool,
     /// How long after its acquisition a released lock stays unavailable.
     hold: Duration,
     /// The waiter lease of a fair locker: its waits queue (see
@@ -58,9 +59,19 @@ pub(crate) struct LockCore {
     /// of theirs may still be on its way, so this locker's own later
     /// releases keep the lock taken until then. Cleared by a grant made
     /// after it in server time.
-    unreleased_until: Mutex<Option<DateTime<Utc>>>,
+    pub(super) unreleased_until: Mutex<Option<DateTime<Utc>>>,
     /// What it reports.
-    meter: Meter,
+    pub(super) meter: Meter,
+}
+
+/// Where a fair call's attempts leave and find what is told besides their
+/// answers.
+#[derive(Clone, Copy)]
+pub(super) struct Answers<'a> {
+    /// Set by each round trip (see [`Queued::nearby`]).
+    pub nearby: &'a Cell<bool>,
+    /// A handover from a release of this process (see [`Queued::handed`]).
+    pub handed: &'a HandoverSlot,
 }
 
 /// What a locker is configured with, beyond its key and store (checked by
@@ -185,10 +196,12 @@ impl LockCore {
             enqueue,
         });
         let nearby = Cell::new(false);
+        let handed = HandoverSlot::default();
         let queue = fair.filter(|f| f.enqueue).map(|f| Queued {
             call: f.call,
             refresh: f.waiter_lease / 3,
             nearby: &nearby,
+            handed: &handed,
         });
         // Unforced attempts on one key get one answer (taken or refused),
         // whichever locker of the process makes them: one per change does.
@@ -211,7 +224,11 @@ impl LockCore {
         let started = std::time::Instant::now();
         let result = wait(&how, &mut || {
             self.clock.check_if_due(&self.store)?;
-            self.attempt(force, &call, fair.as_ref(), &nearby, &mut left)
+            let answer = Answers {
+                nearby: &nearby,
+                handed: &handed,
+            };
+            self.attempt(force, &call, fair.as_ref(), answer, &mut left)
         });
         let won = result.as_ref().is_ok_and(granted);
         if won {
@@ -260,7 +277,7 @@ impl LockCore {
         }
     }
 
-    fn refuse_if_held(&self) -> Result<()> {
+    pub(super) fn refuse_if_held(&self) -> Result<()> {
         let mut held = self.held.lock();
         let now = Moment::now();
         match held.as_ref() {
@@ -282,89 +299,6 @@ impl LockCore {
                 Ok(())
             }
             None => Ok(()),
-        }
-    }
-
-    /// One acquire round trip: the acquisition, when this locker now holds
-    /// the lock. Sets `left` when the lock may name this locker without
-    /// handing the acquisition out (an error, no answer, a late answer).
-    fn attempt(
-        self: &Arc<Self>,
-        force: bool,
-        call: &str,
-        fair: Option<&Fair<'_>>,
-        nearby: &Cell<bool>,
-        left: &mut bool,
-    ) -> Result<Attempt<Arc<Tenure>>> {
-        let _op = self.op.lock();
-        // Another thread sharing this locker may have won meanwhile.
-        self.refuse_if_held()?;
-        let sent = Moment::now();
-        let answer = meter::timed(&self.meter, "acquire", || match fair {
-            Some(fair) => self
-                .store
-                .try_acquire_fair(&self.key, &self.owner, self.ttl, force, fair)
-                .map(|a| {
-                    a.map(|a| {
-                        nearby.set(a.nearby);
-                        (a.record, a.granted)
-                    })
-                }),
-            // Without the queue, an answer naming this owner is its grant:
-            // the take-over condition takes whatever the owner holds.
-            None => self
-                .store
-                .try_acquire(&self.key, &self.owner, Some(call), self.ttl, force)
-                .map(|r| r.map(|r| (r, true))),
-        });
-        if !matches!(answer, Ok(Some(_))) {
-            *left = true;
-        }
-        match answer? {
-            Some((LockRecord::Taken(info), true)) if info.uuid == self.owner.uuid => {
-                let renew = self
-                    .keep_alive
-                    .then(|| Arc::downgrade(self) as Weak<dyn Renew>);
-                let hold = |t: &Arc<Tenure>| *self.held.lock() = Some(t.clone());
-                let started = grants::start(
-                    info.fence,
-                    info.expires,
-                    sent,
-                    self.ttl,
-                    renew,
-                    &self.meter,
-                    hold,
-                );
-                let Some(tenure) = started else {
-                    // The answer came after the lease's local deadline (a
-                    // slow round trip on a short ttl): nothing to act on.
-                    // The lock names this locker until it expires; the next
-                    // attempt retakes it with a new fence, or the call's end
-                    // takes it back.
-                    log::debug!("acquire `{}`: answer came too late to use", self.key);
-                    *left = true;
-                    return Ok(Attempt::Held { expires: None });
-                };
-                // Granted after an unreleased lease's expiry, in server
-                // time: nothing of it can land any more.
-                let mut until = self.unreleased_until.lock();
-                if until.is_some_and(|u| info.created >= u) {
-                    *until = None;
-                }
-                drop(until);
-                log::debug!("acquired `{}` with fence {}", self.key, info.fence);
-                Ok(Attempt::Won(tenure))
-            }
-            Some((LockRecord::Taken(info), _)) => {
-                self.meter.refused();
-                Ok(Attempt::Held {
-                    expires: Some(info.expires),
-                })
-            }
-            _ => {
-                self.meter.refused();
-                Ok(Attempt::Held { expires: None })
-            }
         }
     }
 

@@ -7,13 +7,15 @@
 //! - `queue`: the fair queue of waiters and the release's handover,
 //!   pure;
 //! - `store`: one round trip each (`store_cache`: the updates it keeps
-//!   built);
+//!   built; `store_fair`: the fair queue's);
 //! - `core`: a locker's identity, settings and acquisition, and every
-//!   operation on them.
+//!   operation on them (`attempt`: one acquire attempt).
 
+pub(crate) mod attempt;
 pub(crate) mod core;
 pub(crate) mod document;
 pub(crate) mod pipeline;
 pub(crate) mod queue;
 pub(crate) mod store;
 pub(crate) mod store_cache;
+pub(crate) mod store_fair;

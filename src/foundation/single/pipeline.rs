@@ -202,8 +202,12 @@ pub(crate) fn set_run(pipeline: &mut [Document], run: &str) {
 /// acquisition of the releaser's that ended without a release (its holder
 /// may still have a write on its way until then). Otherwise it is handed
 /// over or marked free. Either way `ts_released` records the release, in
-/// server time.
-pub(crate) fn release_pipeline((hold, until): (Duration, Option<i64>)) -> Vec<Document> {
+/// server time. `waiting_here`: the calls of the releasing process's fair
+/// waiters (a handover to one grants it its ttl).
+pub(crate) fn release_pipeline(
+    (hold, until): (Duration, Option<i64>),
+    waiting_here: &[String],
+) -> Vec<Document> {
     let mut ends = Vec::new();
     if !hold.is_zero() {
         ends.push(Bson::Document(
@@ -214,7 +218,7 @@ pub(crate) fn release_pipeline((hold, until): (Duration, Option<i64>)) -> Vec<Do
         ends.push(Bson::Int64(ms));
     }
     let until = match ends.len() {
-        0 => return vec![doc! { "$replaceWith": free_or_hand_over() }],
+        0 => return vec![doc! { "$replaceWith": free_or_hand_over(waiting_here) }],
         1 => ends.remove(0),
         _ => Bson::Document(doc! { "$max": ends }),
     };
@@ -229,7 +233,7 @@ pub(crate) fn release_pipeline((hold, until): (Duration, Option<i64>)) -> Vec<Do
     }]};
     vec![
         doc! { "$set": { "_hold": keep } },
-        doc! { "$replaceWith": { "$cond": ["$_hold", kept, free_or_hand_over()] } },
+        doc! { "$replaceWith": { "$cond": ["$_hold", kept, free_or_hand_over(waiting_here)] } },
         doc! { "$unset": "_hold" },
     ]
 }
@@ -323,7 +327,11 @@ mod tests {
             .get_array("$cond")
             .unwrap();
         assert_eq!(cond[0], Bson::String("$_hold".into()));
-        assert_eq!(cond[2], Bson::Document(free_or_hand_over()), "else freed");
+        assert_eq!(
+            cond[2],
+            Bson::Document(free_or_hand_over(&[])),
+            "else freed"
+        );
         let kept = cond[1]
             .as_document()
             .unwrap()
@@ -351,10 +359,13 @@ mod tests {
 
     #[test]
     fn a_release_keeps_the_lock_until_an_unreleased_lease_ends() {
-        let (kept, _) = kept_until(&release_pipeline((Duration::ZERO, Some(5_000))));
+        let (kept, _) = kept_until(&release_pipeline((Duration::ZERO, Some(5_000)), &[]));
         assert_eq!(kept, Bson::Document(doc! { "$toDate": 5_000_i64 }));
         // With a hold too: the later of the two.
-        let (_, until) = kept_until(&release_pipeline((Duration::from_secs(2), Some(5_000))));
+        let (_, until) = kept_until(&release_pipeline(
+            (Duration::from_secs(2), Some(5_000)),
+            &[],
+        ));
         assert_eq!(
             until,
             Bson::Document(doc! { "$max": [
@@ -367,11 +378,11 @@ mod tests {
     #[test]
     fn release_keeps_a_live_lock_until_the_hold_ends() {
         assert_eq!(
-            release_pipeline((Duration::ZERO, None)),
-            vec![doc! { "$replaceWith": free_or_hand_over() }],
+            release_pipeline((Duration::ZERO, None), &[]),
+            vec![doc! { "$replaceWith": free_or_hand_over(&[]) }],
             "no hold: freed, or handed to the queue's head"
         );
-        let held = release_pipeline((Duration::from_secs(2), None));
+        let held = release_pipeline((Duration::from_secs(2), None), &[]);
         assert_eq!(held.len(), 3);
         let (_, until) = kept_until(&held);
         assert_eq!(

@@ -7,11 +7,14 @@
 //!
 //! A waiter whose lease has passed is not live: every update that reads
 //! the queue drops it, so a crashed or paused waiter is skipped by the
-//! next grant with no sweeper. A handover grants the head only its waiter
-//! lease (from the release): the head's next attempt, woken by the change
-//! (or by the releaser, in its own process), extends it to its ttl in the
-//! same answer that tells it; a dead head thus holds up the queue by at
-//! most its waiter lease (plus the takeover grace), never its ttl.
+//! next grant with no sweeper. A handover grants a head of another process
+//! only its waiter lease (from the release): the head's next attempt,
+//! woken by the change, extends it to its ttl in the same answer that
+//! tells it; a dead head thus holds up the queue by at most its waiter
+//! lease (plus the takeover grace), never its ttl. A head that waits in
+//! the releasing process is alive, as the releaser knows: it is granted
+//! its ttl at once and told by the releaser (see
+//! [`crate::foundation::handover`]), with no round trip of its own.
 
 use std::time::Duration;
 
@@ -37,6 +40,9 @@ pub(crate) const EXPIRES: &str = "expires";
 /// The waiter lease, in milliseconds: how long a handover holds the lock
 /// for the head before its own attempt extends it.
 pub(crate) const LEASE_MS: &str = "lease_ms";
+/// The waiter's ttl, in milliseconds: what a handover grants it when the
+/// release comes from its own process.
+pub(crate) const TTL_MS: &str = "ttl_ms";
 /// Set by a release that handed over or kept the lock: whether the
 /// releaser's lease was still live (the release's answer).
 pub(crate) const RELEASED_LIVE: &str = "released_live";
@@ -106,8 +112,8 @@ fn without(list: &str, call: &str) -> Document {
     }}
 }
 
-/// A new entry for `owner`'s call.
-fn entry(owner: &Owner, fair: &Fair<'_>) -> Document {
+/// A new entry for `owner`'s call, whose grant lasts `ttl`.
+fn entry(owner: &Owner, fair: &Fair<'_>, ttl: Duration) -> Document {
     doc! {
         CALL: literal(fair.call),
         UUID: literal(&owner.uuid),
@@ -117,13 +123,14 @@ fn entry(owner: &Owner, fair: &Fair<'_>) -> Document {
         SINCE: "$$NOW",
         EXPIRES: now_plus(fair.waiter_lease),
         LEASE_MS: duration_ms(fair.waiter_lease),
+        TTL_MS: duration_ms(ttl),
     }
 }
 
 /// The live queue with `call`'s entry refreshed in place, or appended
 /// when it is not live (new, or its lease passed: it lost its place) and
 /// the queue has room ([`MAX_WAITERS`]).
-fn with_entry(owner: &Owner, fair: &Fair<'_>) -> Document {
+fn with_entry(owner: &Owner, fair: &Fair<'_>, ttl: Duration) -> Document {
     let refreshed = doc! { "$map": {
         "input": "$$live",
         "as": "e",
@@ -138,7 +145,7 @@ fn with_entry(owner: &Owner, fair: &Fair<'_>) -> Document {
         refreshed,
         { "$cond": [
             { "$lt": [{ "$size": "$$live" }, MAX_WAITERS as i64] },
-            { "$concatArrays": ["$$live", [entry(owner, fair)]] },
+            { "$concatArrays": ["$$live", [entry(owner, fair, ttl)]] },
             // Full: it waits without a place (granted once the queue
             // is empty), as a racing waiter would.
             "$$live",
@@ -188,7 +195,7 @@ pub(crate) fn fair_acquire_pipeline(
     let queue_as = |list: Bson| doc! { "$cond": [has_queue(), { QUEUE: list }, {}] };
     // A single attempt only prunes a queue that is there.
     let refused_queue = if fair.enqueue {
-        doc! { QUEUE: with_entry(owner, fair) }
+        doc! { QUEUE: with_entry(owner, fair, ttl) }
     } else {
         queue_as("$$live".into())
     };
@@ -221,11 +228,23 @@ pub(crate) fn fair_acquire_pipeline(
 }
 
 /// The release's end of a lease, for a lock that is not kept: handed over
-/// to the head of the live queue (its waiter lease from now, a new fence,
-/// the head's identity and call), or marked free when the queue is empty
-/// or absent. `ts_released` records the release either way.
-pub(crate) fn free_or_hand_over() -> Document {
+/// to the head of the live queue (a new fence, the head's identity and
+/// call, and from now its waiter lease, or its ttl when it is one of
+/// `waiting_here`: calls that wait in the releasing process), or marked
+/// free when the queue is empty or absent. `ts_released` records the
+/// release either way.
+pub(crate) fn free_or_hand_over(waiting_here: &[String]) -> Document {
     let head = |f: &str| format!("$$head.{f}");
+    let lease_ms = if waiting_here.is_empty() {
+        Bson::String(head(LEASE_MS))
+    } else {
+        let here = doc! { "$and": [
+            { "$in": [head(CALL), { "$literal": waiting_here }] },
+            { "$in": [{ "$type": head(TTL_MS) }, ["int", "long"]] },
+            { "$gt": [head(TTL_MS), 0_i64] },
+        ]};
+        Bson::Document(doc! { "$cond": [here, head(TTL_MS), head(LEASE_MS)] })
+    };
     let hand_over = doc! { "$let": {
         "vars": { "head": { "$arrayElemAt": ["$$live", 0] } },
         "in": { "$mergeObjects": ["$$ROOT", {
@@ -236,7 +255,7 @@ pub(crate) fn free_or_hand_over() -> Document {
             METADATA: { "$ifNull": [head(METADATA), Bson::Null] },
             RUN: head(CALL),
             TS_CREATED: "$$NOW",
-            TS_EXPIRE: { "$toDate": { "$add": [millis("$$NOW"), { "$toLong": head(LEASE_MS) }] } },
+            TS_EXPIRE: { "$toDate": { "$add": [millis("$$NOW"), { "$toLong": lease_ms }] } },
             FENCE: next_fence(),
             TS_RELEASED: "$$NOW",
             RELEASED_LIVE: unexpired(TS_EXPIRE),
@@ -307,10 +326,13 @@ mod tests {
 
     #[test]
     fn the_handover_grants_the_waiter_lease_and_a_new_fence() {
-        let text = format!("{:?}", free_or_hand_over());
+        let text = format!("{:?}", free_or_hand_over(&[]));
         assert!(text.contains("$$head.lease_ms"));
+        assert!(!text.contains("$$head.ttl_ms"), "nobody waits here");
         assert!(text.contains("$$head.call"));
         assert!(text.contains(&format!("{:?}", next_fence())));
+        let here = format!("{:?}", free_or_hand_over(&["c1".into()]));
+        assert!(here.contains("$$head.ttl_ms") && here.contains("c1"));
         assert_eq!(
             leave_update("c"),
             doc! { "$pull": { "queue": { "call": "c" } } }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use mongodb::bson::{doc, Bson, Document};
+use mongodb::bson::{doc, Document};
 use mongodb::options::ReturnDocument;
 use mongodb::sync::{Collection, Database};
 use parking_lot::Mutex;
@@ -16,21 +16,19 @@ use parking_lot::Mutex;
 use crate::error::Result;
 use crate::foundation::clock::ServerClock;
 use crate::foundation::deployment::Deployment;
-use crate::foundation::document::{
-    LockInfo, Reader, FENCE, HOST, ID, PID, TS_EXPIRE, TS_RELEASED, UUID,
-};
+use crate::foundation::document::{LockInfo, Reader, FENCE, ID, TS_EXPIRE, TS_RELEASED, UUID};
 use crate::foundation::expr::unexpired;
 use crate::foundation::kind::Kind;
+use crate::foundation::moment::Moment;
 use crate::foundation::owner::Owner;
 use crate::foundation::round_trips::{
     self, read_with_server_now, safe_collection, server_clock, upsert_after,
 };
-use crate::foundation::single::document::{parse_lock, LockRecord, LOCKED, RUN};
+use crate::foundation::single::document::{parse_lock, LockRecord, LOCKED};
 use crate::foundation::single::pipeline::{
-    acquire_pipeline, fair_acquire, release_filter, release_pipeline, set_run, touch_pipeline,
-    Whose,
+    acquire_pipeline, release_filter, release_pipeline, set_run, touch_pipeline, Whose,
 };
-use crate::foundation::single::queue::{leave_update, Fair, CALL, QUEUE, RELEASED_LIVE};
+use crate::foundation::single::queue::RELEASED_LIVE;
 use crate::foundation::single::store_cache::{CachedAcquire, Memo};
 use crate::foundation::watch::Hub;
 
@@ -40,39 +38,15 @@ pub(crate) fn fence_floor_id(key: &str) -> Document {
     doc! { "fence_floor": key }
 }
 
-/// A fair attempt's answer (see [`LockStore::try_acquire_fair`]).
-#[derive(Debug)]
-pub(crate) struct FairAnswer {
-    /// The lock document after the attempt.
-    pub record: LockRecord,
-    /// Whether it is this call's grant.
-    pub granted: bool,
-    /// Whether the holder and every waiter ahead of the call are of this
-    /// process (so only a release of this process can hand it the lock).
-    pub nearby: bool,
-}
-
-/// The queue entries ahead of `call`'s in `doc`; `None` when it has none.
-fn ahead_of<'d>(doc: &'d Document, call: &str) -> Option<Vec<&'d Document>> {
-    let entries: Vec<&Document> = doc
-        .get_array(QUEUE)
-        .ok()?
-        .iter()
-        .filter_map(Bson::as_document)
-        .collect();
-    let place = entries.iter().position(|e| e.get_str(CALL) == Ok(call))?;
-    Some(entries[..place].to_vec())
-}
-
 /// A lock collection and the operations on one of its documents.
 #[derive(Debug)]
 pub(crate) struct LockStore {
     /// The database handle, standing for its deployment: what is done once
     /// per deployment and collection is shared through it.
     deployment: Arc<Deployment>,
-    coll: Collection<Document>,
+    pub(super) coll: Collection<Document>,
     /// How long past its expiry a lock must be before it is taken over.
-    grace: Duration,
+    pub(super) grace: Duration,
     /// Release by deleting the document, as the Python package does, so
     /// that its nodes (which take a lock only by inserting it) can take it.
     python_compatible: bool,
@@ -122,7 +96,7 @@ impl LockStore {
     /// The first-use checks, until they pass once for this deployment and
     /// collection, whichever store of the process runs them (an
     /// unreachable server fails them and they run again next time).
-    fn check_once(&self) -> Result<()> {
+    pub(super) fn check_once(&self) -> Result<()> {
         if self.checked.load(Ordering::Relaxed) {
             return Ok(());
         }
@@ -181,7 +155,7 @@ impl LockStore {
 
     /// A stored lock document, parsed; another primitive's is
     /// [`Error::WrongKind`](crate::Error::WrongKind).
-    fn parse(&self, doc: &Document) -> Result<LockRecord> {
+    pub(super) fn parse(&self, doc: &Document) -> Result<LockRecord> {
         Kind::Lock.check(doc, self.coll.name())?;
         parse_lock(doc, self.coll.name())
     }
@@ -213,50 +187,6 @@ impl LockStore {
             }
             other => Ok(other),
         }
-    }
-
-    /// One fair acquire attempt (see
-    /// [`fair_acquire`](super::pipeline::fair_acquire)): granted only at
-    /// the head of the key's live queue, or when it was handed to the
-    /// call; refused, it queues as `fair` says. The lock document after
-    /// the attempt, and whether it is this call's grant: only an answer
-    /// that names the call (`run`) is. One naming the owner alone is not:
-    /// a fair attempt refused at its turn leaves another call's (or a
-    /// stale) acquisition of the same owner in place. Never
-    /// Python-compatible (the builder turns fairness off there).
-    pub fn try_acquire_fair(
-        &self,
-        key: &str,
-        owner: &Owner,
-        ttl: Duration,
-        force: bool,
-        fair: &Fair<'_>,
-    ) -> Result<Option<FairAnswer>> {
-        self.check_once()?;
-        // Built per call: the call's token is in several places.
-        let Some(doc) = upsert_after(&self.coll, key, || {
-            fair_acquire(owner, ttl, force, self.grace, fair)
-        })?
-        else {
-            return Ok(None);
-        };
-        let record = self.parse(&doc)?;
-        let granted = matches!(&record, LockRecord::Taken(info) if info.uuid == owner.uuid)
-            && doc.get_str(RUN) == Ok(fair.call);
-        let nearby = ahead_of(&doc, fair.call).is_some_and(|ahead| {
-            let here = |d: &Document| {
-                d.get_str(HOST) == Ok(owner.host.as_str())
-                    && Reader::new(d, self.coll.name())
-                        .pid(PID)
-                        .is_ok_and(|pid| pid == owner.pid)
-            };
-            (doc.get_bool(LOCKED) != Ok(true) || here(&doc)) && ahead.iter().all(|e| here(e))
-        });
-        Ok(Some(FairAnswer {
-            record,
-            granted,
-            nearby,
-        }))
     }
 
     /// Makes acquisition `info`'s fence greater than every fence handed
@@ -347,7 +277,7 @@ impl LockStore {
         if self.python_compatible && hold.is_zero() && until.is_none() {
             return self.release_by_deleting(filter);
         }
-        let held = self.release_in_place(filter, (hold, until))?;
+        let held = self.release_in_place(key, filter, (hold, until))?;
         if self.python_compatible {
             // Kept for a hold, it stays (and the Python nodes wait for its
             // expiry and their TTL index); freed, it goes. Only a free
@@ -380,9 +310,25 @@ impl LockStore {
 
     /// The release that keeps the document (see [`release_pipeline`]).
     /// A lock handed over to a waiter of this process wakes it at once,
-    /// before the change stream (if any) brings the change.
-    fn release_in_place(&self, filter: Document, keep: (Duration, Option<i64>)) -> Result<bool> {
-        let update = self.release_cache.get(keep, release_pipeline);
+    /// before the change stream (if any) brings the change, and is its
+    /// grant (see [`crate::foundation::handover`]).
+    fn release_in_place(
+        &self,
+        key: &str,
+        filter: Document,
+        keep: (Duration, Option<i64>),
+    ) -> Result<bool> {
+        // The calls a handover grants their ttl: this process's waiters.
+        let here = self
+            .existing_hub()
+            .map(|hub| hub.waiting_calls(key))
+            .unwrap_or_default();
+        let update = if here.is_empty() {
+            self.release_cache.get(keep, |k| release_pipeline(k, &[]))
+        } else {
+            release_pipeline(keep, &here)
+        };
+        let sent = Moment::now();
         let Some(after) = self
             .coll
             .find_one_and_update(filter, update)
@@ -395,7 +341,7 @@ impl LockStore {
         // Still locked: kept for a hold, or handed over; either says
         // whether the releaser's lease was live.
         if r.bool(LOCKED)? {
-            self.wake_handed(&after);
+            self.wake_handed(&after, &here, sent);
             return Ok(after.get_bool(RELEASED_LIVE).unwrap_or(true));
         }
         // A document released after its expiry was no longer held.
@@ -403,45 +349,6 @@ impl LockStore {
             Some(expires) => expires > r.date(TS_RELEASED)?,
             None => false,
         })
-    }
-
-    /// Tells this process's waiter of the call that `doc` names (if one
-    /// waits) that the lock is its own now.
-    fn wake_handed(&self, doc: &Document) {
-        if let (Ok(key), Ok(run)) = (doc.get_str(ID), doc.get_str(RUN)) {
-            if let Some(hub) = self.existing_hub() {
-                hub.handed(key, run);
-            }
-        }
-    }
-
-    /// Takes `call`'s entry out of `key`'s queue; when the lock was handed
-    /// to that call meanwhile, releases it too (to the next in the queue),
-    /// so that nobody waits for a waiter that left. One round trip, two
-    /// when it had been handed the lock.
-    pub fn leave_queue(
-        &self,
-        key: &str,
-        uuid: &str,
-        call: &str,
-        until: Option<DateTime<Utc>>,
-    ) -> Result<()> {
-        let after = self
-            .coll
-            .find_one_and_update(doc! { ID: key }, leave_update(call))
-            .return_document(ReturnDocument::After)
-            .run()?;
-        let handed = after.is_some_and(|d| {
-            d.get_bool(LOCKED) == Ok(true)
-                && d.get_str(UUID) == Ok(uuid)
-                && d.get_str(RUN) == Ok(call)
-        });
-        // Never used, so no hold: only an unreleased earlier lease's
-        // expiry keeps it.
-        if handed {
-            self.release_holding(key, Whose::Run(uuid, call), Duration::ZERO, until)?;
-        }
-        Ok(())
     }
 
     /// The lock document and the server's clock, read together from the
@@ -522,15 +429,17 @@ mod tests {
                 touch_pipeline(ttl)
             );
             assert_eq!(
-                store.release_cache.get((ttl, None), release_pipeline),
-                release_pipeline((ttl, None))
+                store
+                    .release_cache
+                    .get((ttl, None), |k| release_pipeline(k, &[])),
+                release_pipeline((ttl, None), &[])
             );
         }
         assert_eq!(
             store
                 .release_cache
-                .get((Duration::ZERO, None), release_pipeline),
-            release_pipeline((Duration::ZERO, None))
+                .get((Duration::ZERO, None), |k| release_pipeline(k, &[])),
+            release_pipeline((Duration::ZERO, None), &[])
         );
     }
 }

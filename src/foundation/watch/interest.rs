@@ -154,6 +154,9 @@ impl Drop for Interest {
     fn drop(&mut self) {
         let mut st = self.hub.state.lock();
         st.waiters -= 1;
+        if self.call.is_some() {
+            st.linger_until = Some(Instant::now() + super::FAIR_LINGER);
+        }
         if let Some(entry) = st.keys.get_mut(&self.key) {
             if let Some(alike) = &self.alike {
                 if let Some(turns) = entry.alike.get_mut(alike) {
@@ -167,6 +170,7 @@ impl Drop for Interest {
             if let Some(call) = &self.call {
                 entry.calls.remove(call);
             }
+
             entry.waiters -= 1;
             if entry.waiters == 0 {
                 st.keys.remove(&self.key);

@@ -23,20 +23,22 @@
 //! were waiting for.
 //!
 //! A hub has at most one thread, which holds at most one open cursor. The
-//! thread outlives the last waiter by up to one `getMore` ([`AWAIT`]), and a
-//! waiter that comes meanwhile reuses it; the hub lives as long as its
-//! thread or a waiter does. Two opens of one stream are about a second
+//! thread outlives the last waiter by up to one `getMore` ([`AWAIT`]), or
+//! [`FAIR_LINGER`] and one `getMore` after a fair waiter, and a waiter that
+//! comes meanwhile reuses it; the hub lives as long as its thread or a
+//! waiter does. Two opens of one stream are about a second
 //! apart at the least ([`REOPEN_AFTER`]), across threads and hubs.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mongodb::bson::Document;
 use mongodb::sync::Collection;
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::foundation::deployment::Deployment;
+use crate::foundation::handover::{Handover, HandoverSlot};
 
 mod interest;
 mod stream;
@@ -59,6 +61,13 @@ const AWAIT: Duration = Duration::from_secs(30);
 /// spin. The deployment keeps the last open's time ([`Deployment::record_stream_open`]),
 /// so the spacing holds across the hub's threads and across hubs.
 const REOPEN_AFTER: Duration = Duration::from_secs(1);
+/// How long the stream stays open after a fair waiter's wait ends, even
+/// with nobody waiting: a process whose calls queue one after another
+/// (a worker that takes the lock, works, and queues again) would
+/// otherwise close the stream at each grant and reopen it (a second
+/// later at the least) at its next call, and a handover to it meanwhile
+/// would be learned only at its next poll.
+const FAIR_LINGER: Duration = Duration::from_secs(3);
 
 /// [`REOPEN_AFTER`] spread by ±25% with `jitter` in `[0, 1)`, so that the
 /// processes of a fleet do not reopen in step.
@@ -91,6 +100,16 @@ struct HubState {
     /// Whether the stream's thread runs (it alone sets this false, as it
     /// ends; a waiter that finds it false starts one).
     running: bool,
+    /// Until when the stream stays open with nobody waiting (see
+    /// [`FAIR_LINGER`]).
+    linger_until: Option<Instant>,
+}
+
+impl HubState {
+    /// Whether the stream is wanted now: somebody waits, or it lingers.
+    fn wanted(&self) -> bool {
+        self.waiters > 0 || self.linger_until.is_some_and(|t| Instant::now() < t)
+    }
 }
 
 /// One key that somebody waits on.
@@ -105,10 +124,18 @@ struct KeyState {
     /// The latest change whose new holder is not known (a release to
     /// nobody, a delete, a reopened stream): it may concern any waiter.
     unknown: u64,
-    /// The fair waiters registered on it, by acquire call: the latest
-    /// change that handed the lock to that call. A fair waiter wakes only
-    /// for those and for unknown changes (see [`Hub::interest_for_call`]).
-    calls: HashMap<String, u64>,
+    /// The fair waiters registered on it, by acquire call. A fair waiter
+    /// wakes only for changes that hand it the lock and for unknown ones
+    /// (see [`Hub::interest_for_call`]).
+    calls: HashMap<String, Call>,
+}
+
+/// A fair waiter's acquire call, as its key's state keeps it.
+struct Call {
+    /// The latest change that handed the lock to the call.
+    version: u64,
+    /// Where a release of this process leaves the lock it hands the call.
+    slot: HandoverSlot,
 }
 
 /// What a change did to who holds a key, as far as a fair waiter cares.
@@ -131,8 +158,8 @@ impl KeyState {
         self.version += 1;
         match change {
             Change::To(call) => {
-                if let Some(v) = self.calls.get_mut(call) {
-                    *v = self.version;
+                if let Some(c) = self.calls.get_mut(call) {
+                    c.version = self.version;
                 }
             }
             Change::Kept => {}
@@ -145,7 +172,9 @@ impl KeyState {
     fn version_for(&self, call: Option<&str>) -> u64 {
         match call {
             None => self.version,
-            Some(call) => self.unknown.max(self.calls.get(call).copied().unwrap_or(0)),
+            Some(call) => self
+                .unknown
+                .max(self.calls.get(call).map_or(0, |c| c.version)),
         }
     }
 }
@@ -210,6 +239,7 @@ impl Hub {
                 keys: HashMap::new(),
                 waiters: 0,
                 running: false,
+                linger_until: None,
             }),
             changed: Condvar::new(),
             coll: deployment.database().collection::<Document>(collection),
@@ -234,21 +264,44 @@ impl Hub {
     ///
     /// With `stream` false the stream is not started for it (a waiter
     /// that only a releaser of this process will hand the lock to: see
-    /// [`ensure_stream`](Self::ensure_stream) for when that changes).
-    pub fn interest_for_call(self: &Arc<Hub>, key: &str, call: &str, stream: bool) -> Interest {
-        self.register(key, None, Some(call), stream)
+    /// [`ensure_stream`](Self::ensure_stream) for when that changes). A
+    /// release of this process leaves the lock it hands to `call` in
+    /// `slot` ([`handed`](Self::handed)).
+    pub fn interest_for_call(
+        self: &Arc<Hub>,
+        key: &str,
+        call: &str,
+        slot: &HandoverSlot,
+        stream: bool,
+    ) -> Interest {
+        self.register(key, None, Some((call, slot)), stream)
     }
 
     /// `key` was handed to the acquire call `call` by a release of this
-    /// process: that call's waiter, if it waits here, wakes now.
-    pub fn handed(&self, key: &str, call: &str) {
+    /// process: that call's waiter, if it waits here, wakes now, and finds
+    /// `handover` (when given) in its slot.
+    pub fn handed(&self, key: &str, call: &str, handover: Option<Handover>) {
         let mut st = self.state.lock();
         if let Some(entry) = st.keys.get_mut(key) {
-            if entry.calls.contains_key(call) {
+            if let Some(c) = entry.calls.get(call) {
+                if handover.is_some() {
+                    *c.slot.lock() = handover;
+                }
                 entry.change(Change::To(call));
                 self.changed.notify_all();
             }
         }
+    }
+
+    /// The acquire calls of this process's fair waiters on `key`: alive
+    /// (their waits have not ended), so a release may hand one of them the
+    /// lock for its whole ttl.
+    pub fn waiting_calls(&self, key: &str) -> Vec<String> {
+        let st = self.state.lock();
+        st.keys
+            .get(key)
+            .map(|k| k.calls.keys().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// As [`interest`](Self::interest), for an acquire's waiter. With
@@ -273,12 +326,13 @@ impl Hub {
     }
 
     /// Registers a waiter on `key` (alike to others by `alike`, or a fair
-    /// one of acquire call `call`), starting the stream with `stream`.
+    /// one of acquire call `call`, with its handover slot), starting the
+    /// stream with `stream`.
     fn register(
         self: &Arc<Hub>,
         key: &str,
         alike: Option<&str>,
-        call: Option<&str>,
+        call: Option<(&str, &HandoverSlot)>,
         stream: bool,
     ) -> Interest {
         let mut st = self.state.lock();
@@ -287,9 +341,13 @@ impl Hub {
         if let Some(alike) = alike {
             entry.alike.entry(alike.to_owned()).or_default().waiters += 1;
         }
-        if let Some(call) = call {
-            entry.calls.insert(call.to_owned(), 0);
+        if let Some((call, slot)) = call {
+            let slot = slot.clone();
+            entry
+                .calls
+                .insert(call.to_owned(), Call { version: 0, slot });
         }
+        let call = call.map(|(call, _)| call);
         let seen = entry.version_for(call);
         st.waiters += 1;
         if stream {
@@ -355,7 +413,7 @@ impl Hub {
     /// ended and starts another.
     fn end_if_unwanted(&self) -> bool {
         let mut st = self.state.lock();
-        if st.waiters > 0 {
+        if st.wanted() {
             return false;
         }
         st.running = false;
@@ -374,7 +432,7 @@ impl Hub {
     }
 
     fn wanted(&self) -> bool {
-        self.state.lock().waiters > 0
+        self.state.lock().wanted()
     }
 
     /// Waits for the next open's turn (see [`REOPEN_AFTER`]), whatever

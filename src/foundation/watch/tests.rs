@@ -139,8 +139,12 @@ fn releases_and_new_holders_are_relevant_renewals_are_not() {
 #[test]
 fn a_fair_waiter_wakes_only_for_its_handover_or_an_unknown_change() {
     let hub = quiet_hub();
-    let mut mine = hub.interest_for_call("k", "c1", true);
-    let mut next = hub.interest_for_call("k", "c2", true);
+    let (slot1, slot2) = (HandoverSlot::default(), HandoverSlot::default());
+    let mut mine = hub.interest_for_call("k", "c1", &slot1, true);
+    let mut next = hub.interest_for_call("k", "c2", &slot2, true);
+    let mut calls = hub.waiting_calls("k");
+    calls.sort();
+    assert_eq!(calls, ["c1", "c2"], "the calls a release may hand over to");
     let mut racing = hub.interest_alike("k", None);
     hub.changed_key("k", Change::Kept);
     assert!(!mine.wait_turn(soon()), "the holder stayed");
@@ -149,9 +153,18 @@ fn a_fair_waiter_wakes_only_for_its_handover_or_an_unknown_change() {
     assert!(!mine.wait_turn(soon()));
     assert!(!next.wait_turn(soon()));
     // A releaser of this process hands it to c1: c1 alone wakes.
-    hub.handed("k", "c1");
+    hub.handed("k", "c1", Some(handover(7)));
     assert!(mine.wait_turn(soon()));
     assert!(!next.wait_turn(soon()));
+    assert_eq!(slot1.lock().take().map(|h| h.info.fence), Some(7));
+    assert!(
+        slot2.lock().is_none(),
+        "only the handed call's slot is filled"
+    );
+    // A wake-up without a handover (claimed by a round trip) leaves none.
+    hub.handed("k", "c2", None);
+    assert!(next.wait_turn(soon()));
+    assert!(slot2.lock().is_none());
     hub.changed_key("k", Change::Unknown);
     assert!(
         mine.wait_turn(soon()) && next.wait_turn(soon()),
@@ -166,6 +179,36 @@ fn a_fair_waiter_wakes_only_for_its_handover_or_an_unknown_change() {
         !hub.state.lock().keys["k"].calls.contains_key("c1"),
         "a call that left is forgotten"
     );
+    hub.handed("k", "c1", Some(handover(8)));
+    assert!(
+        slot1.lock().is_none(),
+        "nothing is left for a call that left"
+    );
+    assert_eq!(hub.waiting_calls("k"), ["c2"]);
+}
+
+fn handover(fence: i64) -> Handover {
+    let now = chrono::Utc::now();
+    Handover {
+        info: crate::foundation::document::LockInfo {
+            key: "k".into(),
+            uuid: "u".into(),
+            host: "h".into(),
+            pid: 1,
+            created: now,
+            expires: now + chrono::TimeDelta::seconds(2),
+            fence,
+            metadata: None,
+        },
+        sent: crate::foundation::moment::Moment::now(),
+    }
+}
+
+#[test]
+fn a_handover_says_whether_it_granted_the_whole_ttl() {
+    let h = handover(1);
+    assert!(h.grants_ttl(std::time::Duration::from_secs(2)));
+    assert!(!h.grants_ttl(std::time::Duration::from_millis(1500)));
 }
 
 #[test]

@@ -1,0 +1,129 @@
+//! One acquire attempt of a [`LockCore`]: its round trip, or the
+//! handover a release of this process left for the call (see
+//! [`crate::foundation::handover`]), and the tenure a grant starts.
+
+use std::cell::Cell;
+use std::sync::{Arc, Weak};
+
+use crate::error::Result;
+use crate::foundation::grants;
+use crate::foundation::keepalive::Renew;
+use crate::foundation::meter;
+use crate::foundation::moment::Moment;
+use crate::foundation::single::core::{Answers, LockCore};
+use crate::foundation::single::document::LockRecord;
+use crate::foundation::single::queue::Fair;
+use crate::foundation::tenure::Tenure;
+use crate::foundation::waiting::Attempt;
+
+impl LockCore {
+    /// One acquire attempt: the acquisition, when this locker now holds
+    /// the lock. One round trip, none when a release of this process
+    /// handed the lock to the call for its whole ttl. Sets `left` when the
+    /// lock may name this locker without handing the acquisition out (an
+    /// error, no answer, a late answer).
+    pub(super) fn attempt(
+        self: &Arc<Self>,
+        force: bool,
+        call: &str,
+        fair: Option<&Fair<'_>>,
+        answers: Answers<'_>,
+        left: &mut bool,
+    ) -> Result<Attempt<Arc<Tenure>>> {
+        let _op = self.op.lock();
+        // Another thread sharing this locker may have won meanwhile.
+        self.refuse_if_held()?;
+        // Handed over for the whole ttl (see `handover`): the release's
+        // answer is the grant, and its send time bounds the lease. One
+        // handed only the waiter lease is claimed by the round trip below.
+        let handover = answers
+            .handed
+            .lock()
+            .take()
+            .filter(|h| h.info.uuid == self.owner.uuid && h.grants_ttl(self.ttl));
+        let (sent, answer) = match handover {
+            Some(h) => (h.sent, Ok(Some((LockRecord::Taken(h.info), true)))),
+            None => (
+                Moment::now(),
+                self.round_trip(force, call, fair, answers.nearby),
+            ),
+        };
+        if !matches!(answer, Ok(Some(_))) {
+            *left = true;
+        }
+        match answer? {
+            Some((LockRecord::Taken(info), true)) if info.uuid == self.owner.uuid => {
+                let renew = self
+                    .keep_alive
+                    .then(|| Arc::downgrade(self) as Weak<dyn Renew>);
+                let hold = |t: &Arc<Tenure>| *self.held.lock() = Some(t.clone());
+                let started = grants::start(
+                    info.fence,
+                    info.expires,
+                    sent,
+                    self.ttl,
+                    renew,
+                    &self.meter,
+                    hold,
+                );
+                let Some(tenure) = started else {
+                    // The answer came after the lease's local deadline (a
+                    // slow round trip on a short ttl): nothing to act on.
+                    // The lock names this locker until it expires; the next
+                    // attempt retakes it with a new fence, or the call's end
+                    // takes it back.
+                    log::debug!("acquire `{}`: answer came too late to use", self.key);
+                    *left = true;
+                    return Ok(Attempt::Held { expires: None });
+                };
+                // Granted after an unreleased lease's expiry, in server
+                // time: nothing of it can land any more.
+                let mut until = self.unreleased_until.lock();
+                if until.is_some_and(|u| info.created >= u) {
+                    *until = None;
+                }
+                drop(until);
+                log::debug!("acquired `{}` with fence {}", self.key, info.fence);
+                Ok(Attempt::Won(tenure))
+            }
+            Some((LockRecord::Taken(info), _)) => {
+                self.meter.refused();
+                Ok(Attempt::Held {
+                    expires: Some(info.expires),
+                })
+            }
+            _ => {
+                self.meter.refused();
+                Ok(Attempt::Held { expires: None })
+            }
+        }
+    }
+
+    /// One acquire round trip: the lock document after it, and whether it
+    /// is this call's grant.
+    fn round_trip(
+        &self,
+        force: bool,
+        call: &str,
+        fair: Option<&Fair<'_>>,
+        nearby: &Cell<bool>,
+    ) -> Result<Option<(LockRecord, bool)>> {
+        meter::timed(&self.meter, "acquire", || match fair {
+            Some(fair) => self
+                .store
+                .try_acquire_fair(&self.key, &self.owner, self.ttl, force, fair)
+                .map(|a| {
+                    a.map(|a| {
+                        nearby.set(a.nearby);
+                        (a.record, a.granted)
+                    })
+                }),
+            // Without the queue, an answer naming this owner is its grant:
+            // the take-over condition takes whatever the owner holds.
+            None => self
+                .store
+                .try_acquire(&self.key, &self.owner, Some(call), self.ttl, force)
+                .map(|r| r.map(|r| (r, true))),
+        })
+    }
+}
