@@ -511,3 +511,96 @@ fn a_waiter_behind_its_own_process_opens_no_stream() {
         assert!(opened <= 1, "{opened}");
     }
 }
+
+/// An uncontended fair lock costs what a racing one does: one attempt each
+/// time, the small one (a third of the whole fair attempt's size). A wait
+/// it refuses sends the whole attempt (the one that queues) at once, and
+/// the locker keeps to that until an answer shows nobody else queued.
+#[test]
+fn an_uncontended_fair_lock_sends_the_small_attempt() {
+    let (client, commands) = common::monitored_client();
+    let db = client.database(common::db().name());
+    let key = "quiet";
+    let attempts = |commands: &common::Commands| -> Vec<usize> {
+        commands
+            .take()
+            .into_iter()
+            .filter(|(n, c)| n == "findAndModify" && c.get_bool("upsert") == Ok(true))
+            .map(|(_, c)| {
+                let mut bytes = Vec::new();
+                doc! { "u": c.get_array("update").unwrap().clone() }
+                    .to_writer(&mut bytes)
+                    .unwrap();
+                bytes.len()
+            })
+            .collect()
+    };
+    const SMALL: usize = 2_500;
+    let l = locker(&db, key);
+    for _ in 0..3 {
+        l.lock().unwrap().release().unwrap();
+    }
+    let sent = attempts(&commands);
+    assert_eq!(sent.len(), 3, "one attempt per lock: {sent:?}");
+    assert!(sent.iter().all(|&n| n < SMALL), "{sent:?}");
+
+    // Held by another locker, nobody queued: a single attempt's refusal
+    // is the small attempt's (the whole one's condition is the same).
+    let other = locker(&db, key);
+    let held = other.lock().unwrap();
+    commands.take();
+    assert!(l.try_lock().unwrap().is_none());
+    let sent = attempts(&commands);
+    assert!(sent.len() == 1 && sent[0] < SMALL, "{sent:?}");
+    // A wait refused by the small attempt queues at once with the whole
+    // one, and sends the whole one alone from then on.
+    assert!(l.try_lock_for(STEP * 3).unwrap().is_none());
+    let sent = attempts(&commands);
+    assert!(
+        sent.len() >= 2 && sent[0] < SMALL && sent[1..].iter().all(|&n| n > SMALL),
+        "{sent:?}"
+    );
+    assert!(l.try_lock().unwrap().is_none());
+    let sent = attempts(&commands);
+    assert!(sent.len() == 1 && sent[0] > SMALL, "{sent:?}");
+    held.release().unwrap();
+    // Granted with nobody else queued: quiet again.
+    l.lock().unwrap().release().unwrap();
+    l.lock().unwrap().release().unwrap();
+    let sent = attempts(&commands);
+    assert!(
+        sent.len() == 2 && sent[0] > SMALL && sent[1] < SMALL,
+        "{sent:?}"
+    );
+}
+
+/// A lock handed to (or granted to) one call of a handle is that call's:
+/// another call of the same handle (a thread sharing it) does not take it
+/// as "already mine", which would leave the first call a grant to act on
+/// after the second released it.
+#[test]
+fn a_lock_held_by_one_call_is_not_taken_by_another_call_of_the_same_handle() {
+    let db = common::db();
+    let key = "sibling";
+    let l = locker(&db, key);
+    let now = BsonDate::now().timestamp_millis();
+    locks(&db)
+        .insert_one(doc! {
+            "_id": key, "kind": "lock", "locked": true, "uuid": l.uuid(), "host": "h",
+            "pid": 1_i64, "ts_created": BsonDate::from_millis(now),
+            "ts_expire": BsonDate::from_millis(now + 10_000), "fence": 5_i64,
+            "run": "another-call", "queue": [],
+        })
+        .run()
+        .unwrap();
+    assert!(l.try_lock().unwrap().is_none(), "one attempt");
+    assert!(
+        l.try_lock_for(Duration::from_millis(300))
+            .unwrap()
+            .is_none(),
+        "a wait"
+    );
+    let doc = lock_doc(&db, key);
+    assert_eq!(doc.get_str("run").unwrap(), "another-call");
+    assert_eq!(doc.get_i64("fence").unwrap(), 5);
+}

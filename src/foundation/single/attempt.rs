@@ -3,6 +3,7 @@
 //! [`crate::foundation::handover`]), and the tenure a grant starts.
 
 use std::cell::Cell;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
 use crate::error::Result;
@@ -109,15 +110,7 @@ impl LockCore {
         nearby: &Cell<bool>,
     ) -> Result<Option<(LockRecord, bool)>> {
         meter::timed(&self.meter, "acquire", || match fair {
-            Some(fair) => self
-                .store
-                .try_acquire_fair(&self.key, &self.owner, self.ttl, force, fair)
-                .map(|a| {
-                    a.map(|a| {
-                        nearby.set(a.nearby);
-                        (a.record, a.granted)
-                    })
-                }),
+            Some(fair) => self.fair_round_trip(force, fair, nearby),
             // Without the queue, an answer naming this owner is its grant:
             // the take-over condition takes whatever the owner holds.
             None => self
@@ -125,5 +118,47 @@ impl LockCore {
                 .try_acquire(&self.key, &self.owner, Some(call), self.ttl, force)
                 .map(|r| r.map(|r| (r, true))),
         })
+    }
+
+    /// A fair attempt: when this locker saw nobody else queue at its last
+    /// fair answer, first the small attempt that grants only a free key
+    /// nobody queues for ([`LockStore::try_acquire_uncontended`]), then,
+    /// if that is refused, the whole one. One round trip; two when a wait
+    /// is first refused after a quiet spell (it queues at once) or a free
+    /// key has a queue, after which the locker sends the whole one until
+    /// an answer shows the queue empty again.
+    ///
+    /// [`LockStore::try_acquire_uncontended`]: crate::foundation::single::store::LockStore::try_acquire_uncontended
+    fn fair_round_trip(
+        &self,
+        force: bool,
+        fair: &Fair<'_>,
+        nearby: &Cell<bool>,
+    ) -> Result<Option<(LockRecord, bool)>> {
+        if !force && !self.contended.load(Ordering::Relaxed) {
+            let quick =
+                self.store
+                    .try_acquire_uncontended(&self.key, &self.owner, self.ttl, fair.call)?;
+            match quick {
+                Some(a) if a.granted => return Ok(Some((a.record, true))),
+                // Refused by a holder with nobody queued: the whole
+                // attempt's take-over condition is the same, so a single
+                // attempt has its answer. A wait queues now.
+                Some(a) if !fair.enqueue && !a.others_queued => {
+                    nearby.set(false);
+                    return Ok(Some((a.record, false)));
+                }
+                _ => self.contended.store(true, Ordering::Relaxed),
+            }
+        }
+        let answer = self
+            .store
+            .try_acquire_fair(&self.key, &self.owner, self.ttl, force, fair)?;
+        Ok(answer.map(|a| {
+            nearby.set(a.nearby);
+            let quiet = a.granted && !a.others_queued;
+            self.contended.store(!quiet, Ordering::Relaxed);
+            (a.record, a.granted)
+        }))
     }
 }

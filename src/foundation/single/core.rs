@@ -6,6 +6,7 @@
 //! thread (which calls [`Renew::renew`] here).
 
 use std::cell::Cell;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,6 +63,10 @@ pub(crate) struct LockCore {
     pub(super) unreleased_until: Mutex<Option<DateTime<Utc>>>,
     /// What it reports.
     pub(super) meter: Meter,
+    /// Whether its last fair answer showed others queued (or refused it):
+    /// its next fair attempt is then the whole one at once (see
+    /// `attempt.rs`).
+    pub(super) contended: AtomicBool,
 }
 
 /// Where a fair call's attempts leave and find what is told besides their
@@ -107,6 +112,7 @@ impl LockCore {
             hold: settings.hold,
             fair: settings.fair,
             unreleased_until: Mutex::new(None),
+            contended: AtomicBool::new(false),
         }
     }
 

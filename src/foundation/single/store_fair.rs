@@ -15,7 +15,7 @@ use crate::foundation::moment::Moment;
 use crate::foundation::owner::Owner;
 use crate::foundation::round_trips::upsert_after;
 use crate::foundation::single::document::{LockRecord, LOCKED, RUN};
-use crate::foundation::single::pipeline::{fair_acquire, Whose};
+use crate::foundation::single::pipeline::{fair_acquire, uncontended_fair_acquire, Whose};
 use crate::foundation::single::queue::{leave_update, Fair, CALL, QUEUE};
 use crate::foundation::single::store::LockStore;
 
@@ -29,6 +29,8 @@ pub(crate) struct FairAnswer {
     /// Whether the holder and every waiter ahead of the call are of this
     /// process (so only a release of this process can hand it the lock).
     pub nearby: bool,
+    /// Whether the document queues anyone but the call (live or not).
+    pub others_queued: bool,
 }
 
 /// The queue entries ahead of `call`'s in `doc`; `None` when it has none.
@@ -63,29 +65,57 @@ impl LockStore {
     ) -> Result<Option<FairAnswer>> {
         self.check_once()?;
         // Built per call: the call's token is in several places.
-        let Some(doc) = upsert_after(&self.coll, key, || {
+        upsert_after(&self.coll, key, || {
             fair_acquire(owner, ttl, force, self.grace, fair)
         })?
-        else {
-            return Ok(None);
-        };
-        let record = self.parse(&doc)?;
+        .map(|doc| self.fair_answer(&doc, owner, fair.call))
+        .transpose()
+    }
+
+    /// A fair attempt for a locker that saw nobody queue at its last
+    /// grant (see [`uncontended_fair_acquire`]): granted to the call only
+    /// when the key is free or expired and nobody queues; otherwise it
+    /// changes nothing (the caller follows it with
+    /// [`try_acquire_fair`](Self::try_acquire_fair)).
+    pub fn try_acquire_uncontended(
+        &self,
+        key: &str,
+        owner: &Owner,
+        ttl: Duration,
+        call: &str,
+    ) -> Result<Option<FairAnswer>> {
+        self.check_once()?;
+        upsert_after(&self.coll, key, || {
+            uncontended_fair_acquire(owner, call, ttl, self.grace)
+        })?
+        .map(|doc| self.fair_answer(&doc, owner, call))
+        .transpose()
+    }
+
+    /// What a fair attempt's answer `doc` says to `owner`'s call `call`.
+    fn fair_answer(&self, doc: &Document, owner: &Owner, call: &str) -> Result<FairAnswer> {
+        let record = self.parse(doc)?;
         let granted = matches!(&record, LockRecord::Taken(info) if info.uuid == owner.uuid)
-            && doc.get_str(RUN) == Ok(fair.call);
-        let nearby = ahead_of(&doc, fair.call).is_some_and(|ahead| {
+            && doc.get_str(RUN) == Ok(call);
+        let others_queued = doc.get_array(QUEUE).is_ok_and(|q| {
+            q.iter()
+                .any(|e| e.as_document().is_none_or(|e| e.get_str(CALL) != Ok(call)))
+        });
+        let nearby = ahead_of(doc, call).is_some_and(|ahead| {
             let here = |d: &Document| {
                 d.get_str(HOST) == Ok(owner.host.as_str())
                     && Reader::new(d, self.coll.name())
                         .pid(PID)
                         .is_ok_and(|pid| pid == owner.pid)
             };
-            (doc.get_bool(LOCKED) != Ok(true) || here(&doc)) && ahead.iter().all(|e| here(e))
+            (doc.get_bool(LOCKED) != Ok(true) || here(doc)) && ahead.iter().all(|e| here(e))
         });
-        Ok(Some(FairAnswer {
+        Ok(FairAnswer {
             record,
             granted,
             nearby,
-        }))
+            others_queued,
+        })
     }
 
     /// Tells this process's waiter of the call that `doc` (a release's
