@@ -36,18 +36,23 @@ impl LockCore {
         self.refuse_if_held()?;
         // Handed over for the whole ttl (see `handover`): the release's
         // answer is the grant, and its send time bounds the lease. One
-        // handed only the waiter lease is claimed by the round trip below.
+        // handed only the waiter lease, or after another attempt of this
+        // locker (see `LockCore::attempts_sent`), is claimed by the round trip.
+        let untouched = answers.seen.get() == self.attempts_sent.load(Ordering::Relaxed);
         let handover = answers
             .handed
             .lock()
             .take()
-            .filter(|h| h.info.uuid == self.owner.uuid && h.grants_ttl(self.ttl));
+            .filter(|h| untouched && h.info.uuid == self.owner.uuid && h.grants_ttl(self.ttl));
         let (sent, answer) = match handover {
             Some(h) => (h.sent, Ok(Some((LockRecord::Taken(h.info), true)))),
-            None => (
-                Moment::now(),
-                self.round_trip(force, call, fair, answers.nearby),
-            ),
+            None => {
+                answers
+                    .seen
+                    .set(self.attempts_sent.fetch_add(1, Ordering::Relaxed) + 1);
+                let sent = Moment::now();
+                (sent, self.round_trip(force, call, fair, answers.nearby))
+            }
         };
         if !matches!(answer, Ok(Some(_))) {
             *left = true;
@@ -71,8 +76,9 @@ impl LockCore {
                     // The answer came after the lease's local deadline (a
                     // slow round trip on a short ttl): nothing to act on.
                     // The lock names this locker until it expires; the next
-                    // attempt retakes it with a new fence, or the call's end
-                    // takes it back.
+                    // attempt retakes it (a fair one as handed to its call,
+                    // with the same fence, which nobody acted on), or the
+                    // call's end takes it back.
                     log::debug!("acquire `{}`: answer came too late to use", self.key);
                     *left = true;
                     return Ok(Attempt::Held { expires: None });
@@ -160,5 +166,108 @@ impl LockCore {
             self.contended.store(!quiet, Ordering::Relaxed);
             (a.record, a.granted)
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::foundation::document::LockInfo;
+    use crate::foundation::handover::{Handover, HandoverSlot};
+    use crate::foundation::owner::Owner;
+    use crate::foundation::single::core::Settings;
+    use crate::foundation::single::store::LockStore;
+    use std::time::Duration;
+
+    const TTL: Duration = Duration::from_secs(10);
+
+    /// A locker on a server that is not there: any round trip fails (fast).
+    fn core() -> Arc<LockCore> {
+        let uri = "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=50&connectTimeoutMS=50";
+        let client = mongodb::sync::Client::with_uri_str(uri).unwrap();
+        let store = LockStore::new(&client.database("app"), "locks", Duration::ZERO);
+        let settings = Settings {
+            ttl: TTL,
+            step: Duration::from_millis(50),
+            timeparanoid: false,
+            change_streams: true,
+            keep_alive: false,
+            hold: Duration::ZERO,
+            owner: Owner::new(),
+            fair: Some(Duration::from_millis(1500)),
+        };
+        Arc::new(LockCore::new("k".into(), store, settings))
+    }
+
+    fn handover(core: &LockCore, fence: i64) -> Handover {
+        let now = chrono::Utc::now();
+        Handover {
+            info: LockInfo {
+                key: "k".into(),
+                uuid: core.owner().uuid.clone(),
+                host: "h".into(),
+                pid: 1,
+                created: now,
+                expires: now + chrono::TimeDelta::seconds(10),
+                fence,
+                metadata: None,
+            },
+            sent: Moment::now(),
+        }
+    }
+
+    /// The call's attempt with `slot` and `seen`: granted (the fence), or
+    /// `None` when it went to the (absent) server instead.
+    fn attempt(core: &Arc<LockCore>, slot: &HandoverSlot, seen: &Cell<u64>) -> Option<i64> {
+        let fair = Fair {
+            call: "c1",
+            waiter_lease: Duration::from_millis(1500),
+            enqueue: true,
+        };
+        let nearby = Cell::new(false);
+        let answers = Answers {
+            nearby: &nearby,
+            handed: slot,
+            seen,
+        };
+        match core.attempt(false, "c1", Some(&fair), answers, &mut false) {
+            Ok(Attempt::Won(t)) => Some(t.fence()),
+            Ok(Attempt::Held { .. }) => panic!("no server to refuse it"),
+            Err(_) => None,
+        }
+    }
+
+    #[test]
+    fn a_handover_is_used_only_if_no_other_attempt_of_the_locker_came_between() {
+        let core = core();
+        let slot = HandoverSlot::default();
+        let seen = Cell::new(u64::MAX);
+        // The call's first attempt goes to the server (here: fails).
+        assert_eq!(attempt(&core, &slot, &seen), None);
+        // Handed over since: held with no round trip.
+        *slot.lock() = Some(handover(&core, 7));
+        assert_eq!(attempt(&core, &slot, &seen), Some(7));
+        core.release_fence(Some(7)).ok();
+
+        // Another call of this locker attempted after the call's last
+        // attempt (it may have taken the lock from it and let it go):
+        // the handover is not used, the call claims the lock instead.
+        let seen = Cell::new(u64::MAX);
+        assert_eq!(attempt(&core, &slot, &seen), None);
+        *slot.lock() = Some(handover(&core, 8));
+        let other = Cell::new(u64::MAX);
+        assert_eq!(attempt(&core, &HandoverSlot::default(), &other), None);
+        assert_eq!(attempt(&core, &slot, &seen), None);
+        // A forced release of this locker counts too.
+        assert_eq!(attempt(&core, &slot, &seen), None);
+        *slot.lock() = Some(handover(&core, 9));
+        core.release_anyone().ok();
+        assert_eq!(attempt(&core, &slot, &seen), None);
+        // A handover of another ttl (only the waiter lease) is claimed.
+        assert_eq!(attempt(&core, &slot, &seen), None);
+        let mut short = handover(&core, 10);
+        short.info.expires = short.info.created + chrono::TimeDelta::milliseconds(1500);
+        *slot.lock() = Some(short);
+        assert_eq!(attempt(&core, &slot, &seen), None);
     }
 }

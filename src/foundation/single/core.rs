@@ -6,7 +6,7 @@
 //! thread (which calls [`Renew::renew`] here).
 
 use std::cell::Cell;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -67,6 +67,11 @@ pub(crate) struct LockCore {
     /// its next fair attempt is then the whole one at once (see
     /// `attempt.rs`).
     pub(super) contended: AtomicBool,
+    /// The acquire attempts and forced releases this locker has sent: a
+    /// handover left for a call is used only if none was sent since that
+    /// call's own last attempt (one could have taken the lock from it as
+    /// "already mine", a thread sharing the handle, and let it go again).
+    pub(super) attempts_sent: AtomicU64,
 }
 
 /// Where a fair call's attempts leave and find what is told besides their
@@ -77,6 +82,9 @@ pub(super) struct Answers<'a> {
     pub nearby: &'a Cell<bool>,
     /// A handover from a release of this process (see [`Queued::handed`]).
     pub handed: &'a HandoverSlot,
+    /// The locker's count of attempts sent (see [`LockCore::attempts_sent`]) just
+    /// after the call's last one.
+    pub seen: &'a Cell<u64>,
 }
 
 /// What a locker is configured with, beyond its key and store (checked by
@@ -113,6 +121,7 @@ impl LockCore {
             fair: settings.fair,
             unreleased_until: Mutex::new(None),
             contended: AtomicBool::new(false),
+            attempts_sent: AtomicU64::new(0),
         }
     }
 
@@ -203,6 +212,7 @@ impl LockCore {
         });
         let nearby = Cell::new(false);
         let handed = HandoverSlot::default();
+        let seen = Cell::new(u64::MAX);
         let queue = fair.filter(|f| f.enqueue).map(|f| Queued {
             call: f.call,
             refresh: f.waiter_lease / 3,
@@ -233,6 +243,7 @@ impl LockCore {
             let answer = Answers {
                 nearby: &nearby,
                 handed: &handed,
+                seen: &seen,
             };
             self.attempt(force, &call, fair.as_ref(), answer, &mut left)
         });
@@ -338,6 +349,7 @@ impl LockCore {
     /// forgetting this locker's acquisition.
     pub fn release_anyone(&self) -> Result<bool> {
         let _op = self.op.lock();
+        self.attempts_sent.fetch_add(1, Ordering::Relaxed);
         if let Some(tenure) = self.held.lock().take() {
             tenure.release();
         }
