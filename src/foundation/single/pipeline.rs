@@ -127,8 +127,14 @@ pub(crate) fn acquire_pipeline(
     force: bool,
     grace: Duration,
 ) -> Vec<Document> {
+    grant_when(take_condition(&owner.uuid, force, grace), owner, run, ttl)
+}
+
+/// The one-stage grant: every field [`ours`] when `take` holds, the
+/// document as it was otherwise.
+fn grant_when(take: Document, owner: &Owner, run: Option<&str>, ttl: Duration) -> Vec<Document> {
     vec![doc! { "$replaceWith": { "$cond": [
-        take_condition(&owner.uuid, force, grace),
+        take,
         { "$mergeObjects": ["$$ROOT", ours(owner, run, ttl)] },
         "$$ROOT",
     ]}}]
@@ -193,11 +199,7 @@ pub(crate) fn uncontended_fair_acquire(
         { "$cond": [{ "$isArray": &queue }, { "$size": &queue }, 0] }, 0,
     ]};
     let take = doc! { "$and": [take_condition(&owner.uuid, false, grace), nobody_queues] };
-    vec![doc! { "$replaceWith": { "$cond": [
-        take,
-        { "$mergeObjects": ["$$ROOT", ours(owner, Some(call), ttl)] },
-        "$$ROOT",
-    ]}}]
+    grant_when(take, owner, Some(call), ttl)
 }
 
 /// Writes `run` into an acquire pipeline built without one: the same

@@ -319,8 +319,9 @@ impl LockStore {
         keep: (Duration, Option<i64>),
     ) -> Result<bool> {
         // The calls a handover grants their ttl: this process's waiters.
-        let here = self
-            .existing_hub()
+        let hub = self.existing_hub();
+        let here = hub
+            .as_ref()
             .map(|hub| hub.waiting_calls(key))
             .unwrap_or_default();
         let update = if here.is_empty() {
@@ -341,7 +342,9 @@ impl LockStore {
         // Still locked: kept for a hold, or handed over; either says
         // whether the releaser's lease was live.
         if r.bool(LOCKED)? {
-            self.wake_handed(&after, &here, sent);
+            if let Some(hub) = &hub {
+                self.wake_handed(hub, &after, &here, sent);
+            }
             return Ok(after.get_bool(RELEASED_LIVE).unwrap_or(true));
         }
         // A document released after its expiry was no longer held.

@@ -18,6 +18,7 @@ use crate::foundation::single::document::{LockRecord, LOCKED, RUN};
 use crate::foundation::single::pipeline::{fair_acquire, uncontended_fair_acquire, Whose};
 use crate::foundation::single::queue::{leave_update, Fair, CALL, QUEUE};
 use crate::foundation::single::store::LockStore;
+use crate::foundation::watch::Hub;
 
 /// A fair attempt's answer (see [`LockStore::try_acquire_fair`]).
 #[derive(Debug)]
@@ -122,11 +123,14 @@ impl LockStore {
     /// answer, sent at `sent`) names, if one waits, that the lock is its
     /// own now: a call of `waiting_here` (the release granted it its ttl)
     /// finds the grant in its slot; another only wakes, to claim it.
-    pub(super) fn wake_handed(&self, doc: &Document, waiting_here: &[String], sent: Moment) {
+    pub(super) fn wake_handed(
+        &self,
+        hub: &Hub,
+        doc: &Document,
+        waiting_here: &[String],
+        sent: Moment,
+    ) {
         let (Ok(key), Ok(run)) = (doc.get_str(ID), doc.get_str(RUN)) else {
-            return;
-        };
-        let Some(hub) = self.existing_hub() else {
             return;
         };
         let handover = match self.parse(doc) {
