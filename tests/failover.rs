@@ -52,9 +52,11 @@ fn blocked_lock_calls_ride_through_a_server_restart_and_each_gets_the_lock() {
     }
     std::thread::sleep(Duration::from_secs(1));
     drop(held);
-    // Restart while two of the three still wait.
+    // Restart while two of the three still wait. Down longer than the
+    // clients' server selection timeout (1 s): a poll sent during the
+    // outage fails instead of waiting it out.
     server.stop();
-    std::thread::sleep(Duration::from_millis(500));
+    std::thread::sleep(Duration::from_millis(1_500));
     server.restart();
     let mut got = Vec::new();
     for _ in 0..3 {
